@@ -1,0 +1,140 @@
+package raft
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"go.uber.org/zap"
+)
+
+// Default values used for zero fields of Config.
+const (
+	// DefaultElectionTick is the election timeout, in ticks, when
+	// Config.ElectionTick is zero.
+	DefaultElectionTick = 10
+	// DefaultHeartbeatTick is the heartbeat interval, in ticks, when
+	// Config.HeartbeatTick is zero.
+	DefaultHeartbeatTick = 1
+	// DefaultMaxSizePerMsg is the byte limit of one append message when
+	// Config.MaxSizePerMsg is zero.
+	DefaultMaxSizePerMsg = 1 << 20
+	// DefaultMaxInflightMsgs is the inflight window length when
+	// Config.MaxInflightMsgs is zero.
+	DefaultMaxInflightMsgs = 256
+)
+
+// Config holds a node's parameters. Zero values mean the documented
+// defaults; NewRawNode validates the result and reports the first problem.
+type Config struct {
+	// ID identifies the node; it must not be zero.
+	ID uint64
+
+	// ElectionTick is the number of ticks a follower waits without hearing
+	// from a leader before it campaigns. The actual timeout is drawn anew at
+	// every term change from [ElectionTick, 2*ElectionTick). It must be
+	// greater than HeartbeatTick. Default DefaultElectionTick.
+	ElectionTick int
+	// HeartbeatTick is the number of ticks between a leader's heartbeats.
+	// Default DefaultHeartbeatTick.
+	HeartbeatTick int
+
+	// Storage is the node's durable state; required. A new node's storage is
+	// empty (then call Bootstrap) or holds what a previous run persisted.
+	Storage Storage
+
+	// Applied is the index the host's state machine has already applied
+	// when the node restarts; entries up to it are not handed out again.
+	Applied uint64
+
+	// MaxSizePerMsg bounds the bytes of entries in one append message (at
+	// least one entry is always sent). Default DefaultMaxSizePerMsg.
+	MaxSizePerMsg uint64
+	// MaxCommittedSizePerReady bounds the bytes of committed entries in one
+	// Ready. Default: MaxSizePerMsg.
+	MaxCommittedSizePerReady uint64
+	// MaxUncommittedEntriesSize bounds the payload bytes of a leader's
+	// uncommitted tail; a proposal beyond it fails with ErrProposalDropped.
+	// Zero means no limit.
+	MaxUncommittedEntriesSize uint64
+	// MaxInflightMsgs bounds the appends in flight to one peer in replicate
+	// mode. Default DefaultMaxInflightMsgs.
+	MaxInflightMsgs int
+	// MaxInflightBytes bounds the bytes of entries in flight to one peer.
+	// Zero means no byte limit; otherwise it must be at least MaxSizePerMsg.
+	MaxInflightBytes uint64
+
+	// DisablePreVote turns off the pre-vote phase (thesis §9.6). With it on
+	// (the default), a node whose election timer fires first asks whether
+	// it could win at the next term, and raises its term only if a quorum
+	// says yes; a node rejoining after a partition then does not depose a
+	// healthy leader.
+	DisablePreVote bool
+	// DisableCheckQuorum turns off quorum checking. With it on (the
+	// default), a leader that has not heard from a quorum within an
+	// election timeout steps down, and a follower that heard from a leader
+	// within the election timeout ignores vote requests.
+	DisableCheckQuorum bool
+
+	// DisableProposalForwarding makes a follower drop proposals (returning
+	// ErrProposalDropped) instead of forwarding them to the leader.
+	DisableProposalForwarding bool
+
+	// Logger receives the node's log lines. Nil means no logging.
+	Logger *zap.Logger
+
+	// Rand is the source of election-timeout jitter. Nil means a source
+	// seeded from Seed, so that a run is reproducible.
+	Rand *rand.Rand
+	// Seed seeds the jitter source when Rand is nil. Zero means the node ID.
+	Seed uint64
+}
+
+// withDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.ElectionTick == 0 {
+		c.ElectionTick = DefaultElectionTick
+	}
+	if c.HeartbeatTick == 0 {
+		c.HeartbeatTick = DefaultHeartbeatTick
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = DefaultMaxSizePerMsg
+	}
+	if c.MaxCommittedSizePerReady == 0 {
+		c.MaxCommittedSizePerReady = c.MaxSizePerMsg
+	}
+	if c.MaxInflightMsgs == 0 {
+		c.MaxInflightMsgs = DefaultMaxInflightMsgs
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Rand == nil {
+		seed := c.Seed
+		if seed == 0 {
+			seed = c.ID
+		}
+		c.Rand = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	}
+	return c
+}
+
+// validate reports the first invalid field of c (after defaults), naming the
+// field and its value.
+func (c *Config) validate() error {
+	switch {
+	case c.ID == None:
+		return fmt.Errorf("%w: ID must not be 0", ErrInvalidConfig)
+	case c.HeartbeatTick < 1:
+		return fmt.Errorf("%w: HeartbeatTick must be at least 1, got %d", ErrInvalidConfig, c.HeartbeatTick)
+	case c.ElectionTick <= c.HeartbeatTick:
+		return fmt.Errorf("%w: ElectionTick (%d) must be greater than HeartbeatTick (%d)", ErrInvalidConfig, c.ElectionTick, c.HeartbeatTick)
+	case c.Storage == nil:
+		return fmt.Errorf("%w: Storage must be set", ErrInvalidConfig)
+	case c.MaxInflightMsgs < 1:
+		return fmt.Errorf("%w: MaxInflightMsgs must be at least 1, got %d", ErrInvalidConfig, c.MaxInflightMsgs)
+	case c.MaxInflightBytes != 0 && c.MaxInflightBytes < c.MaxSizePerMsg:
+		return fmt.Errorf("%w: MaxInflightBytes (%d) must be 0 or at least MaxSizePerMsg (%d)", ErrInvalidConfig, c.MaxInflightBytes, c.MaxSizePerMsg)
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package raft
+
+import "errors"
+
+var (
+	// ErrCompacted is returned by Storage.Entries and Storage.Term when the
+	// requested index precedes the first available index because the log
+	// was compacted.
+	ErrCompacted = errors.New("raft: requested index is unavailable due to compaction")
+
+	// ErrUnavailable is returned by Storage.Entries and Storage.Term when the
+	// requested index is beyond the last index of the log.
+	ErrUnavailable = errors.New("raft: requested entry at index is unavailable")
+
+	// ErrSnapOutOfDate is returned by MemoryStorage.ApplySnapshot and
+	// CreateSnapshot when the snapshot is older than the one already held.
+	ErrSnapOutOfDate = errors.New("raft: requested index is older than the existing snapshot")
+
+	// ErrSnapshotTemporarilyUnavailable is returned by Storage.Snapshot when
+	// the snapshot is being prepared; the node retries later.
+	ErrSnapshotTemporarilyUnavailable = errors.New("raft: snapshot is temporarily unavailable")
+
+	// ErrLogGap is returned by MemoryStorage.Append when the first appended
+	// entry does not follow the log's last entry (or replace part of it).
+	ErrLogGap = errors.New("raft: appended entries leave a gap in the log")
+
+	// ErrProposalDropped is returned when a proposal is ignored: no leader is
+	// known, forwarding is disabled, a leadership transfer is running, or the
+	// uncommitted tail would exceed MaxUncommittedEntriesSize. The proposal
+	// was not appended anywhere and will not be applied; retrying is safe.
+	ErrProposalDropped = errors.New("raft: proposal dropped")
+
+	// ErrStepLocalMsg is returned by RawNode.Step for a message type that only
+	// a node itself may generate.
+	ErrStepLocalMsg = errors.New("raft: cannot step raft local message")
+
+	// ErrStepPeerNotFound is returned by RawNode.Step for a response from a
+	// node that is not a member of the configuration.
+	ErrStepPeerNotFound = errors.New("raft: cannot step as peer not found")
+
+	// ErrInvalidMessage is returned by RawNode.Step for a message that fails
+	// validation (a zero sender, entries with gaps, impossible indexes). The
+	// message was dropped and the node's state is unchanged.
+	ErrInvalidMessage = errors.New("raft: invalid message")
+
+	// ErrInvalidConfig is returned by NewRawNode when the Config fails
+	// validation; the wrapped message names the field and its value.
+	ErrInvalidConfig = errors.New("raft: invalid config")
+
+	// ErrAlreadyBootstrapped is returned by RawNode.Bootstrap when the
+	// storage already holds state.
+	ErrAlreadyBootstrapped = errors.New("raft: storage is not empty, cannot bootstrap")
+
+	// ErrNotLeader is returned by calls only a leader can serve.
+	ErrNotLeader = errors.New("raft: not the leader")
+)

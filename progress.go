@@ -1,0 +1,185 @@
+package raft
+
+import "fmt"
+
+// ProgressState is the replication mode a leader uses for one peer.
+type ProgressState uint8
+
+const (
+	// ProgressStateProbe sends at most one append per heartbeat interval
+	// until the peer's matching index is known.
+	ProgressStateProbe ProgressState = iota
+	// ProgressStateReplicate streams appends optimistically, bounded by the
+	// inflight window.
+	ProgressStateReplicate
+	// ProgressStateSnapshot waits for a snapshot to be installed; no
+	// appends are sent.
+	ProgressStateSnapshot
+)
+
+// String returns the state's name.
+func (s ProgressState) String() string {
+	switch s {
+	case ProgressStateProbe:
+		return "StateProbe"
+	case ProgressStateReplicate:
+		return "StateReplicate"
+	case ProgressStateSnapshot:
+		return "StateSnapshot"
+	}
+	return fmt.Sprintf("ProgressState(%d)", uint8(s))
+}
+
+// Progress is a leader's view of one peer's log. Only its own methods change
+// its fields.
+type Progress struct {
+	// Match is the highest index known to be replicated on the peer.
+	// Invariant: Match < Next.
+	Match uint64
+	// Next is the index of the next entry to send.
+	Next uint64
+	// State is the replication mode.
+	State ProgressState
+	// PendingSnapshot is the index of the snapshot being sent, while State
+	// is ProgressStateSnapshot.
+	PendingSnapshot uint64
+	// RecentActive reports whether the peer was heard from since the last
+	// quorum check.
+	RecentActive bool
+	// MsgAppFlowPaused reports, in probe state, that an append was sent and
+	// no answer or heartbeat response arrived since.
+	MsgAppFlowPaused bool
+	// IsLearner reports whether the peer is a learner.
+	IsLearner bool
+
+	inflights *inflights
+}
+
+func newProgress(next uint64, maxInflight int, maxInflightBytes uint64, isLearner bool) *Progress {
+	return &Progress{
+		Next:      next,
+		inflights: newInflights(maxInflight, maxInflightBytes),
+		IsLearner: isLearner,
+	}
+}
+
+// resetState enters state with an empty inflight window.
+func (pr *Progress) resetState(state ProgressState) {
+	pr.MsgAppFlowPaused = false
+	pr.PendingSnapshot = 0
+	pr.State = state
+	pr.inflights.reset()
+}
+
+// becomeProbe returns to probing from the entry after Match (or after the
+// snapshot that was being sent).
+func (pr *Progress) becomeProbe() {
+	if pr.State == ProgressStateSnapshot {
+		pendingSnapshot := pr.PendingSnapshot
+		pr.resetState(ProgressStateProbe)
+		pr.Next = max(pr.Match+1, pendingSnapshot+1)
+		return
+	}
+	pr.resetState(ProgressStateProbe)
+	pr.Next = pr.Match + 1
+}
+
+// becomeReplicate starts streaming from the entry after Match.
+func (pr *Progress) becomeReplicate() {
+	pr.resetState(ProgressStateReplicate)
+	pr.Next = pr.Match + 1
+}
+
+// becomeSnapshot waits for the peer to install the snapshot at snapshotIndex.
+func (pr *Progress) becomeSnapshot(snapshotIndex uint64) {
+	pr.resetState(ProgressStateSnapshot)
+	pr.PendingSnapshot = snapshotIndex
+}
+
+// sentEntries records that an append carrying entries up to lastIndex, of
+// the given total size, was sent.
+func (pr *Progress) sentEntries(lastIndex, bytes uint64, n int) {
+	switch pr.State {
+	case ProgressStateReplicate:
+		if n > 0 {
+			pr.inflights.add(lastIndex, bytes)
+			pr.Next = lastIndex + 1
+		}
+	case ProgressStateProbe:
+		pr.MsgAppFlowPaused = true
+	}
+}
+
+// maybeUpdate records that the peer holds the log up to n. It reports whether
+// Match advanced.
+func (pr *Progress) maybeUpdate(n uint64) bool {
+	updated := false
+	if pr.Match < n {
+		pr.Match = n
+		updated = true
+		pr.MsgAppFlowPaused = false
+	}
+	pr.Next = max(pr.Next, n+1)
+	return updated
+}
+
+// maybeDecrTo handles a rejected append whose previous index was rejected,
+// with matchHint the highest index the peer might match. It reports whether
+// Next moved (false means the rejection is stale).
+func (pr *Progress) maybeDecrTo(rejected, matchHint uint64) bool {
+	if pr.State == ProgressStateReplicate {
+		// Appends are pipelined: a rejection of an index at or below Match
+		// is an old answer.
+		if rejected <= pr.Match {
+			return false
+		}
+		pr.Next = pr.Match + 1
+		return true
+	}
+	// In probe state only the latest append (at Next-1) is meaningful.
+	if pr.Next-1 != rejected {
+		return false
+	}
+	pr.Next = max(min(rejected, matchHint+1), pr.Match+1)
+	pr.MsgAppFlowPaused = false
+	return true
+}
+
+// resume lets a paused probe send again (on a heartbeat response).
+func (pr *Progress) resume() { pr.MsgAppFlowPaused = false }
+
+// isPaused reports whether no append should be sent to the peer now.
+func (pr *Progress) isPaused() bool {
+	switch pr.State {
+	case ProgressStateProbe:
+		return pr.MsgAppFlowPaused
+	case ProgressStateReplicate:
+		return pr.inflights.full()
+	default:
+		return true
+	}
+}
+
+// InflightCount returns the number of appends sent and not yet acknowledged.
+func (pr *Progress) InflightCount() int { return pr.inflights.len() }
+
+// String summarises the progress for logs and test output.
+func (pr *Progress) String() string {
+	s := fmt.Sprintf("%s match=%d next=%d", pr.State, pr.Match, pr.Next)
+	if pr.IsLearner {
+		s += " learner"
+	}
+	if pr.isPaused() {
+		s += " paused"
+	}
+	if pr.PendingSnapshot > 0 {
+		s += fmt.Sprintf(" pendingSnap=%d", pr.PendingSnapshot)
+	}
+	if n := pr.inflights.len(); n > 0 {
+		s += fmt.Sprintf(" inflight=%d", n)
+		if pr.inflights.full() {
+			s += "[full]"
+		}
+	}
+	return s
+}

@@ -1,0 +1,501 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"go.uber.org/zap"
+)
+
+// stepFunc handles a message in the current role, after Step has dealt with
+// terms and votes.
+type stepFunc func(r *raft, m Message) error
+
+// raft is the protocol state machine of one node. It is not safe for
+// concurrent use; RawNode wraps it for hosts.
+type raft struct {
+	id uint64
+
+	// Term and Vote are the durable part of the state (with the log's
+	// commit index).
+	Term uint64
+	Vote uint64
+
+	raftLog *raftLog
+	trk     progressTracker
+
+	state StateType
+	// lead is the leader of the current term, or None.
+	lead uint64
+	// isLearner reports that this node is a learner: it never campaigns.
+	isLearner bool
+
+	// msgs may be sent as soon as the host has them; msgsAfterPersist only
+	// once the host has made the Ready's entries and hard state durable.
+	msgs             []Message
+	msgsAfterPersist []Message
+
+	maxMsgSize         uint64
+	maxUncommittedSize uint64
+	// uncommittedSize is the payload size of the leader's entries that
+	// have not yet been handed out for applying.
+	uncommittedSize uint64
+
+	disableProposalForwarding bool
+	preVote                   bool
+	checkQuorum               bool
+
+	// electionElapsed counts ticks since the last election timeout reset
+	// (a follower hearing from its leader, a vote granted) or, on a leader,
+	// since the last quorum check.
+	electionElapsed  int
+	heartbeatElapsed int
+
+	electionTimeout  int
+	heartbeatTimeout int
+	// randomizedElectionTimeout lies in [electionTimeout, 2*electionTimeout)
+	// and is drawn anew at every term change.
+	randomizedElectionTimeout int
+	rand                      *rand.Rand
+
+	tick func()
+	step stepFunc
+
+	logger *zap.Logger
+}
+
+// newRaft validates c and builds a node from its storage.
+func newRaft(c Config) (*raft, error) {
+	c = c.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	raftLog, err := newLog(c.Storage, c.Logger, c.MaxCommittedSizePerReady)
+	if err != nil {
+		return nil, err
+	}
+	hs, cs, err := c.Storage.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("raft: reading initial state from storage: %w", err)
+	}
+	r := &raft{
+		id:                        c.ID,
+		raftLog:                   raftLog,
+		trk:                       newProgressTracker(c.MaxInflightMsgs, c.MaxInflightBytes),
+		maxMsgSize:                c.MaxSizePerMsg,
+		maxUncommittedSize:        c.MaxUncommittedEntriesSize,
+		disableProposalForwarding: c.DisableProposalForwarding,
+		preVote:                   !c.DisablePreVote,
+		checkQuorum:               !c.DisableCheckQuorum,
+		electionTimeout:           c.ElectionTick,
+		heartbeatTimeout:          c.HeartbeatTick,
+		rand:                      c.Rand,
+		logger:                    c.Logger.With(zap.Uint64("raft_id", c.ID)),
+	}
+	r.raftLog.logger = r.logger
+	r.trk.applyConfState(cs, raftLog.lastIndex()+1)
+	if err := r.loadState(hs); err != nil {
+		return nil, err
+	}
+	if c.Applied > 0 {
+		if c.Applied > r.raftLog.committed {
+			return nil, fmt.Errorf("%w: Applied (%d) is beyond the durable commit index %d", ErrInvalidConfig, c.Applied, r.raftLog.committed)
+		}
+		r.raftLog.acceptApplying(c.Applied)
+		r.raftLog.appliedTo(c.Applied)
+	}
+	r.becomeFollower(r.Term, None)
+	r.logger.Info("raft node started",
+		zap.Uint64("term", r.Term), zap.Uint64("commit", r.raftLog.committed),
+		zap.Uint64("applied", r.raftLog.applied), zap.Uint64("last_index", r.raftLog.lastIndex()),
+		zap.Uint64s("voters", r.trk.voterIDs()))
+	return r, nil
+}
+
+// loadState restores the durable hard state, checking it against the log.
+func (r *raft) loadState(hs HardState) error {
+	if hs.IsEmpty() {
+		return nil
+	}
+	if hs.Commit < r.raftLog.committed || hs.Commit > r.raftLog.lastIndex() {
+		return fmt.Errorf("raft: stored commit index %d is out of range [%d, %d]: storage is inconsistent",
+			hs.Commit, r.raftLog.committed, r.raftLog.lastIndex())
+	}
+	r.raftLog.committed = hs.Commit
+	r.Term = hs.Term
+	r.Vote = hs.Vote
+	return nil
+}
+
+func (r *raft) hardState() HardState {
+	return HardState{Term: r.Term, Vote: r.Vote, Commit: r.raftLog.committed}
+}
+
+func (r *raft) softState() SoftState { return SoftState{Lead: r.lead, RaftState: r.state} }
+
+// promotable reports whether this node may campaign: it is a voter.
+func (r *raft) promotable() bool {
+	pr := r.trk.progress[r.id]
+	return pr != nil && !pr.IsLearner && !r.raftLog.hasNextOrInProgressSnapshot()
+}
+
+// send queues m, stamping the sender and, for messages that carry the
+// current term, the term. Responses that promise durable state (a vote, an
+// append acknowledgement) and vote requests (which rely on the candidate's
+// own durable vote) wait until the host has persisted the Ready.
+func (r *raft) send(m Message) {
+	m.From = r.id
+	if m.Term == 0 && m.Type != MsgProp && m.Type != MsgReadIndex {
+		m.Term = r.Term
+	}
+	switch m.Type {
+	case MsgAppResp, MsgVote, MsgVoteResp:
+		r.msgsAfterPersist = append(r.msgsAfterPersist, m)
+	default:
+		r.msgs = append(r.msgs, m)
+	}
+}
+
+// sendAppend sends an append (possibly empty) to peer to, or a snapshot.
+func (r *raft) sendAppend(to uint64) { r.maybeSendAppend(to, true) }
+
+// maybeSendAppend sends an append to peer to if its flow control allows,
+// carrying new entries or, if sendIfEmpty, none (to update its commit
+// index). It falls back to a snapshot when the entries were compacted. It
+// reports whether a message was sent.
+func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
+	pr := r.trk.progress[to]
+	if pr == nil || pr.isPaused() {
+		return false
+	}
+	prevIndex := pr.Next - 1
+	prevTerm, err := r.raftLog.term(prevIndex)
+	if err != nil {
+		return r.maybeSendSnapshot(to, pr)
+	}
+	ents, err := r.raftLog.entries(pr.Next, r.maxMsgSize)
+	if err != nil {
+		return r.maybeSendSnapshot(to, pr)
+	}
+	if len(ents) == 0 && !sendIfEmpty {
+		return false
+	}
+	r.send(Message{
+		To:      to,
+		Type:    MsgApp,
+		Index:   prevIndex,
+		LogTerm: prevTerm,
+		Entries: ents,
+		Commit:  r.raftLog.committed,
+	})
+	pr.sentEntries(prevIndex+uint64(len(ents)), entriesSize(ents), len(ents))
+	return true
+}
+
+// maybeSendSnapshot sends the latest snapshot to a peer that needs entries
+// the log no longer holds.
+func (r *raft) maybeSendSnapshot(to uint64, pr *Progress) bool {
+	if !pr.RecentActive {
+		r.logger.Debug("not sending snapshot to an inactive peer", zap.Uint64("to", to))
+		return false
+	}
+	snapshot, err := r.raftLog.snapshot()
+	if err != nil {
+		if errors.Is(err, ErrSnapshotTemporarilyUnavailable) {
+			r.logger.Debug("snapshot temporarily unavailable, will retry", zap.Uint64("to", to))
+		} else {
+			r.logger.Error("cannot read snapshot", zap.Uint64("to", to), zap.Error(err))
+		}
+		return false
+	}
+	if snapshot.IsEmpty() {
+		r.logger.Error("peer needs compacted entries but there is no snapshot", zap.Uint64("to", to))
+		return false
+	}
+	r.logger.Info("sending snapshot", zap.Uint64("to", to),
+		zap.Uint64("snapshot_index", snapshot.Metadata.Index), zap.Uint64("snapshot_term", snapshot.Metadata.Term),
+		zap.Stringer("progress", pr))
+	r.send(Message{To: to, Type: MsgSnap, Snapshot: &snapshot})
+	pr.becomeSnapshot(snapshot.Metadata.Index)
+	return true
+}
+
+// sendHeartbeat sends a heartbeat whose commit index is capped at what the
+// peer is known to hold, so the peer never commits entries it may not have.
+func (r *raft) sendHeartbeat(to uint64) {
+	r.send(Message{
+		To:     to,
+		Type:   MsgHeartbeat,
+		Commit: min(r.trk.progress[to].Match, r.raftLog.committed),
+	})
+}
+
+// bcastAppend sends appends to every peer (empty ones too, to carry the
+// commit index).
+func (r *raft) bcastAppend() {
+	for _, id := range r.trk.memberIDs() {
+		if id != r.id {
+			r.sendAppend(id)
+		}
+	}
+}
+
+// bcastHeartbeat sends a heartbeat to every peer.
+func (r *raft) bcastHeartbeat() {
+	for _, id := range r.trk.memberIDs() {
+		if id != r.id {
+			r.sendHeartbeat(id)
+		}
+	}
+}
+
+// maybeCommit advances the commit index to what a quorum holds, if that
+// entry is of the current term. It reports whether it moved.
+func (r *raft) maybeCommit() bool {
+	return r.raftLog.maybeCommit(r.trk.committed(), r.Term)
+}
+
+// reset starts a new term (or restarts the current one in a new role).
+func (r *raft) reset(term uint64) {
+	if r.Term != term {
+		r.Term = term
+		r.Vote = None
+	}
+	r.lead = None
+	r.electionElapsed = 0
+	r.heartbeatElapsed = 0
+	r.resetRandomizedElectionTimeout()
+	r.trk.resetVotes()
+	last := r.raftLog.lastIndex()
+	persisted := r.raftLog.lastPersistedIndex()
+	for id, pr := range r.trk.progress {
+		pr.resetState(ProgressStateProbe)
+		pr.Match = 0
+		pr.Next = last + 1
+		pr.RecentActive = false
+		if id == r.id {
+			pr.Match = persisted
+			pr.RecentActive = true
+		}
+	}
+	r.uncommittedSize = 0
+}
+
+func (r *raft) resetRandomizedElectionTimeout() {
+	r.randomizedElectionTimeout = r.electionTimeout + r.rand.IntN(r.electionTimeout)
+}
+
+// pastElectionTimeout reports whether the randomized election timeout ran out.
+func (r *raft) pastElectionTimeout() bool {
+	return r.electionElapsed >= r.randomizedElectionTimeout
+}
+
+func (r *raft) becomeFollower(term, lead uint64) {
+	r.step = stepFollower
+	r.reset(term)
+	r.tick = r.tickElection
+	r.lead = lead
+	r.state = StateFollower
+	r.logger.Info("became follower", zap.Uint64("term", r.Term), zap.Uint64("leader", lead))
+}
+
+func (r *raft) becomeCandidate() {
+	if r.state == StateLeader {
+		panic(fmt.Sprintf("raft: invalid transition [leader -> candidate] at term %d", r.Term))
+	}
+	r.step = stepCandidate
+	r.reset(r.Term + 1)
+	r.tick = r.tickElection
+	r.Vote = r.id
+	r.state = StateCandidate
+	r.logger.Info("became candidate", zap.Uint64("term", r.Term))
+}
+
+// becomePreCandidate asks for pre-votes without changing term or vote.
+func (r *raft) becomePreCandidate() {
+	if r.state == StateLeader {
+		panic(fmt.Sprintf("raft: invalid transition [leader -> pre-candidate] at term %d", r.Term))
+	}
+	r.step = stepCandidate
+	r.trk.resetVotes()
+	r.tick = r.tickElection
+	r.lead = None
+	r.state = StatePreCandidate
+	r.logger.Info("became pre-candidate", zap.Uint64("term", r.Term))
+}
+
+func (r *raft) becomeLeader() {
+	if r.state == StateFollower {
+		panic(fmt.Sprintf("raft: invalid transition [follower -> leader] at term %d", r.Term))
+	}
+	r.step = stepLeader
+	r.reset(r.Term)
+	r.tick = r.tickHeartbeat
+	r.lead = r.id
+	r.state = StateLeader
+	// The leader's own progress advances as its writes become durable.
+	self := r.trk.progress[r.id]
+	self.becomeReplicate()
+	// An empty entry of the new term: committing it commits everything the
+	// leader inherited (§5.4.2) and lets it serve reads.
+	if !r.appendEntry(Entry{}) {
+		panic("raft: the empty entry of a new leader was refused")
+	}
+	r.logger.Info("became leader", zap.Uint64("term", r.Term), zap.Uint64("last_index", r.raftLog.lastIndex()))
+}
+
+// tickElection is the tick of followers and candidates: campaign once the
+// randomized election timeout passes without hearing from a leader.
+func (r *raft) tickElection() {
+	r.electionElapsed++
+	if r.promotable() && r.pastElectionTimeout() {
+		r.electionElapsed = 0
+		if err := r.Step(Message{From: r.id, Type: MsgHup}); err != nil {
+			r.logger.Debug("error occurred during election", zap.Error(err))
+		}
+	}
+}
+
+// tickHeartbeat is the leader's tick: send heartbeats every heartbeat
+// interval.
+func (r *raft) tickHeartbeat() {
+	r.heartbeatElapsed++
+	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout {
+		r.electionElapsed = 0
+		if r.checkQuorum {
+			if err := r.Step(Message{From: r.id, Type: MsgCheckQuorum}); err != nil {
+				r.logger.Debug("error occurred during checking quorum", zap.Error(err))
+			}
+		}
+	}
+	if r.state != StateLeader {
+		return
+	}
+	if r.heartbeatElapsed >= r.heartbeatTimeout {
+		r.heartbeatElapsed = 0
+		if err := r.Step(Message{From: r.id, Type: MsgBeat}); err != nil {
+			r.logger.Debug("error occurred during heartbeat", zap.Error(err))
+		}
+	}
+}
+
+// appendEntry appends proposed entries to the leader's log, stamping term and
+// index. It reports false, appending nothing, if the uncommitted tail would
+// grow beyond its limit.
+func (r *raft) appendEntry(es ...Entry) bool {
+	li := r.raftLog.lastIndex()
+	for i := range es {
+		es[i].Term = r.Term
+		es[i].Index = li + 1 + uint64(i)
+	}
+	if !r.increaseUncommittedSize(es) {
+		return false
+	}
+	r.raftLog.append(es...)
+	return true
+}
+
+// increaseUncommittedSize charges es to the uncommitted tail. A tail that is
+// empty always accepts, so that one oversized proposal is not refused forever.
+func (r *raft) increaseUncommittedSize(es []Entry) bool {
+	s := payloadsSize(es)
+	if r.uncommittedSize > 0 && s > 0 && r.maxUncommittedSize > 0 && r.uncommittedSize+s > r.maxUncommittedSize {
+		return false
+	}
+	r.uncommittedSize += s
+	return true
+}
+
+// reduceUncommittedSize releases entries handed out for applying.
+func (r *raft) reduceUncommittedSize(s uint64) {
+	if s > r.uncommittedSize {
+		r.uncommittedSize = 0
+		return
+	}
+	r.uncommittedSize -= s
+}
+
+// hup starts an election if this node may.
+func (r *raft) hup() {
+	if r.state == StateLeader {
+		r.logger.Debug("ignoring MsgHup because already leader")
+		return
+	}
+	if !r.promotable() {
+		r.logger.Warn("is unpromotable and can not campaign")
+		return
+	}
+	r.campaign(r.preVote)
+}
+
+// campaign asks every other voter for its vote: a pre-vote for the next term
+// if preVote, otherwise a real vote after becoming a candidate.
+func (r *raft) campaign(preVote bool) {
+	voteMsg, term := MsgVote, r.Term+1
+	if preVote {
+		r.becomePreCandidate()
+		voteMsg = MsgPreVote
+	} else {
+		r.becomeCandidate()
+		term = r.Term
+	}
+	if _, _, res := r.poll(r.id, true); res == voteWon {
+		// A single voter wins at once.
+		if preVote {
+			r.campaign(false)
+		} else {
+			r.becomeLeader()
+		}
+		return
+	}
+	lastIndex, lastTerm := r.raftLog.lastIndex(), r.raftLog.lastTerm()
+	for _, id := range r.trk.voterIDs() {
+		if id == r.id {
+			continue
+		}
+		r.logger.Info("sent vote request", zap.Stringer("type", voteMsg), zap.Uint64("to", id),
+			zap.Uint64("term", term), zap.Uint64("last_index", lastIndex), zap.Uint64("last_term", lastTerm))
+		r.send(Message{To: id, Term: term, Type: voteMsg, Index: lastIndex, LogTerm: lastTerm})
+	}
+}
+
+// poll records a vote and returns the tally.
+func (r *raft) poll(id uint64, v bool) (granted, rejected int, result voteResult) {
+	r.trk.recordVote(id, v)
+	return r.trk.tallyVotes()
+}
+
+// onPersisted is called when the host confirms entries up to index (with
+// term) durable. A leader counts its own copy only from then on.
+func (r *raft) onPersisted(index, term uint64) {
+	if !r.raftLog.stableTo(index, term) {
+		return
+	}
+	if r.state != StateLeader {
+		return
+	}
+	if r.trk.progress[r.id] == nil {
+		return
+	}
+	if r.trk.progress[r.id].maybeUpdate(index) && r.maybeCommit() {
+		r.bcastAppend()
+	}
+}
+
+func entriesSize(ents []Entry) uint64 {
+	var s uint64
+	for i := range ents {
+		s += ents[i].size()
+	}
+	return s
+}
+
+func payloadsSize(ents []Entry) uint64 {
+	var s uint64
+	for i := range ents {
+		s += ents[i].payloadSize()
+	}
+	return s
+}

@@ -1,0 +1,406 @@
+package raft
+
+import (
+	"go.uber.org/zap"
+)
+
+// Step advances the state machine with one message. It first applies the
+// rules every role shares (§5.1: a higher term makes the node a follower of
+// that term, a stale term is answered or ignored; votes), then hands the
+// message to the role's step function.
+func (r *raft) Step(m Message) error {
+	switch {
+	case m.Term == 0:
+		// A local message, or a forwarded proposal or read request.
+	case m.Term > r.Term:
+		if !r.stepHigherTerm(m) {
+			return nil
+		}
+	case m.Term < r.Term:
+		r.stepStaleTerm(m)
+		return nil
+	}
+
+	switch m.Type {
+	case MsgHup:
+		r.hup()
+	case MsgVote, MsgPreVote:
+		r.handleVoteRequest(m)
+	default:
+		return r.step(r, m)
+	}
+	return nil
+}
+
+// stepHigherTerm handles a message from a later term. It reports whether the
+// message should still be processed.
+func (r *raft) stepHigherTerm(m Message) bool {
+	r.logger.Info("received a message with higher term",
+		zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),
+		zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
+	if (m.Type == MsgVote || m.Type == MsgPreVote) && r.inLease() {
+		// This node heard from a live leader within the election timeout:
+		// a vote request now comes from a node that lost touch, and
+		// honouring it would depose a healthy leader.
+		r.logger.Info("ignored a vote request within the leader lease",
+			zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term),
+			zap.Uint64("leader", r.lead), zap.Int("elapsed_ticks", r.electionElapsed))
+		return false
+	}
+	switch {
+	case m.Type == MsgPreVote:
+		// A pre-vote never changes the receiver's term.
+	case m.Type == MsgPreVoteResp && !m.Reject:
+		// A granted pre-vote carries the term the candidate will campaign
+		// at; the candidate moves to it only once it wins the pre-vote.
+	case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
+		// Only a leader sends these, so m.From leads m.Term.
+		r.becomeFollower(m.Term, m.From)
+	default:
+		r.becomeFollower(m.Term, None)
+	}
+	return true
+}
+
+// inLease reports whether this node heard from a leader within the election
+// timeout, with CheckQuorum on.
+func (r *raft) inLease() bool {
+	return r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
+}
+
+// stepStaleTerm handles a message from an earlier term. Requests are
+// answered with the current term so that a deposed leader or a stale
+// candidate learns it and steps down (§5.1); anything else is dropped.
+func (r *raft) stepStaleTerm(m Message) {
+	switch m.Type {
+	case MsgApp, MsgHeartbeat:
+		r.send(Message{To: m.From, Type: MsgAppResp})
+	case MsgVote, MsgPreVote:
+		r.send(Message{To: m.From, Type: voteResponseType(m.Type), Reject: true})
+	default:
+		r.logger.Debug("ignored a message with lower term",
+			zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),
+			zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
+	}
+}
+
+// handleVoteRequest grants a vote to a candidate of the current term if this
+// node has not voted for another in this term and the candidate's log is at
+// least as up to date as its own (§5.2, §5.4.1). A pre-vote for a later term
+// is granted on the log check alone and changes nothing here.
+func (r *raft) handleVoteRequest(m Message) {
+	respType := voteResponseType(m.Type)
+	canVote := r.Vote == m.From || (r.Vote == None && r.lead == None) ||
+		(m.Type == MsgPreVote && m.Term > r.Term)
+	if canVote && r.raftLog.isUpToDate(m.Index, m.LogTerm) {
+		r.logger.Info("granted vote", zap.Stringer("type", m.Type), zap.Uint64("to", m.From),
+			zap.Uint64("term", m.Term), zap.Uint64("candidate_last_index", m.Index),
+			zap.Uint64("candidate_last_term", m.LogTerm))
+		// The response carries the term asked for: for a pre-vote that is
+		// a future term, which the candidate recognises as a grant.
+		r.send(Message{To: m.From, Term: m.Term, Type: respType})
+		if m.Type == MsgVote {
+			r.electionElapsed = 0
+			r.Vote = m.From
+		}
+		return
+	}
+	r.logger.Info("rejected vote", zap.Stringer("type", m.Type), zap.Uint64("to", m.From), zap.Uint64("term", r.Term),
+		zap.Uint64("vote", r.Vote), zap.Uint64("candidate_last_index", m.Index),
+		zap.Uint64("candidate_last_term", m.LogTerm), zap.Uint64("last_index", r.raftLog.lastIndex()),
+		zap.Uint64("last_term", r.raftLog.lastTerm()))
+	r.send(Message{To: m.From, Type: respType, Reject: true})
+}
+
+func stepLeader(r *raft, m Message) error {
+	switch m.Type {
+	case MsgBeat:
+		r.bcastHeartbeat()
+		return nil
+	case MsgCheckQuorum:
+		r.checkQuorumActive()
+		return nil
+	case MsgProp:
+		return r.handleProposal(m)
+	}
+	pr := r.trk.progress[m.From]
+	if pr == nil {
+		r.logger.Debug("no progress for sender", zap.Uint64("from", m.From), zap.Stringer("type", m.Type))
+		return nil
+	}
+	switch m.Type {
+	case MsgAppResp:
+		r.handleAppendResponse(m, pr)
+	case MsgHeartbeatResp:
+		r.handleHeartbeatResponse(m, pr)
+	case MsgSnapStatus:
+		r.handleSnapStatus(m, pr)
+	case MsgUnreachable:
+		// The peer may have lost appends in flight: probe from Match again.
+		if pr.State == ProgressStateReplicate {
+			pr.becomeProbe()
+		}
+	}
+	return nil
+}
+
+// checkQuorumActive steps down if a quorum was not heard from since the last
+// check, then starts a new observation period.
+func (r *raft) checkQuorumActive() {
+	if !r.trk.quorumActive(r.id) {
+		r.logger.Warn("stepped down to follower since quorum is not active", zap.Uint64("term", r.Term))
+		r.becomeFollower(r.Term, None)
+		return
+	}
+	for id, pr := range r.trk.progress {
+		pr.RecentActive = id == r.id
+	}
+}
+
+// handleProposal appends proposed entries and replicates them.
+func (r *raft) handleProposal(m Message) error {
+	if len(m.Entries) == 0 {
+		r.logger.Warn("dropped a proposal without entries", zap.Uint64("from", m.From))
+		return ErrProposalDropped
+	}
+	if r.trk.progress[r.id] == nil {
+		// This leader was removed from the configuration.
+		return ErrProposalDropped
+	}
+	if !r.appendEntry(m.Entries...) {
+		r.logger.Debug("dropped a proposal: uncommitted tail is full",
+			zap.Uint64("uncommitted_size", r.uncommittedSize), zap.Uint64("max", r.maxUncommittedSize))
+		return ErrProposalDropped
+	}
+	r.bcastAppend()
+	return nil
+}
+
+// handleAppendResponse updates the peer's progress from its answer to an
+// append, backs off on a rejection, and commits what a quorum now holds.
+func (r *raft) handleAppendResponse(m Message, pr *Progress) {
+	pr.RecentActive = true
+	if m.Reject {
+		r.handleAppendRejection(m, pr)
+		return
+	}
+	if m.Index > r.raftLog.lastIndex() {
+		r.logger.Warn("dropped an append acknowledgement beyond the last index",
+			zap.Uint64("from", m.From), zap.Uint64("index", m.Index), zap.Uint64("last_index", r.raftLog.lastIndex()))
+		return
+	}
+	if !pr.maybeUpdate(m.Index) {
+		return
+	}
+	switch pr.State {
+	case ProgressStateProbe:
+		pr.becomeReplicate()
+	case ProgressStateSnapshot:
+		if pr.Match+1 >= r.raftLog.firstIndex() {
+			pr.becomeProbe()
+			pr.becomeReplicate()
+		}
+	case ProgressStateReplicate:
+		pr.inflights.freeLE(m.Index)
+	}
+	if r.maybeCommit() {
+		r.bcastAppend()
+		return
+	}
+	for r.maybeSendAppend(m.From, false) {
+	}
+}
+
+// handleAppendRejection moves the peer's Next back using the hint it sent:
+// its entry at RejectHint has term LogTerm, so every index after the last
+// one where our term is <= LogTerm is skipped in one round trip.
+func (r *raft) handleAppendRejection(m Message, pr *Progress) {
+	nextProbeIdx := m.RejectHint
+	if m.LogTerm > 0 {
+		nextProbeIdx, _ = r.raftLog.findConflictByTerm(m.RejectHint, m.LogTerm)
+	}
+	if !pr.maybeDecrTo(m.Index, nextProbeIdx) {
+		return
+	}
+	r.logger.Debug("append rejected, backing off", zap.Uint64("from", m.From),
+		zap.Uint64("rejected_index", m.Index), zap.Uint64("hint", m.RejectHint),
+		zap.Uint64("hint_term", m.LogTerm), zap.Stringer("progress", pr))
+	if pr.State == ProgressStateReplicate {
+		pr.becomeProbe()
+	}
+	r.sendAppend(m.From)
+}
+
+// handleHeartbeatResponse resumes a paused probe and catches a lagging peer up.
+func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
+	pr.RecentActive = true
+	pr.resume()
+	if pr.Match < r.raftLog.lastIndex() {
+		r.sendAppend(m.From)
+	}
+}
+
+// handleSnapStatus reacts to the host's report on sending a snapshot.
+func (r *raft) handleSnapStatus(m Message, pr *Progress) {
+	if pr.State != ProgressStateSnapshot {
+		return
+	}
+	// On failure the next heartbeat response retries from Match; on
+	// success the peer's acknowledgement moves it to replicate. Either way,
+	// pause until the peer answers, so that a snapshot still being applied
+	// is not followed by a flood of appends.
+	if m.Reject {
+		r.logger.Info("snapshot failed to send", zap.Uint64("to", m.From))
+	}
+	pr.becomeProbe()
+	pr.MsgAppFlowPaused = true
+}
+
+func stepCandidate(r *raft, m Message) error {
+	switch m.Type {
+	case MsgProp:
+		r.logger.Debug("no leader at term; dropping proposal", zap.Uint64("term", r.Term))
+		return ErrProposalDropped
+	case MsgApp:
+		r.becomeFollower(m.Term, m.From)
+		r.handleAppendEntries(m)
+	case MsgHeartbeat:
+		r.becomeFollower(m.Term, m.From)
+		r.handleHeartbeat(m)
+	case MsgSnap:
+		r.becomeFollower(m.Term, m.From)
+		r.handleSnapshot(m)
+	case MsgVoteResp, MsgPreVoteResp:
+		r.handleVoteResponse(m)
+	}
+	return nil
+}
+
+// handleVoteResponse counts a vote for this (pre-)candidate and acts on the
+// result.
+func (r *raft) handleVoteResponse(m Message) {
+	preCandidate := r.state == StatePreCandidate
+	if preCandidate != (m.Type == MsgPreVoteResp) {
+		return // an answer to an earlier phase
+	}
+	granted, rejected, res := r.poll(m.From, !m.Reject)
+	r.logger.Info("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
+		zap.Bool("rejected", m.Reject), zap.Int("granted", granted), zap.Int("rejected_votes", rejected),
+		zap.Uint64("term", r.Term))
+	switch res {
+	case voteWon:
+		if preCandidate {
+			r.campaign(false)
+			return
+		}
+		r.becomeLeader()
+		r.bcastAppend()
+	case voteLost:
+		r.becomeFollower(r.Term, None)
+	}
+}
+
+func stepFollower(r *raft, m Message) error {
+	switch m.Type {
+	case MsgProp:
+		return r.forwardProposal(m)
+	case MsgApp:
+		r.electionElapsed = 0
+		r.lead = m.From
+		r.handleAppendEntries(m)
+	case MsgHeartbeat:
+		r.electionElapsed = 0
+		r.lead = m.From
+		r.handleHeartbeat(m)
+	case MsgSnap:
+		r.electionElapsed = 0
+		r.lead = m.From
+		r.handleSnapshot(m)
+	}
+	return nil
+}
+
+// forwardProposal sends a proposal to the leader, if one is known and
+// forwarding is enabled.
+func (r *raft) forwardProposal(m Message) error {
+	if r.lead == None {
+		r.logger.Debug("no leader at term; dropping proposal", zap.Uint64("term", r.Term))
+		return ErrProposalDropped
+	}
+	if r.disableProposalForwarding {
+		r.logger.Debug("not forwarding proposal: forwarding is disabled", zap.Uint64("leader", r.lead))
+		return ErrProposalDropped
+	}
+	m.To = r.lead
+	r.send(m)
+	return nil
+}
+
+// handleAppendEntries is the follower's side of replication: the
+// consistency check, appending, and the answer with a backtracking hint.
+func (r *raft) handleAppendEntries(m Message) {
+	if m.Index < r.raftLog.committed {
+		// Everything up to the commit index is known to match.
+		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.raftLog.committed})
+		return
+	}
+	lastNew, ok, err := r.raftLog.maybeAppend(m.Index, m.LogTerm, m.Entries)
+	if err != nil {
+		r.logger.Error("dropped an append that would overwrite committed entries",
+			zap.Uint64("from", m.From), zap.Uint64("index", m.Index), zap.Error(err))
+		return
+	}
+	if ok {
+		r.raftLog.commitTo(min(m.Commit, lastNew))
+		r.send(Message{To: m.From, Type: MsgAppResp, Index: lastNew})
+		return
+	}
+	// Our entry at m.Index does not have term m.LogTerm. Hint at the last
+	// index that might match: at or below our last index, with a term no
+	// higher than m.LogTerm.
+	hintIndex := min(m.Index, r.raftLog.lastIndex())
+	hintIndex, hintTerm := r.raftLog.findConflictByTerm(hintIndex, m.LogTerm)
+	r.logger.Debug("rejected append", zap.Uint64("from", m.From),
+		zap.Uint64("index", m.Index), zap.Uint64("log_term", m.LogTerm),
+		zap.Uint64("hint_index", hintIndex), zap.Uint64("hint_term", hintTerm))
+	r.send(Message{To: m.From, Type: MsgAppResp, Index: m.Index, Reject: true, RejectHint: hintIndex, LogTerm: hintTerm})
+}
+
+// handleHeartbeat advances the commit index (clamped to the local log) and
+// answers.
+func (r *raft) handleHeartbeat(m Message) {
+	r.raftLog.commitTo(min(m.Commit, r.raftLog.lastIndex()))
+	r.send(Message{To: m.From, Type: MsgHeartbeatResp, Context: m.Context})
+}
+
+// handleSnapshot installs a snapshot from the leader if it is newer than the
+// commit index, and acknowledges the resulting log position.
+func (r *raft) handleSnapshot(m Message) {
+	s := *m.Snapshot
+	if r.restore(s) {
+		r.logger.Info("restored snapshot", zap.Uint64("index", s.Metadata.Index), zap.Uint64("term", s.Metadata.Term))
+		r.send(Message{To: m.From, Type: MsgAppResp, Index: r.raftLog.lastIndex()})
+		return
+	}
+	r.logger.Info("ignored snapshot", zap.Uint64("index", s.Metadata.Index),
+		zap.Uint64("term", s.Metadata.Term), zap.Uint64("committed", r.raftLog.committed))
+	r.send(Message{To: m.From, Type: MsgAppResp, Index: r.raftLog.committed})
+}
+
+// restore resets the log and configuration to snapshot s. It returns false
+// if s is not newer than the commit index (or the log already holds its
+// last entry, in which case the commit index moves to it).
+func (r *raft) restore(s Snapshot) bool {
+	if s.Metadata.Index <= r.raftLog.committed {
+		return false
+	}
+	if r.raftLog.matchTerm(s.Metadata.Index, s.Metadata.Term) {
+		r.raftLog.commitTo(s.Metadata.Index)
+		return false
+	}
+	r.raftLog.restore(s)
+	r.trk.applyConfState(s.Metadata.ConfState, r.raftLog.lastIndex()+1)
+	pr := r.trk.progress[r.id]
+	r.isLearner = pr != nil && pr.IsLearner
+	return true
+}

@@ -1,0 +1,266 @@
+package raft
+
+import "fmt"
+
+// None is the node ID that means "no node": no leader known, no vote cast.
+const None uint64 = 0
+
+// EntryType distinguishes the kinds of log entry.
+type EntryType uint8
+
+const (
+	// EntryNormal carries application data (or nothing: a leader's empty
+	// entry at the start of its term).
+	EntryNormal EntryType = iota
+	// EntryConfChange carries an encoded ConfChange.
+	EntryConfChange
+)
+
+// String returns the entry type's name.
+func (t EntryType) String() string {
+	switch t {
+	case EntryNormal:
+		return "EntryNormal"
+	case EntryConfChange:
+		return "EntryConfChange"
+	}
+	return fmt.Sprintf("EntryType(%d)", uint8(t))
+}
+
+// Entry is one record of the replicated log.
+//
+// Invariants: Index >= 1 and Term >= 1 for every entry in a log; within a
+// log, indexes are consecutive and terms never decrease.
+type Entry struct {
+	Term  uint64    `msgpack:"t"`
+	Index uint64    `msgpack:"i"`
+	Type  EntryType `msgpack:"y"`
+	Data  []byte    `msgpack:"d"`
+}
+
+// entryOverhead approximates the fixed encoded size of an entry besides its
+// Data; it is what the size limits (MaxSizePerMsg, MaxInflightBytes,
+// MaxUncommittedEntriesSize) charge for an empty entry.
+const entryOverhead = 24
+
+// size returns the number of bytes the entry counts for in size limits.
+func (e *Entry) size() uint64 { return entryOverhead + uint64(len(e.Data)) }
+
+// payloadSize returns the size of the entry's application data only.
+func (e *Entry) payloadSize() uint64 { return uint64(len(e.Data)) }
+
+// HardState is the part of a node's state that must be durable before the
+// node sends any message that depends on it.
+//
+// Invariant: Commit never exceeds the durable last log index.
+type HardState struct {
+	Term   uint64 `msgpack:"t"`
+	Vote   uint64 `msgpack:"v"`
+	Commit uint64 `msgpack:"c"`
+}
+
+// IsEmpty reports whether hs is the zero HardState.
+func (hs HardState) IsEmpty() bool { return hs == HardState{} }
+
+// ConfState is a cluster membership: the voters, the learners and, while a
+// joint configuration is in force, the outgoing voters.
+type ConfState struct {
+	// Voters are the voters of the incoming (or only) configuration.
+	Voters []uint64 `msgpack:"v"`
+	// Learners receive the log but neither vote nor count for a quorum.
+	Learners []uint64 `msgpack:"l"`
+	// VotersOutgoing are the voters of the outgoing configuration of a joint
+	// configuration; empty when the configuration is not joint.
+	VotersOutgoing []uint64 `msgpack:"o"`
+	// LearnersNext are voters of the outgoing configuration that become
+	// learners when the joint configuration is left.
+	LearnersNext []uint64 `msgpack:"n"`
+	// AutoLeave reports whether the leader leaves the joint configuration
+	// on its own once it is applied.
+	AutoLeave bool `msgpack:"a"`
+}
+
+// SnapshotMetadata says which log position a snapshot covers and which
+// membership was in force there.
+type SnapshotMetadata struct {
+	Index     uint64    `msgpack:"i"`
+	Term      uint64    `msgpack:"t"`
+	ConfState ConfState `msgpack:"c"`
+}
+
+// Snapshot is a point-in-time image of the application state together with
+// the log position it covers.
+type Snapshot struct {
+	Metadata SnapshotMetadata `msgpack:"m"`
+	Data     []byte           `msgpack:"d"`
+}
+
+// IsEmpty reports whether the snapshot covers no log position.
+func (s *Snapshot) IsEmpty() bool { return s == nil || s.Metadata.Index == 0 }
+
+// MessageType is the kind of a Message.
+type MessageType uint8
+
+const (
+	// MsgHup is local: it tells a node to start an election.
+	MsgHup MessageType = iota
+	// MsgBeat is local: it tells a leader to send heartbeats.
+	MsgBeat
+	// MsgProp carries proposed entries to a leader (locally, or forwarded
+	// by a follower).
+	MsgProp
+	// MsgApp replicates entries: Index/LogTerm name the entry preceding
+	// Entries, Commit is the leader's commit index.
+	MsgApp
+	// MsgAppResp answers MsgApp. On success Index is the follower's last
+	// matching index; on rejection Index is the rejected MsgApp's Index,
+	// RejectHint the follower's last index and LogTerm the follower's
+	// term at RejectHint.
+	MsgAppResp
+	// MsgVote asks for a vote; Index/LogTerm describe the candidate's log.
+	MsgVote
+	// MsgVoteResp answers MsgVote.
+	MsgVoteResp
+	// MsgHeartbeat asserts leadership and carries the commit index, capped
+	// at what the receiver is known to hold.
+	MsgHeartbeat
+	// MsgHeartbeatResp answers MsgHeartbeat.
+	MsgHeartbeatResp
+	// MsgSnap carries a snapshot to a follower whose needed entries were
+	// compacted away.
+	MsgSnap
+	// MsgUnreachable is local: the host reports a peer it could not reach.
+	MsgUnreachable
+	// MsgSnapStatus is local: the host reports whether sending a snapshot
+	// succeeded (Reject set on failure).
+	MsgSnapStatus
+	// MsgPreVote asks whether the sender could win an election at Term
+	// without the receiver changing its own term.
+	MsgPreVote
+	// MsgPreVoteResp answers MsgPreVote.
+	MsgPreVoteResp
+	// MsgTransferLeader is local or forwarded: it asks the leader to hand
+	// leadership to From.
+	MsgTransferLeader
+	// MsgTimeoutNow tells the transfer target to campaign at once.
+	MsgTimeoutNow
+	// MsgReadIndex asks the leader for a read index; Entries[0].Data holds
+	// the request context.
+	MsgReadIndex
+	// MsgReadIndexResp returns the read index to a follower.
+	MsgReadIndexResp
+	// MsgCheckQuorum is local: a leader checks that a quorum is active.
+	MsgCheckQuorum
+
+	numMessageTypes
+)
+
+var messageTypeNames = [...]string{
+	MsgHup:            "MsgHup",
+	MsgBeat:           "MsgBeat",
+	MsgProp:           "MsgProp",
+	MsgApp:            "MsgApp",
+	MsgAppResp:        "MsgAppResp",
+	MsgVote:           "MsgVote",
+	MsgVoteResp:       "MsgVoteResp",
+	MsgHeartbeat:      "MsgHeartbeat",
+	MsgHeartbeatResp:  "MsgHeartbeatResp",
+	MsgSnap:           "MsgSnap",
+	MsgUnreachable:    "MsgUnreachable",
+	MsgSnapStatus:     "MsgSnapStatus",
+	MsgPreVote:        "MsgPreVote",
+	MsgPreVoteResp:    "MsgPreVoteResp",
+	MsgTransferLeader: "MsgTransferLeader",
+	MsgTimeoutNow:     "MsgTimeoutNow",
+	MsgReadIndex:      "MsgReadIndex",
+	MsgReadIndexResp:  "MsgReadIndexResp",
+	MsgCheckQuorum:    "MsgCheckQuorum",
+}
+
+// String returns the message type's name.
+func (t MessageType) String() string {
+	if t < numMessageTypes {
+		return messageTypeNames[t]
+	}
+	return fmt.Sprintf("MessageType(%d)", uint8(t))
+}
+
+// isLocal reports whether the type may only be generated inside a node, never
+// received from a peer.
+func (t MessageType) isLocal() bool {
+	switch t {
+	case MsgHup, MsgBeat, MsgUnreachable, MsgSnapStatus, MsgCheckQuorum:
+		return true
+	}
+	return false
+}
+
+// isResponse reports whether the type answers a request.
+func (t MessageType) isResponse() bool {
+	switch t {
+	case MsgAppResp, MsgVoteResp, MsgHeartbeatResp, MsgPreVoteResp, MsgReadIndexResp:
+		return true
+	}
+	return false
+}
+
+// voteResponseType returns the response type for a vote or pre-vote request.
+func voteResponseType(t MessageType) MessageType {
+	if t == MsgPreVote {
+		return MsgPreVoteResp
+	}
+	return MsgVoteResp
+}
+
+// Message is the unit of communication between nodes and between the host
+// and a node. Which fields are meaningful depends on Type.
+type Message struct {
+	Type       MessageType `msgpack:"y"`
+	From       uint64      `msgpack:"f"`
+	To         uint64      `msgpack:"o"`
+	Term       uint64      `msgpack:"t"`
+	LogTerm    uint64      `msgpack:"lt"`
+	Index      uint64      `msgpack:"i"`
+	Entries    []Entry     `msgpack:"e"`
+	Commit     uint64      `msgpack:"c"`
+	Reject     bool        `msgpack:"r"`
+	RejectHint uint64      `msgpack:"rh"`
+	Snapshot   *Snapshot   `msgpack:"s"`
+	Context    []byte      `msgpack:"x"`
+}
+
+// StateType is a node's role.
+type StateType uint8
+
+const (
+	// StateFollower follows a leader (or waits for one).
+	StateFollower StateType = iota
+	// StateCandidate campaigns for votes in its term.
+	StateCandidate
+	// StateLeader replicates its log to the others.
+	StateLeader
+	// StatePreCandidate asks for pre-votes before starting a real election.
+	StatePreCandidate
+)
+
+// String returns the role's name.
+func (s StateType) String() string {
+	switch s {
+	case StateFollower:
+		return "StateFollower"
+	case StateCandidate:
+		return "StateCandidate"
+	case StateLeader:
+		return "StateLeader"
+	case StatePreCandidate:
+		return "StatePreCandidate"
+	}
+	return fmt.Sprintf("StateType(%d)", uint8(s))
+}
+
+// SoftState is volatile state that the host may want to observe but need not
+// persist.
+type SoftState struct {
+	Lead      uint64
+	RaftState StateType
+}

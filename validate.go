@@ -1,0 +1,82 @@
+package raft
+
+import (
+	"fmt"
+)
+
+// maxTerm bounds the terms accepted from peers. Real elections never come
+// near it; a larger term can only be corrupt or forged, and accepting it
+// would leave the cluster unable to ever elect again (term+1 overflows).
+const maxTerm = 1 << 62
+
+// validateMessage checks a message that arrived from the network before it
+// touches any state. It returns an error wrapping ErrInvalidMessage that
+// says what is wrong.
+func (r *raft) validateMessage(m *Message) error {
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s from %d: %s", ErrInvalidMessage, m.Type, m.From, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case m.Type >= numMessageTypes:
+		return invalid("unknown message type %d", uint8(m.Type))
+	case m.From == None:
+		return invalid("sender is 0")
+	case m.From == r.id:
+		return invalid("sender is this node")
+	case m.To != r.id:
+		return invalid("addressed to %d, not to this node (%d)", m.To, r.id)
+	case m.Term > maxTerm:
+		return invalid("term %d exceeds the maximum %d", m.Term, uint64(maxTerm))
+	case m.LogTerm > m.Term:
+		return invalid("log term %d exceeds message term %d", m.LogTerm, m.Term)
+	}
+	if err := validateEntries(m); err != nil {
+		return invalid("%v", err)
+	}
+	if m.Type == MsgSnap {
+		switch s := m.Snapshot; {
+		case s == nil || s.Metadata.Index == 0:
+			return invalid("missing snapshot")
+		case s.Metadata.Term == 0 || s.Metadata.Term > m.Term:
+			return invalid("snapshot term %d not in [1, %d]", s.Metadata.Term, m.Term)
+		case len(s.Metadata.ConfState.Voters) == 0:
+			return invalid("snapshot has no voters")
+		}
+	}
+	return nil
+}
+
+// validateEntries checks the entries an append carries: consecutive indexes
+// following m.Index, terms in [m.LogTerm, m.Term] and never decreasing.
+// Proposals carry data only; their indexes and terms are assigned by the
+// leader, so only their count matters.
+func validateEntries(m *Message) error {
+	switch m.Type {
+	case MsgApp:
+	case MsgProp:
+		return nil
+	default:
+		if len(m.Entries) > 0 && m.Type != MsgReadIndex && m.Type != MsgReadIndexResp {
+			return fmt.Errorf("unexpected entries")
+		}
+		return nil
+	}
+	if m.Index > ^uint64(0)-uint64(len(m.Entries)) {
+		return fmt.Errorf("index %d overflows with %d entries", m.Index, len(m.Entries))
+	}
+	prevTerm := max(m.LogTerm, 1) // entries start at term 1
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if want := m.Index + 1 + uint64(i); e.Index != want {
+			return fmt.Errorf("entry %d has index %d, want %d", i, e.Index, want)
+		}
+		if e.Term < prevTerm || e.Term > m.Term {
+			return fmt.Errorf("entry %d has term %d, want a term in [%d, %d]", e.Index, e.Term, prevTerm, m.Term)
+		}
+		if e.Type > EntryConfChange {
+			return fmt.Errorf("entry %d has unknown type %d", e.Index, uint8(e.Type))
+		}
+		prevTerm = e.Term
+	}
+	return nil
+}
