@@ -105,7 +105,10 @@ func (rn *RawNode) Bootstrap(voters []uint64) error {
 
 // Tick advances the node's logical clock by one tick. Election and heartbeat
 // timeouts are counted in ticks.
-func (rn *RawNode) Tick() { rn.raft.tick() }
+func (rn *RawNode) Tick() {
+	rn.raft.tick()
+	rn.raft.checkInvariants()
+}
 
 // Campaign makes the node start an election now (with a pre-vote first
 // unless disabled).
@@ -142,7 +145,9 @@ func (rn *RawNode) Step(m Message) error {
 	if m.Type.isResponse() && r.trk.progress[m.From] == nil {
 		return ErrStepPeerNotFound
 	}
-	return r.Step(m)
+	err := r.Step(m)
+	r.checkInvariants()
+	return err
 }
 
 // ReportUnreachable tells the node that the last message to id could not be
@@ -235,6 +240,7 @@ func (rn *RawNode) Advance(rd Ready) {
 	if n := len(rd.CommittedEntries); n > 0 {
 		r.raftLog.appliedTo(rd.CommittedEntries[n-1].Index)
 	}
+	r.checkInvariants()
 	// Reuse the message buffers: the host no longer holds them.
 	if len(r.msgs) == 0 && cap(rd.Messages) > 0 {
 		clear(rd.Messages)

@@ -1,0 +1,75 @@
+/*
+Package raft implements the Raft consensus protocol as a pure state machine.
+
+A RawNode holds one node's protocol state. It does no I/O, starts no
+goroutine, takes no lock and reads no clock: time is the Tick method, input is
+Step (messages from peers), Propose and Campaign, and output is a Ready batch
+that the host carries out. Storage and transport belong to the host, which
+makes every run of the core reproducible: tests drive it with logical ticks
+and a seeded random source.
+
+# Starting a node
+
+Create the storage, then the node:
+
+	storage := raft.NewMemoryStorage()
+	rn, err := raft.NewRawNode(raft.Config{ID: 1, Storage: storage})
+	if err != nil { ... }                   // a bad Config is an error, never a panic
+	err = rn.Bootstrap([]uint64{1, 2, 3})   // only for a brand-new cluster
+
+A restarting node passes the storage that holds what it persisted before, and
+does not call Bootstrap. Bootstrap hands the initial membership to the host as
+the Snapshot of the first Ready, to be persisted like any snapshot.
+
+# The host loop
+
+The host runs a loop that calls Tick at a regular interval (say every 100 ms;
+ElectionTick and HeartbeatTick are counted in ticks), passes every message
+received from a peer to Step, and, whenever HasReady reports true, handles a
+Ready in these steps, in this order:
+
+ 1. Persist. If rd.Snapshot is not empty, write it and restore the application
+    state from it. Append rd.Entries to the log, replacing any stored entries
+    at the same or higher indexes. Then write rd.HardState if it is not empty.
+    If rd.MustSync is set, sync (fsync) before step 3.
+ 2. Send rd.Messages. These may leave before step 1 finishes, in parallel with
+    the disk write: they are a leader's appends and heartbeats, whose safety
+    does not depend on the leader's own disk (the leader counts its own copy
+    of an entry only after Advance reports it durable).
+ 3. Send rd.MessagesAfterPersist, only once step 1 is durable. These are vote
+    requests, votes and append acknowledgements: each promises state that
+    must survive a crash, so sending one before its state is on disk can elect
+    two leaders in one term or lose committed entries.
+ 4. Apply rd.CommittedEntries to the state machine, in order. They may include
+    entries from rd.Entries, which is why they apply only after step 1.
+ 5. Call Advance(rd). The node then counts what was persisted (a leader's own
+    log) and applied, and may reuse the Ready's message slices.
+
+Messages to one peer may be sent in any order and may be lost; Raft tolerates
+both. If sending fails, ReportUnreachable tells a leader to probe the peer
+again; ReportSnapshot reports the outcome of sending a snapshot.
+
+# Crashes
+
+If the process crashes at any point of the loop, the node restarts from its
+storage with no loss of safety provided the storage returns a prefix of what
+was written (entries are durable no later than the hard state that commits
+them) and steps 2 to 5 never ran ahead of step 1 as described above.
+Config.Applied tells a restarted node how far the state machine got, so that
+committed entries are not handed out again.
+
+# Proposals
+
+Propose appends data on a leader, and forwards it from a follower unless
+Config.DisableProposalForwarding is set. It returns ErrProposalDropped when
+the proposal certainly went nowhere (no leader known, forwarding disabled, the
+uncommitted tail full); a nil error does not promise that the entry commits.
+The host learns the outcome by watching CommittedEntries.
+
+# Errors
+
+Sentinel errors are documented in errors.go and are matched with errors.Is.
+Step validates every message before it touches any state: a malformed or
+unexpected message is dropped with an error and a log line, never a panic.
+*/
+package raft
