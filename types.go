@@ -195,6 +195,12 @@ func (t MessageType) isLocal() bool {
 	return false
 }
 
+// isForwarded reports whether the type is a request a follower forwards to
+// its leader unchanged; such messages carry no term.
+func (t MessageType) isForwarded() bool {
+	return t == MsgProp || t == MsgReadIndex
+}
+
 // isResponse reports whether the type answers a request.
 func (t MessageType) isResponse() bool {
 	switch t {

@@ -27,6 +27,11 @@ func (r *raft) validateMessage(m *Message) error {
 		return invalid("addressed to %d, not to this node (%d)", m.To, r.id)
 	case m.Term > maxTerm:
 		return invalid("term %d exceeds the maximum %d", m.Term, uint64(maxTerm))
+	case m.Term == 0 && !m.Type.isForwarded():
+		// Term 0 marks a local message, which skips the term checks.
+		return invalid("term is 0")
+	case m.Term != 0 && m.Type.isForwarded():
+		return invalid("forwarded request carries term %d, want 0", m.Term)
 	case m.LogTerm > m.Term:
 		return invalid("log term %d exceeds message term %d", m.LogTerm, m.Term)
 	}
