@@ -75,6 +75,12 @@ type Config struct {
 	// within the election timeout ignores vote requests.
 	DisableCheckQuorum bool
 
+	// ReadOnlyOption chooses how ReadIndex confirms leadership: a quorum
+	// heartbeat round (ReadOnlySafe, the default) or the leader lease
+	// (ReadOnlyLeaseBased, which requires CheckQuorum; see its doc for the
+	// clock-drift assumption).
+	ReadOnlyOption ReadOnlyOption
+
 	// DisableProposalForwarding makes a follower drop proposals (returning
 	// ErrProposalDropped) instead of forwarding them to the leader.
 	DisableProposalForwarding bool
@@ -133,6 +139,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Storage must be set", ErrInvalidConfig)
 	case c.MaxInflightMsgs < 1:
 		return fmt.Errorf("%w: MaxInflightMsgs must be at least 1, got %d", ErrInvalidConfig, c.MaxInflightMsgs)
+	case c.ReadOnlyOption > ReadOnlyLeaseBased:
+		return fmt.Errorf("%w: unknown ReadOnlyOption %d", ErrInvalidConfig, c.ReadOnlyOption)
+	case c.ReadOnlyOption == ReadOnlyLeaseBased && c.DisableCheckQuorum:
+		return fmt.Errorf("%w: ReadOnlyOption %s requires CheckQuorum (DisableCheckQuorum is set)", ErrInvalidConfig, c.ReadOnlyOption)
 	case c.MaxInflightBytes != 0 && c.MaxInflightBytes < c.MaxSizePerMsg:
 		return fmt.Errorf("%w: MaxInflightBytes (%d) must be 0 or at least MaxSizePerMsg (%d)", ErrInvalidConfig, c.MaxInflightBytes, c.MaxSizePerMsg)
 	}

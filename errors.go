@@ -1,6 +1,9 @@
 package raft
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrCompacted is returned by Storage.Entries and Storage.Term when the
@@ -51,6 +54,16 @@ var (
 	// storage already holds state.
 	ErrAlreadyBootstrapped = errors.New("raft: storage is not empty, cannot bootstrap")
 
-	// ErrNotLeader is returned by calls only a leader can serve.
+	// ErrNotLeader is returned by calls only a leader can serve when this
+	// node is not the leader and knows of none to forward to.
 	ErrNotLeader = errors.New("raft: not the leader")
+
+	// ErrInvalidTransfer is returned by TransferLeader when the target is
+	// not a voter of the configuration or already leads.
+	ErrInvalidTransfer = errors.New("raft: invalid leadership transfer")
+
+	// ErrTransferInProgress is returned by Propose on a leader that is
+	// handing leadership over. It wraps ErrProposalDropped: the proposal
+	// went nowhere and may be retried with the new leader.
+	ErrTransferInProgress = fmt.Errorf("%w: leadership transfer in progress", ErrProposalDropped)
 )

@@ -44,9 +44,12 @@ type network struct {
 	// (state-machine safety).
 	committed map[uint64]Entry
 
-	// beforePersist, if set, runs on every Ready before the host persists
-	// it; tests use it to simulate broken hosts.
+	// sendBeforePersist makes every host send MessagesAfterPersist before
+	// persisting: a broken host, which the contract checker must catch.
 	sendBeforePersist bool
+
+	// onReady, if set, sees every Ready a node handles.
+	onReady func(n *testNode, rd Ready)
 }
 
 // networkOption adjusts every node's Config.
@@ -129,6 +132,9 @@ func (nw *network) handleReady(n *testNode) {
 
 func (nw *network) processReady(n *testNode, rd Ready) {
 	nw.t.Helper()
+	if nw.onReady != nil {
+		nw.onReady(n, rd)
+	}
 	if rd.SoftState != nil && rd.RaftState == StateLeader {
 		term := n.rn.raft.Term
 		if prev, ok := nw.leaders[term]; ok && prev != n.id {

@@ -52,6 +52,10 @@ type Progress struct {
 	// IsLearner reports whether the peer is a learner.
 	IsLearner bool
 
+	// sentCommit is the highest commit index sent to the peer this term.
+	// The peer knows min(sentCommit, what it held then) is committed.
+	sentCommit uint64
+
 	inflights *inflights
 }
 
@@ -61,6 +65,16 @@ func newProgress(next uint64, maxInflight int, maxInflightBytes uint64, isLearne
 		inflights: newInflights(maxInflight, maxInflightBytes),
 		IsLearner: isLearner,
 	}
+}
+
+// resetForTerm forgets what was learned about the peer in earlier terms:
+// nothing is known to match, and the next append starts at next.
+func (pr *Progress) resetForTerm(match, next uint64) {
+	pr.resetState(ProgressStateProbe)
+	pr.Match = match
+	pr.Next = next
+	pr.RecentActive = false
+	pr.sentCommit = 0
 }
 
 // resetState enters state with an empty inflight window.
@@ -94,6 +108,15 @@ func (pr *Progress) becomeReplicate() {
 func (pr *Progress) becomeSnapshot(snapshotIndex uint64) {
 	pr.resetState(ProgressStateSnapshot)
 	pr.PendingSnapshot = snapshotIndex
+}
+
+// sentCommitIndex records that commit index c was sent to the peer.
+func (pr *Progress) sentCommitIndex(c uint64) { pr.sentCommit = max(pr.sentCommit, c) }
+
+// canBumpCommit reports whether the peer holds committed entries that it
+// has not been told are committed.
+func (pr *Progress) canBumpCommit(committed uint64) bool {
+	return pr.sentCommit < min(committed, pr.Match)
 }
 
 // sentEntries records that an append carrying entries up to lastIndex, of

@@ -28,8 +28,15 @@ type raft struct {
 	state StateType
 	// lead is the leader of the current term, or None.
 	lead uint64
-	// isLearner reports that this node is a learner: it never campaigns.
-	isLearner bool
+	// leadTransferee is the target of a leadership transfer under way.
+	leadTransferee uint64
+
+	// readOnly holds reads awaiting leadership confirmation; readStates
+	// the answered ones for the next Ready; pendingReadIndexMessages the
+	// reads that wait for this leader's first commit.
+	readOnly                 *readOnly
+	readStates               []ReadState
+	pendingReadIndexMessages []Message
 
 	// msgs may be sent as soon as the host has them; msgsAfterPersist only
 	// once the host has made the Ready's entries and hard state durable.
@@ -91,6 +98,7 @@ func newRaft(c Config) (*raft, error) {
 		electionTimeout:           c.ElectionTick,
 		heartbeatTimeout:          c.HeartbeatTick,
 		rand:                      c.Rand,
+		readOnly:                  newReadOnly(c.ReadOnlyOption),
 		logger:                    c.Logger.With(zap.Uint64("raft_id", c.ID)),
 	}
 	r.raftLog.logger = r.logger
@@ -146,7 +154,7 @@ func (r *raft) promotable() bool {
 // own durable vote) wait until the host has persisted the Ready.
 func (r *raft) send(m Message) {
 	m.From = r.id
-	if m.Term == 0 && m.Type != MsgProp && m.Type != MsgReadIndex {
+	if m.Term == 0 && !m.Type.isForwarded() {
 		m.Term = r.Term
 	}
 	switch m.Type {
@@ -190,6 +198,7 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 		Commit:  r.raftLog.committed,
 	})
 	pr.sentEntries(prevIndex+uint64(len(ents)), entriesSize(ents), len(ents))
+	pr.sentCommitIndex(r.raftLog.committed)
 	return true
 }
 
@@ -224,11 +233,10 @@ func (r *raft) maybeSendSnapshot(to uint64, pr *Progress) bool {
 // sendHeartbeat sends a heartbeat whose commit index is capped at what the
 // peer is known to hold, so the peer never commits entries it may not have.
 func (r *raft) sendHeartbeat(to uint64) {
-	r.send(Message{
-		To:     to,
-		Type:   MsgHeartbeat,
-		Commit: min(r.trk.progress[to].Match, r.raftLog.committed),
-	})
+	pr := r.trk.progress[to]
+	commit := min(pr.Match, r.raftLog.committed)
+	r.send(Message{To: to, Type: MsgHeartbeat, Commit: commit})
+	pr.sentCommitIndex(commit)
 }
 
 // bcastAppend sends appends to every peer (empty ones too, to carry the
@@ -270,16 +278,17 @@ func (r *raft) reset(term uint64) {
 	last := r.raftLog.lastIndex()
 	persisted := r.raftLog.lastPersistedIndex()
 	for id, pr := range r.trk.progress {
-		pr.resetState(ProgressStateProbe)
-		pr.Match = 0
-		pr.Next = last + 1
-		pr.RecentActive = false
 		if id == r.id {
-			pr.Match = persisted
+			pr.resetForTerm(persisted, last+1)
 			pr.RecentActive = true
+		} else {
+			pr.resetForTerm(0, last+1)
 		}
 	}
 	r.uncommittedSize = 0
+	r.leadTransferee = None
+	r.readOnly.reset()
+	r.pendingReadIndexMessages = nil
 }
 
 func (r *raft) resetRandomizedElectionTimeout() {
@@ -364,6 +373,9 @@ func (r *raft) tickHeartbeat() {
 	r.electionElapsed++
 	if r.electionElapsed >= r.electionTimeout {
 		r.electionElapsed = 0
+		if r.state == StateLeader {
+			r.abortLeaderTransfer()
+		}
 		if r.checkQuorum {
 			if err := r.Step(Message{From: r.id, Type: MsgCheckQuorum}); err != nil {
 				r.logger.Debug("error occurred during checking quorum", zap.Error(err))
@@ -427,14 +439,34 @@ func (r *raft) hup() {
 		r.logger.Warn("is unpromotable and can not campaign")
 		return
 	}
-	r.campaign(r.preVote)
+	if r.preVote {
+		r.campaign(campaignPreElection)
+	} else {
+		r.campaign(campaignElection)
+	}
 }
 
-// campaign asks every other voter for its vote: a pre-vote for the next term
-// if preVote, otherwise a real vote after becoming a candidate.
-func (r *raft) campaign(preVote bool) {
+// campaignType says which kind of election a node starts.
+type campaignType uint8
+
+const (
+	// campaignPreElection asks for pre-votes for the next term first.
+	campaignPreElection campaignType = iota
+	// campaignElection raises the term and asks for votes.
+	campaignElection
+	// campaignTransfer is an election at the old leader's request; its
+	// vote requests override the voters' leader lease.
+	campaignTransfer
+)
+
+// campaignTransfer starts an election for a leadership transfer.
+func (r *raft) campaignTransfer() { r.campaign(campaignTransfer) }
+
+// campaign asks every other voter for its vote: a pre-vote for the next term,
+// or a real vote after becoming a candidate.
+func (r *raft) campaign(t campaignType) {
 	voteMsg, term := MsgVote, r.Term+1
-	if preVote {
+	if t == campaignPreElection {
 		r.becomePreCandidate()
 		voteMsg = MsgPreVote
 	} else {
@@ -443,12 +475,16 @@ func (r *raft) campaign(preVote bool) {
 	}
 	if _, _, res := r.poll(r.id, true); res == voteWon {
 		// A single voter wins at once.
-		if preVote {
-			r.campaign(false)
+		if t == campaignPreElection {
+			r.campaign(campaignElection)
 		} else {
 			r.becomeLeader()
 		}
 		return
+	}
+	var ctx []byte
+	if t == campaignTransfer {
+		ctx = transferContext
 	}
 	lastIndex, lastTerm := r.raftLog.lastIndex(), r.raftLog.lastTerm()
 	for _, id := range r.trk.voterIDs() {
@@ -457,7 +493,7 @@ func (r *raft) campaign(preVote bool) {
 		}
 		r.logger.Info("sent vote request", zap.Stringer("type", voteMsg), zap.Uint64("to", id),
 			zap.Uint64("term", term), zap.Uint64("last_index", lastIndex), zap.Uint64("last_term", lastTerm))
-		r.send(Message{To: id, Term: term, Type: voteMsg, Index: lastIndex, LogTerm: lastTerm})
+		r.send(Message{To: id, Term: term, Type: voteMsg, Index: lastIndex, LogTerm: lastTerm, Context: ctx})
 	}
 }
 
@@ -481,6 +517,7 @@ func (r *raft) onPersisted(index, term uint64) {
 	}
 	if r.trk.progress[r.id].maybeUpdate(index) && r.maybeCommit() {
 		r.bcastAppend()
+		r.releasePendingReadIndexMessages()
 	}
 }
 

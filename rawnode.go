@@ -42,6 +42,10 @@ type Ready struct {
 	// acknowledgements promise state that must survive a crash.
 	MessagesAfterPersist []Message
 
+	// ReadStates answer ReadIndex calls: serve each read once the state
+	// machine has applied its Index.
+	ReadStates []ReadState
+
 	// MustSync reports whether the writes must be synced to stable storage
 	// (fsync) before MessagesAfterPersist are sent: the term, the vote or
 	// the log changed. A commit index change alone need not be synced.
@@ -52,7 +56,7 @@ type Ready struct {
 func (rd *Ready) HasUpdates() bool {
 	return rd.SoftState != nil || !rd.HardState.IsEmpty() || !rd.Snapshot.IsEmpty() ||
 		len(rd.Entries) > 0 || len(rd.CommittedEntries) > 0 ||
-		len(rd.Messages) > 0 || len(rd.MessagesAfterPersist) > 0
+		len(rd.Messages) > 0 || len(rd.MessagesAfterPersist) > 0 || len(rd.ReadStates) > 0
 }
 
 // RawNode drives one node's state machine. It does no I/O, starts no
@@ -150,6 +154,26 @@ func (rn *RawNode) Step(m Message) error {
 	return err
 }
 
+// ReadIndex requests a linearizable read. rctx identifies the request (it
+// should be unique, such as a counter or random bytes); the answer arrives
+// as a ReadState with the same RequestCtx in a later Ready. A read that
+// cannot be served (no leader, leadership lost) gets no answer: the host
+// times it out and retries. A follower forwards the request to the leader.
+func (rn *RawNode) ReadIndex(rctx []byte) {
+	_ = rn.raft.Step(Message{Type: MsgReadIndex, From: rn.raft.id, Entries: []Entry{{Data: rctx}}})
+}
+
+// TransferLeader asks the leader to hand leadership to the voter to: the
+// leader brings it up to date and then tells it to campaign at once.
+// Proposals fail with ErrTransferInProgress meanwhile; if to has not taken
+// over within an election timeout, the transfer is abandoned. On a follower
+// the request is forwarded to the leader. It returns ErrInvalidTransfer for
+// a target that is not a voter or already leads, and ErrNotLeader if no
+// leader is known.
+func (rn *RawNode) TransferLeader(to uint64) error {
+	return rn.raft.Step(Message{Type: MsgTransferLeader, From: rn.raft.id, Index: to})
+}
+
 // ReportUnreachable tells the node that the last message to id could not be
 // delivered; a leader then probes that peer again instead of streaming.
 func (rn *RawNode) ReportUnreachable(id uint64) {
@@ -183,6 +207,7 @@ func (rn *RawNode) HasReady() bool {
 	}
 	return r.raftLog.nextUnstableSnapshot() != nil ||
 		len(r.msgs) > 0 || len(r.msgsAfterPersist) > 0 ||
+		len(r.readStates) > 0 || (r.state == StateLeader && r.readOnly.roundPending) ||
 		r.raftLog.hasNextUnstableEntries() || r.raftLog.hasNextCommittedEnts(true)
 }
 
@@ -191,7 +216,9 @@ func (rn *RawNode) HasReady() bool {
 // before calling Ready again.
 func (rn *RawNode) Ready() Ready {
 	r := rn.raft
+	r.flushReadRound()
 	rd := Ready{
+		ReadStates:           r.readStates,
 		Entries:              r.raftLog.nextUnstableEntries(),
 		CommittedEntries:     r.raftLog.nextCommittedEnts(true),
 		Messages:             r.msgs,
@@ -221,6 +248,7 @@ func (rn *RawNode) Ready() Ready {
 	}
 	r.msgs = nil
 	r.msgsAfterPersist = nil
+	r.readStates = nil
 	return rd
 }
 

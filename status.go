@@ -10,6 +10,8 @@ type BasicStatus struct {
 	SoftState
 	// Applied is the highest index the host confirmed applied.
 	Applied uint64
+	// LeadTransferee is the target of a leadership transfer under way.
+	LeadTransferee uint64
 }
 
 // Status is a node's state including, on a leader, each peer's progress.
@@ -30,6 +32,8 @@ func (rn *RawNode) BasicStatus() BasicStatus {
 		HardState: r.hardState(),
 		SoftState: r.softState(),
 		Applied:   r.raftLog.applied,
+
+		LeadTransferee: r.leadTransferee,
 	}
 }
 

@@ -38,7 +38,7 @@ func (r *raft) stepHigherTerm(m Message) bool {
 	r.logger.Info("received a message with higher term",
 		zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),
 		zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
-	if (m.Type == MsgVote || m.Type == MsgPreVote) && r.inLease() {
+	if (m.Type == MsgVote || m.Type == MsgPreVote) && !isTransferVote(m) && r.inLease() {
 		// This node heard from a live leader within the election timeout:
 		// a vote request now comes from a node that lost touch, and
 		// honouring it would depose a healthy leader.
@@ -122,6 +122,9 @@ func stepLeader(r *raft, m Message) error {
 		return nil
 	case MsgProp:
 		return r.handleProposal(m)
+	case MsgReadIndex:
+		r.handleReadIndex(m)
+		return nil
 	}
 	pr := r.trk.progress[m.From]
 	if pr == nil {
@@ -140,6 +143,8 @@ func stepLeader(r *raft, m Message) error {
 		if pr.State == ProgressStateReplicate {
 			pr.becomeProbe()
 		}
+	case MsgTransferLeader:
+		return r.handleTransferLeader(m)
 	}
 	return nil
 }
@@ -166,6 +171,10 @@ func (r *raft) handleProposal(m Message) error {
 	if r.trk.progress[r.id] == nil {
 		// This leader was removed from the configuration.
 		return ErrProposalDropped
+	}
+	if r.leadTransferee != None {
+		r.logger.Debug("dropped a proposal during leadership transfer", zap.Uint64("target", r.leadTransferee))
+		return ErrTransferInProgress
 	}
 	if !r.appendEntry(m.Entries...) {
 		r.logger.Debug("dropped a proposal: uncommitted tail is full",
@@ -205,9 +214,16 @@ func (r *raft) handleAppendResponse(m Message, pr *Progress) {
 	}
 	if r.maybeCommit() {
 		r.bcastAppend()
-		return
+		r.releasePendingReadIndexMessages()
+	} else if m.From != r.id && pr.canBumpCommit(r.raftLog.committed) {
+		// The peer holds committed entries it does not know are committed
+		// (it was paused when the commit index last moved).
+		r.sendAppend(m.From)
 	}
 	for r.maybeSendAppend(m.From, false) {
+	}
+	if m.From == r.leadTransferee {
+		r.maybeSendTimeoutNow(m.From)
 	}
 }
 
@@ -238,6 +254,9 @@ func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
 	if pr.Match < r.raftLog.lastIndex() {
 		r.sendAppend(m.From)
 	}
+	if len(m.Context) > 0 {
+		r.handleReadAck(m.From, m.Context)
+	}
 }
 
 // handleSnapStatus reacts to the host's report on sending a snapshot.
@@ -261,6 +280,8 @@ func stepCandidate(r *raft, m Message) error {
 	case MsgProp:
 		r.logger.Debug("no leader at term; dropping proposal", zap.Uint64("term", r.Term))
 		return ErrProposalDropped
+	case MsgTransferLeader:
+		return ErrNotLeader
 	case MsgApp:
 		r.becomeFollower(m.Term, m.From)
 		r.handleAppendEntries(m)
@@ -290,7 +311,7 @@ func (r *raft) handleVoteResponse(m Message) {
 	switch res {
 	case voteWon:
 		if preCandidate {
-			r.campaign(false)
+			r.campaign(campaignElection)
 			return
 		}
 		r.becomeLeader()
@@ -316,7 +337,25 @@ func stepFollower(r *raft, m Message) error {
 		r.electionElapsed = 0
 		r.lead = m.From
 		r.handleSnapshot(m)
+	case MsgTransferLeader:
+		return r.forwardTransferLeader(m)
+	case MsgTimeoutNow:
+		r.handleTimeoutNow(m)
+	case MsgReadIndex:
+		r.forwardReadIndex(m)
+	case MsgReadIndexResp:
+		r.handleReadIndexResp(m)
 	}
+	return nil
+}
+
+// forwardTransferLeader passes a transfer request to the leader.
+func (r *raft) forwardTransferLeader(m Message) error {
+	if r.lead == None {
+		return ErrNotLeader
+	}
+	m.To = r.lead
+	r.send(m)
 	return nil
 }
 
@@ -400,7 +439,5 @@ func (r *raft) restore(s Snapshot) bool {
 	}
 	r.raftLog.restore(s)
 	r.trk.applyConfState(s.Metadata.ConfState, r.raftLog.lastIndex()+1)
-	pr := r.trk.progress[r.id]
-	r.isLearner = pr != nil && pr.IsLearner
 	return true
 }

@@ -140,7 +140,7 @@ const (
 	// MsgPreVoteResp answers MsgPreVote.
 	MsgPreVoteResp
 	// MsgTransferLeader is local or forwarded: it asks the leader to hand
-	// leadership to From.
+	// leadership to the node whose ID is in Index.
 	MsgTransferLeader
 	// MsgTimeoutNow tells the transfer target to campaign at once.
 	MsgTimeoutNow
@@ -198,7 +198,7 @@ func (t MessageType) isLocal() bool {
 // isForwarded reports whether the type is a request a follower forwards to
 // its leader unchanged; such messages carry no term.
 func (t MessageType) isForwarded() bool {
-	return t == MsgProp || t == MsgReadIndex
+	return t == MsgProp || t == MsgReadIndex || t == MsgTransferLeader
 }
 
 // isResponse reports whether the type answers a request.

@@ -1,0 +1,226 @@
+package raft
+
+import (
+	"encoding/binary"
+
+	"go.uber.org/zap"
+)
+
+// ReadOnlyOption chooses how a leader confirms it still leads before it
+// answers a read.
+type ReadOnlyOption uint8
+
+const (
+	// ReadOnlySafe confirms leadership with a quorum heartbeat round after
+	// the read arrives. Reads are linearizable whatever the clocks do.
+	ReadOnlySafe ReadOnlyOption = iota
+	// ReadOnlyLeaseBased answers at once, relying on the leader lease that
+	// CheckQuorum maintains: no other leader can be elected while followers
+	// ignore vote requests within an election timeout of hearing from this
+	// leader. It is linearizable only if every node's tick rate stays within
+	// a bounded drift of the others' — precisely, if the leader's election
+	// timeout does not elapse more slowly than any follower's by more than
+	// the margin between the two (a leader whose clock runs slow may serve
+	// a stale read after a new leader was elected). Requires CheckQuorum.
+	ReadOnlyLeaseBased
+)
+
+// String returns the option's name.
+func (o ReadOnlyOption) String() string {
+	if o == ReadOnlyLeaseBased {
+		return "ReadOnlyLeaseBased"
+	}
+	return "ReadOnlySafe"
+}
+
+// ReadState answers a ReadIndex request: once the host has applied entries
+// up to Index, a read of its state machine reflects every write committed
+// before the request was made.
+type ReadState struct {
+	Index      uint64
+	RequestCtx []byte
+}
+
+// readRequest is a read waiting for its leadership confirmation.
+type readRequest struct {
+	// seq numbers the read; a heartbeat round with a higher or equal seq
+	// confirms it.
+	seq uint64
+	// index is the commit index when the read arrived.
+	index uint64
+	// from is the node that asked (this leader, or a follower).
+	from uint64
+	ctx  []byte
+}
+
+// readOnly tracks a leader's reads awaiting a quorum heartbeat round. Reads
+// share rounds: a round carries the newest read's sequence number, and a
+// quorum's acknowledgement of it confirms every read queued before it.
+type readOnly struct {
+	option ReadOnlyOption
+	// pending reads in seq order.
+	pending []readRequest
+	// lastSeq is the sequence number of the newest read.
+	lastSeq uint64
+	// roundPending reports that reads arrived since the last round was
+	// broadcast; the round goes out when the host next collects a Ready.
+	roundPending bool
+	// acked is the highest round seq each peer acknowledged this term.
+	acked map[uint64]uint64
+}
+
+func newReadOnly(option ReadOnlyOption) *readOnly {
+	return &readOnly{option: option, acked: map[uint64]uint64{}}
+}
+
+// reset forgets every pending read (on a term or role change). Clients of
+// those reads time out and retry.
+func (ro *readOnly) reset() {
+	ro.pending = ro.pending[:0]
+	ro.roundPending = false
+	clear(ro.acked)
+}
+
+// add queues a read taken at commit index.
+func (ro *readOnly) add(index, from uint64, ctx []byte) {
+	ro.lastSeq++
+	ro.pending = append(ro.pending, readRequest{seq: ro.lastSeq, index: index, from: from, ctx: ctx})
+	ro.roundPending = true
+}
+
+// encodeSeq and decodeSeq put a round's sequence number in a heartbeat's
+// Context: eight bytes, whatever the size of the state.
+func encodeSeq(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+func decodeSeq(ctx []byte) (uint64, bool) {
+	if len(ctx) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(ctx), true
+}
+
+// committedEntryInCurrentTerm reports whether this leader has committed an
+// entry of its own term, after which its commit index is at least that of
+// any earlier leader and reads may be served.
+func (r *raft) committedEntryInCurrentTerm() bool {
+	return r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(r.raftLog.committed)) == r.Term
+}
+
+// handleReadIndex serves a read request on a leader.
+func (r *raft) handleReadIndex(m Message) {
+	if len(m.Entries) != 1 {
+		r.logger.Warn("dropped a read request without exactly one context entry", zap.Uint64("from", m.From))
+		return
+	}
+	if r.trk.isSingleton(r.id) {
+		r.answerRead(m.From, r.raftLog.committed, m.Entries[0].Data)
+		return
+	}
+	if !r.committedEntryInCurrentTerm() {
+		// Our commit index may still lag the previous leader's: wait until
+		// the entry of this term commits (S11).
+		r.pendingReadIndexMessages = append(r.pendingReadIndexMessages, m)
+		return
+	}
+	if r.readOnly.option == ReadOnlyLeaseBased {
+		r.answerRead(m.From, r.raftLog.committed, m.Entries[0].Data)
+		return
+	}
+	r.readOnly.add(r.raftLog.committed, m.From, m.Entries[0].Data)
+}
+
+// releasePendingReadIndexMessages serves the reads that waited for the first
+// commit of this leader's term.
+func (r *raft) releasePendingReadIndexMessages() {
+	if len(r.pendingReadIndexMessages) == 0 || !r.committedEntryInCurrentTerm() {
+		return
+	}
+	msgs := r.pendingReadIndexMessages
+	r.pendingReadIndexMessages = nil
+	for _, m := range msgs {
+		r.handleReadIndex(m)
+	}
+}
+
+// flushReadRound broadcasts one heartbeat round for all reads queued since
+// the last round. The host triggers it by collecting a Ready.
+func (r *raft) flushReadRound() {
+	if r.state != StateLeader || !r.readOnly.roundPending {
+		return
+	}
+	r.readOnly.roundPending = false
+	seq := r.readOnly.lastSeq
+	r.readOnly.acked[r.id] = seq
+	ctx := encodeSeq(seq)
+	for _, id := range r.trk.memberIDs() {
+		if id == r.id {
+			continue
+		}
+		pr := r.trk.progress[id]
+		commit := min(pr.Match, r.raftLog.committed)
+		r.send(Message{To: id, Type: MsgHeartbeat, Commit: commit, Context: ctx})
+		pr.sentCommitIndex(commit)
+	}
+	r.maybeConfirmReads()
+}
+
+// handleReadAck records a heartbeat response's round acknowledgement.
+func (r *raft) handleReadAck(from uint64, ctx []byte) {
+	seq, ok := decodeSeq(ctx)
+	if !ok || seq > r.readOnly.lastSeq {
+		return
+	}
+	if seq > r.readOnly.acked[from] {
+		r.readOnly.acked[from] = seq
+		r.maybeConfirmReads()
+	}
+}
+
+// maybeConfirmReads answers every read whose round a quorum acknowledged.
+func (r *raft) maybeConfirmReads() {
+	ro := r.readOnly
+	if len(ro.pending) == 0 {
+		return
+	}
+	confirmed := min(r.trk.voters[0].committedIndex(r.ackedSeq), r.trk.voters[1].committedIndex(r.ackedSeq))
+	n := 0
+	for n < len(ro.pending) && ro.pending[n].seq <= confirmed {
+		req := ro.pending[n]
+		r.answerRead(req.from, req.index, req.ctx)
+		n++
+	}
+	if n > 0 {
+		ro.pending = append(ro.pending[:0], ro.pending[n:]...)
+	}
+}
+
+func (r *raft) ackedSeq(id uint64) uint64 { return r.readOnly.acked[id] }
+
+// answerRead hands a read's index to the host, or to the follower that
+// forwarded it.
+func (r *raft) answerRead(to, index uint64, ctx []byte) {
+	if to == None || to == r.id {
+		r.readStates = append(r.readStates, ReadState{Index: index, RequestCtx: ctx})
+		return
+	}
+	r.send(Message{To: to, Type: MsgReadIndexResp, Index: index, Entries: []Entry{{Data: ctx}}})
+}
+
+// forwardReadIndex sends a follower's read request to the leader.
+func (r *raft) forwardReadIndex(m Message) {
+	if r.lead == None {
+		r.logger.Debug("no leader; dropping read request", zap.Uint64("term", r.Term))
+		return
+	}
+	m.To = r.lead
+	r.send(m)
+}
+
+// handleReadIndexResp records the leader's answer to a forwarded read.
+func (r *raft) handleReadIndexResp(m Message) {
+	if len(m.Entries) != 1 || m.From != r.lead {
+		r.logger.Warn("dropped an unexpected read index response", zap.Uint64("from", m.From), zap.Uint64("leader", r.lead))
+		return
+	}
+	r.readStates = append(r.readStates, ReadState{Index: m.Index, RequestCtx: m.Entries[0].Data})
+}

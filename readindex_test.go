@@ -1,0 +1,158 @@
+package raft
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// readNetwork wraps the test network to collect ReadStates per node.
+type readNetwork struct {
+	*network
+	reads map[uint64][]ReadState
+}
+
+func newReadNetwork(t *testing.T, n int, opts ...networkOption) *readNetwork {
+	t.Helper()
+	rn := &readNetwork{network: newNetwork(t, n, opts...), reads: map[uint64][]ReadState{}}
+	rn.onReady = func(n *testNode, rd Ready) {
+		rn.reads[n.id] = append(rn.reads[n.id], rd.ReadStates...)
+	}
+	return rn
+}
+
+// read issues a ReadIndex at id and delivers everything.
+func (rn *readNetwork) read(id uint64, ctx string) {
+	rn.node(id).ReadIndex([]byte(ctx))
+	rn.handleReady(rn.nodes[id])
+	rn.stabilize()
+}
+
+func (rn *readNetwork) readCtxs(id uint64) []string {
+	var out []string
+	for _, rs := range rn.reads[id] {
+		out = append(out, string(rs.RequestCtx))
+	}
+	return out
+}
+
+func TestReadIndexOnLeaderAndFollower(t *testing.T) {
+	nw := newReadNetwork(t, 3)
+	nw.electLeader(1)
+	require.NoError(t, nw.propose(1, "x"))
+	commit := nw.raft(1).raftLog.committed
+
+	nw.read(1, "leader-read")
+	require.Equal(t, []string{"leader-read"}, nw.readCtxs(1))
+	assert.Equal(t, commit, nw.reads[1][0].Index)
+
+	nw.read(3, "follower-read")
+	require.Equal(t, []string{"follower-read"}, nw.readCtxs(3))
+	assert.Equal(t, commit, nw.reads[3][0].Index, "a follower's read index is the leader's commit index")
+}
+
+func TestReadIndexWaitsForQuorumRound(t *testing.T) {
+	nw := newReadNetwork(t, 3)
+	nw.electLeader(1)
+	nw.isolate(1)
+	nw.read(1, "isolated")
+	assert.Empty(t, nw.reads[1], "an isolated leader must not answer a read (S12)")
+	nw.heal()
+	// The next read's round also confirms the earlier one.
+	nw.read(1, "healed")
+	assert.Equal(t, []string{"isolated", "healed"}, nw.readCtxs(1))
+}
+
+func TestReadIndexSharesOneHeartbeatRound(t *testing.T) {
+	nw := newReadNetwork(t, 3)
+	nw.electLeader(1)
+	for _, ctx := range []string{"a", "b", "c", "d"} {
+		nw.node(1).ReadIndex([]byte(ctx))
+	}
+	rd := nw.node(1).Ready()
+	heartbeats := 0
+	for _, m := range rd.Messages {
+		if m.Type == MsgHeartbeat {
+			heartbeats++
+			assert.Len(t, m.Context, 8, "a read round's heartbeat carries only a sequence number")
+		}
+	}
+	assert.Equal(t, 2, heartbeats, "four reads share one round: one heartbeat per follower")
+	nw.processReady(nw.nodes[1], rd)
+	nw.node(1).Advance(rd)
+	nw.stabilize()
+	assert.Equal(t, []string{"a", "b", "c", "d"}, nw.readCtxs(1))
+}
+
+func TestReadIndexDeferredUntilLeaderCommitsInItsTerm(t *testing.T) {
+	// Without CheckQuorum the followers' lease does not stop node 2 from
+	// taking over right away.
+	nw := newReadNetwork(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
+	nw.electLeader(1)
+	// Node 2 becomes leader, but its no-op cannot commit: it is cut off
+	// from everyone after winning.
+	require.NoError(t, nw.node(2).Campaign())
+	nw.handleReady(nw.nodes[2])
+	// Deliver pre-votes and votes, but not the no-op's appends.
+	for len(nw.queue) > 0 && nw.raft(2).state != StateLeader {
+		nw.deliverOne()
+	}
+	require.Equal(t, StateLeader, nw.raft(2).state)
+	nw.isolate(2)
+	nw.read(2, "early")
+	assert.Empty(t, nw.reads[2], "a leader serves no read before an entry of its term commits (S11)")
+	nw.heal()
+	nw.tickAll()
+	nw.read(2, "later")
+	assert.Equal(t, []string{"early", "later"}, nw.readCtxs(2))
+	for _, rs := range nw.reads[2] {
+		assert.Equal(t, nw.raft(2).Term, nw.raft(2).raftLog.zeroTermOnOutOfBounds(nw.raft(2).raftLog.term(rs.Index)))
+	}
+}
+
+func TestReadIndexLeaseBased(t *testing.T) {
+	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
+	nw.electLeader(1)
+	nw.isolate(1)
+	nw.read(1, "lease")
+	assert.Equal(t, []string{"lease"}, nw.readCtxs(1), "a lease read needs no round trip")
+}
+
+func TestReadIndexLeaseBasedNeedsCheckQuorum(t *testing.T) {
+	cfg := testConfig(1, NewMemoryStorage())
+	cfg.ReadOnlyOption = ReadOnlyLeaseBased
+	cfg.DisableCheckQuorum = true
+	_, err := NewRawNode(cfg)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "CheckQuorum")
+}
+
+func TestReadIndexSingleVoter(t *testing.T) {
+	nw := newReadNetwork(t, 1)
+	nw.electLeader(1)
+	nw.read(1, "solo")
+	assert.Equal(t, []string{"solo"}, nw.readCtxs(1))
+}
+
+func TestReadIndexHeartbeatSizeIsConstant(t *testing.T) {
+	nw := newReadNetwork(t, 3)
+	nw.electLeader(1)
+	sizeOfHeartbeat := func() int {
+		nw.node(1).ReadIndex([]byte("r"))
+		rd := nw.node(1).Ready()
+		defer func() { nw.processReady(nw.nodes[1], rd); nw.node(1).Advance(rd); nw.stabilize() }()
+		for _, m := range rd.Messages {
+			if m.Type == MsgHeartbeat {
+				return len(m.Context) + len(m.Entries)
+			}
+		}
+		t.Fatal("no heartbeat")
+		return 0
+	}
+	before := sizeOfHeartbeat()
+	for i := range 200 {
+		require.NoError(t, nw.propose(1, string(rune('a'+i%26))))
+	}
+	assert.Equal(t, before, sizeOfHeartbeat())
+}
