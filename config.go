@@ -81,6 +81,11 @@ type Config struct {
 	// clock-drift assumption).
 	ReadOnlyOption ReadOnlyOption
 
+	// DisableStepDownOnRemoval keeps a leader leading after a configuration
+	// change that removes it (or makes it a learner) is applied. By default
+	// it steps down and tells the most up-to-date voter to campaign at once.
+	DisableStepDownOnRemoval bool
+
 	// DisableProposalForwarding makes a follower drop proposals (returning
 	// ErrProposalDropped) instead of forwarding them to the leader.
 	DisableProposalForwarding bool

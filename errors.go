@@ -58,6 +58,17 @@ var (
 	// node is not the leader and knows of none to forward to.
 	ErrNotLeader = errors.New("raft: not the leader")
 
+	// ErrPendingConfChange is returned by ProposeConfChange on a leader while
+	// an earlier configuration change is not yet applied. Retry once it is.
+	ErrPendingConfChange = errors.New("raft: a configuration change is already pending")
+
+	// ErrInvalidConfChange is returned by ProposeConfChange and
+	// ApplyConfChange for a change the current configuration does not
+	// allow (removing every voter, leaving a joint configuration that was
+	// not entered, changing a joint configuration, a zero node ID) or that
+	// cannot be decoded. The configuration is unchanged.
+	ErrInvalidConfChange = errors.New("raft: invalid configuration change")
+
 	// ErrInvalidTransfer is returned by TransferLeader when the target is
 	// not a voter of the configuration or already leads.
 	ErrInvalidTransfer = errors.New("raft: invalid leadership transfer")

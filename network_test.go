@@ -19,6 +19,10 @@ type testNode struct {
 	applied []Entry
 	// lastApplied is the index of the last applied entry or snapshot.
 	lastApplied uint64
+	// confState is the configuration after the last applied change, and
+	// refusedConfChanges the indexes of changes ApplyConfChange refused.
+	confState          ConfState
+	refusedConfChanges []uint64
 }
 
 // network is a deterministic in-memory cluster: messages are queued and
@@ -212,6 +216,15 @@ func (nw *network) apply(n *testNode, e Entry) {
 	}
 	n.applied = append(n.applied, e)
 	n.lastApplied = e.Index
+	if e.Type == EntryConfChange {
+		var cc ConfChange
+		require.NoError(nw.t, cc.Unmarshal(e.Data))
+		cs, err := n.rn.ApplyConfChange(cc)
+		if err != nil {
+			n.refusedConfChanges = append(n.refusedConfChanges, e.Index)
+		}
+		n.confState = cs
+	}
 }
 
 // send queues messages as if a host sent them.

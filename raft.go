@@ -28,6 +28,11 @@ type raft struct {
 	state StateType
 	// lead is the leader of the current term, or None.
 	lead uint64
+	// pendingConfIndex is the index of the latest configuration change a
+	// leader appended (or a bound on it); no other may be proposed until it
+	// is applied.
+	pendingConfIndex uint64
+
 	// leadTransferee is the target of a leadership transfer under way.
 	leadTransferee uint64
 
@@ -52,6 +57,7 @@ type raft struct {
 	disableProposalForwarding bool
 	preVote                   bool
 	checkQuorum               bool
+	disableStepDownOnRemoval  bool
 
 	// electionElapsed counts ticks since the last election timeout reset
 	// (a follower hearing from its leader, a vote granted) or, on a leader,
@@ -95,6 +101,7 @@ func newRaft(c Config) (*raft, error) {
 		disableProposalForwarding: c.DisableProposalForwarding,
 		preVote:                   !c.DisablePreVote,
 		checkQuorum:               !c.DisableCheckQuorum,
+		disableStepDownOnRemoval:  c.DisableStepDownOnRemoval,
 		electionTimeout:           c.ElectionTick,
 		heartbeatTimeout:          c.HeartbeatTick,
 		rand:                      c.Rand,
@@ -344,8 +351,10 @@ func (r *raft) becomeLeader() {
 	r.lead = r.id
 	r.state = StateLeader
 	// The leader's own progress advances as its writes become durable.
-	self := r.trk.progress[r.id]
-	self.becomeReplicate()
+	r.trk.progress[r.id].becomeReplicate()
+	// Configuration changes in the inherited log may not be applied yet:
+	// allow no new one before all of them are.
+	r.pendingConfIndex = r.raftLog.lastIndex()
 	// An empty entry of the new term: committing it commits everything the
 	// leader inherited (§5.4.2) and lets it serve reads.
 	if !r.appendEntry(Entry{}) {
@@ -437,6 +446,11 @@ func (r *raft) hup() {
 	}
 	if !r.promotable() {
 		r.logger.Warn("is unpromotable and can not campaign")
+		return
+	}
+	if r.hasUnappliedConfChanges() {
+		r.logger.Warn("cannot campaign: committed configuration changes are not yet applied",
+			zap.Uint64("applied", r.raftLog.applied), zap.Uint64("committed", r.raftLog.committed))
 		return
 	}
 	if r.preVote {

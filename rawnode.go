@@ -154,6 +154,33 @@ func (rn *RawNode) Step(m Message) error {
 	return err
 }
 
+// ProposeConfChange proposes a membership change. On a leader it is refused
+// at once with ErrPendingConfChange while an earlier change is not applied,
+// with an error wrapping ErrProposalDropped before the leader has committed
+// an entry of its term, and with ErrInvalidConfChange if the current
+// configuration does not allow it. The change takes effect on each node
+// when the host applies its entry and calls ApplyConfChange.
+func (rn *RawNode) ProposeConfChange(cc ConfChange) error {
+	return rn.raft.Step(Message{
+		Type:    MsgProp,
+		From:    rn.raft.id,
+		Entries: []Entry{{Type: EntryConfChange, Data: cc.Marshal()}},
+	})
+}
+
+// ApplyConfChange applies a committed configuration change; the host calls
+// it for every EntryConfChange entry it applies, in log order, decoding the
+// entry's Data with ConfChange.Unmarshal. It returns the configuration now
+// in force, which the host should store with its next snapshot. A change
+// that is not valid against the current configuration is refused with an
+// error wrapping ErrInvalidConfChange and changes nothing: every node
+// refuses it alike, so the host can report the refusal to the proposer.
+func (rn *RawNode) ApplyConfChange(cc ConfChange) (ConfState, error) {
+	cs, err := rn.raft.applyConfChange(cc)
+	rn.raft.checkInvariants()
+	return cs, err
+}
+
 // ReadIndex requests a linearizable read. rctx identifies the request (it
 // should be unique, such as a counter or random bytes); the answer arrives
 // as a ReadState with the same RequestCtx in a later Ready. A read that
@@ -267,6 +294,7 @@ func (rn *RawNode) Advance(rd Ready) {
 	}
 	if n := len(rd.CommittedEntries); n > 0 {
 		r.raftLog.appliedTo(rd.CommittedEntries[n-1].Index)
+		r.maybeAutoLeave()
 	}
 	r.checkInvariants()
 	// Reuse the message buffers: the host no longer holds them.

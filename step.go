@@ -1,6 +1,8 @@
 package raft
 
 import (
+	"fmt"
+
 	"go.uber.org/zap"
 )
 
@@ -176,10 +178,27 @@ func (r *raft) handleProposal(m Message) error {
 		r.logger.Debug("dropped a proposal during leadership transfer", zap.Uint64("target", r.leadTransferee))
 		return ErrTransferInProgress
 	}
+	confIndex := -1
+	for i := range m.Entries {
+		if m.Entries[i].Type != EntryConfChange {
+			continue
+		}
+		if confIndex >= 0 {
+			return fmt.Errorf("%w: one proposal carries two configuration changes", ErrPendingConfChange)
+		}
+		if err := r.checkConfChangeProposal(&m.Entries[i]); err != nil {
+			r.logger.Info("refused a configuration change proposal", zap.Uint64("from", m.From), zap.Error(err))
+			return err
+		}
+		confIndex = i
+	}
 	if !r.appendEntry(m.Entries...) {
 		r.logger.Debug("dropped a proposal: uncommitted tail is full",
 			zap.Uint64("uncommitted_size", r.uncommittedSize), zap.Uint64("max", r.maxUncommittedSize))
 		return ErrProposalDropped
+	}
+	if confIndex >= 0 {
+		r.pendingConfIndex = m.Entries[confIndex].Index
 	}
 	r.bcastAppend()
 	return nil

@@ -124,7 +124,11 @@ func (t *progressTracker) applyConfState(cs ConfState, next uint64) {
 			pr.IsLearner = isLearner
 			continue
 		}
-		t.progress[id] = newProgress(next, t.maxInflight, t.maxInflightBytes, isLearner)
+		pr := newProgress(next, t.maxInflight, t.maxInflightBytes, isLearner)
+		// A new member counts as active until the next quorum check, so
+		// that adding it cannot make a leader step down at once.
+		pr.RecentActive = true
+		t.progress[id] = pr
 	}
 	t.ids = t.ids[:0]
 	for id := range members {

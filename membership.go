@@ -1,0 +1,135 @@
+package raft
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+// checkConfChangeProposal decides whether a leader may append the
+// configuration change carried by e. It refuses, at propose time, a second
+// change while one is pending (not yet applied), a change before this
+// leader has committed an entry of its own term (the single-server change
+// race, Ongaro 2015), and a change that is invalid against the current
+// configuration.
+func (r *raft) checkConfChangeProposal(e *Entry) error {
+	var cc ConfChange
+	if err := cc.Unmarshal(e.Data); err != nil {
+		return err
+	}
+	if r.pendingConfIndex > r.raftLog.applied {
+		return fmt.Errorf("%w: change at index %d is not yet applied (applied %d)",
+			ErrPendingConfChange, r.pendingConfIndex, r.raftLog.applied)
+	}
+	if !r.committedEntryInCurrentTerm() {
+		return fmt.Errorf("%w: the leader has not yet committed an entry of its term; retry", ErrProposalDropped)
+	}
+	if _, err := nextConfState(r.trk.confState(), cc); err != nil {
+		return err
+	}
+	return nil
+}
+
+// applyConfChange switches to the configuration that cc produces, once the
+// host applies its entry. An invalid change is refused with an error and
+// changes nothing; since every node applies the same entries in the same
+// order, every node refuses it alike.
+func (r *raft) applyConfChange(cc ConfChange) (ConfState, error) {
+	cs, err := nextConfState(r.trk.confState(), cc)
+	if err != nil {
+		r.logger.Warn("refused a configuration change", zap.Stringer("change", cc), zap.Error(err))
+		return cs, err
+	}
+	r.logger.Info("applied a configuration change", zap.Stringer("change", cc),
+		zap.Uint64s("voters", cs.Voters), zap.Uint64s("outgoing", cs.VotersOutgoing),
+		zap.Uint64s("learners", cs.Learners))
+	r.switchToConfig(cs)
+	return cs, nil
+}
+
+// switchToConfig installs cs and lets a leader react: step down if it is no
+// longer a voter, commit what the new quorum holds, and start replicating
+// to new members.
+func (r *raft) switchToConfig(cs ConfState) {
+	r.trk.applyConfState(cs, r.raftLog.lastIndex()+1)
+	if r.state != StateLeader {
+		return
+	}
+	if !r.trk.isVoter(r.id) {
+		if !r.disableStepDownOnRemoval {
+			r.handOffLeadership()
+			r.becomeFollower(r.Term, None)
+			return
+		}
+		r.logger.Info("leading on although no longer a voter (DisableStepDownOnRemoval)")
+	}
+	if r.leadTransferee != None && !r.trk.isVoter(r.leadTransferee) {
+		r.abortLeaderTransfer()
+	}
+	if r.maybeCommit() {
+		r.releasePendingReadIndexMessages()
+	}
+	r.bcastAppend()
+}
+
+// handOffLeadership tells the most up-to-date remaining voter to campaign at
+// once, so that a leader that removed itself is replaced without waiting
+// for an election timeout.
+func (r *raft) handOffLeadership() {
+	last := r.raftLog.lastIndex()
+	var best uint64
+	for _, id := range r.trk.voterIDs() {
+		if pr := r.trk.progress[id]; id != r.id && pr.Match == last {
+			best = id
+			break
+		}
+	}
+	r.logger.Info("stepping down: no longer a voter", zap.Uint64("term", r.Term), zap.Uint64("successor", best))
+	if best != None {
+		r.send(Message{To: best, Type: MsgTimeoutNow})
+	}
+}
+
+// maybeAutoLeave proposes leaving a joint configuration once the change that
+// entered it is applied, if that change asked for it.
+func (r *raft) maybeAutoLeave() {
+	if r.state != StateLeader || !r.trk.isJoint() || !r.trk.autoLeave {
+		return
+	}
+	if r.pendingConfIndex > r.raftLog.applied {
+		return
+	}
+	e := Entry{Type: EntryConfChange, Data: ConfChange{}.Marshal()}
+	if !r.appendEntry(e) {
+		r.logger.Debug("could not propose leaving the joint configuration yet")
+		return
+	}
+	r.pendingConfIndex = r.raftLog.lastIndex()
+	r.logger.Info("proposed leaving the joint configuration", zap.Uint64("index", r.pendingConfIndex))
+	r.bcastAppend()
+}
+
+// hasUnappliedConfChanges reports whether committed configuration changes
+// wait to be applied. A node with such changes must not campaign: the
+// configuration it would count votes in is about to change.
+func (r *raft) hasUnappliedConfChanges() bool {
+	l := r.raftLog
+	if l.applied >= l.committed {
+		return false
+	}
+	lo, hi := l.applied+1, l.committed+1
+	for lo < hi {
+		ents, err := l.slice(lo, hi, r.maxMsgSize)
+		if err != nil || len(ents) == 0 {
+			r.logger.Error("cannot scan for unapplied configuration changes", zap.Error(err))
+			return true
+		}
+		for i := range ents {
+			if ents[i].Type == EntryConfChange {
+				return true
+			}
+		}
+		lo = ents[len(ents)-1].Index + 1
+	}
+	return false
+}
