@@ -57,11 +57,14 @@ func (r *raft) switchToConfig(cs ConfState) {
 	}
 	if !r.trk.isVoter(r.id) {
 		if !r.disableStepDownOnRemoval {
-			r.handOffLeadership()
-			r.becomeFollower(r.Term, None)
-			return
+			r.stepDownIndex = max(r.raftLog.applying, 1)
+			// The step-down must finish within an election timeout.
+			r.electionElapsed = 0
+			r.logger.Info("no longer a voter: stepping down once a remaining voter has caught up",
+				zap.Uint64("removal_index", r.stepDownIndex))
+		} else {
+			r.logger.Info("leading on although no longer a voter (DisableStepDownOnRemoval)")
 		}
-		r.logger.Info("leading on although no longer a voter (DisableStepDownOnRemoval)")
 	}
 	if r.leadTransferee != None && !r.trk.isVoter(r.leadTransferee) {
 		r.abortLeaderTransfer()
@@ -70,23 +73,35 @@ func (r *raft) switchToConfig(cs ConfState) {
 		r.releasePendingReadIndexMessages()
 	}
 	r.bcastAppend()
+	r.maybeStepDownAfterRemoval()
 }
 
-// handOffLeadership tells the most up-to-date remaining voter to campaign at
-// once, so that a leader that removed itself is replaced without waiting
-// for an election timeout.
-func (r *raft) handOffLeadership() {
-	last := r.raftLog.lastIndex()
-	var best uint64
-	for _, id := range r.trk.voterIDs() {
-		if pr := r.trk.progress[id]; id != r.id && pr.Match == last {
-			best = id
-			break
-		}
+// maybeStepDownAfterRemoval completes the step-down of a leader that removed
+// itself. It waits for a remaining voter that holds the whole log and knows
+// the removal is committed — until one does, the others may still count
+// this node in their configuration and need it to learn of the change —
+// then tells that voter to campaign at once and steps down, so the rest
+// elect a leader without waiting for an election timeout.
+func (r *raft) maybeStepDownAfterRemoval() {
+	if r.state != StateLeader || r.stepDownIndex == 0 {
+		return
 	}
-	r.logger.Info("stepping down: no longer a voter", zap.Uint64("term", r.Term), zap.Uint64("successor", best))
-	if best != None {
-		r.send(Message{To: best, Type: MsgTimeoutNow})
+	last := r.raftLog.lastIndex()
+	for _, id := range r.trk.voterIDs() {
+		pr := r.trk.progress[id]
+		if id == r.id || pr.Match != last || pr.peerCommit < r.stepDownIndex {
+			continue
+		}
+		r.logger.Info("stepping down: no longer a voter", zap.Uint64("term", r.Term), zap.Uint64("successor", id))
+		r.send(Message{To: id, Type: MsgTimeoutNow})
+		r.becomeFollower(r.Term, None)
+		return
+	}
+	// Make sure the voters learn the commit index.
+	for _, id := range r.trk.voterIDs() {
+		if pr := r.trk.progress[id]; id != r.id && pr.peerCommit < r.stepDownIndex && pr.canBumpCommit(r.raftLog.committed) {
+			r.sendAppend(id)
+		}
 	}
 }
 

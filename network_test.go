@@ -182,13 +182,18 @@ func (nw *network) sendAfterPersist(n *testNode, msgs []Message) {
 // hold durably.
 func checkDurable(s *MemoryStorage, m Message) error {
 	hs := s.HardState()
+	// A vote in term T is safe once the durable state rules out another
+	// vote in T: it records that vote, or a later term.
+	voteDurable := func(term, votedFor uint64) bool {
+		return hs.Term > term || (hs.Term == term && hs.Vote == votedFor)
+	}
 	switch {
 	case m.Type == MsgVote:
-		if hs.Term < m.Term || hs.Vote != m.From {
+		if !voteDurable(m.Term, m.From) {
 			return fmt.Errorf("%s for term %d sent while durable term=%d vote=%d", m.Type, m.Term, hs.Term, hs.Vote)
 		}
 	case m.Type == MsgVoteResp && !m.Reject:
-		if hs.Term < m.Term || hs.Vote != m.To {
+		if !voteDurable(m.Term, m.To) {
 			return fmt.Errorf("vote for %d in term %d sent while durable term=%d vote=%d", m.To, m.Term, hs.Term, hs.Vote)
 		}
 	case m.Type == MsgAppResp && !m.Reject:
@@ -238,19 +243,32 @@ func (nw *network) deliverOne() bool {
 	}
 	m := nw.queue[0]
 	nw.queue = nw.queue[1:]
-	if nw.cut[[2]uint64{m.From, m.To}] {
-		return true
-	}
-	if nw.dropRate > 0 && nw.rand.Float64() < nw.dropRate {
-		return true
-	}
 	n, ok := nw.nodes[m.To]
-	if !ok {
+	lost := !ok || nw.cut[[2]uint64{m.From, m.To}] || (nw.dropRate > 0 && nw.rand.Float64() < nw.dropRate)
+	if m.Type == MsgSnap {
+		// A transport tells the sender how sending a snapshot went.
+		defer nw.reportSnapshot(m.From, m.To, !lost)
+	}
+	if lost {
 		return true
 	}
 	_ = n.rn.Step(m)
 	nw.handleReady(n)
 	return true
+}
+
+// reportSnapshot tells node from whether its snapshot reached to.
+func (nw *network) reportSnapshot(from, to uint64, ok bool) {
+	sender, exists := nw.nodes[from]
+	if !exists {
+		return
+	}
+	status := SnapshotFailure
+	if ok {
+		status = SnapshotFinish
+	}
+	sender.rn.ReportSnapshot(to, status)
+	nw.handleReady(sender)
 }
 
 // stabilize delivers messages until none is left.
@@ -328,20 +346,30 @@ func (nw *network) partition(groups ...[]uint64) {
 // heal restores every link.
 func (nw *network) heal() { clear(nw.cut) }
 
-// crash restarts node id from what its storage holds; nothing unpersisted
-// survives (the simple host persists before advancing, so nothing is lost
-// here unless a test removed it from the storage).
+// crash restarts node id from what its storage holds, as a host whose state
+// machine lives in memory: it restores the latest snapshot and replays the
+// committed entries after it (which re-applies configuration changes too).
+// Nothing unpersisted survives; the simple host persists before advancing,
+// so nothing is lost here unless a test removed it from the storage.
 func (nw *network) crash(id uint64) {
 	nw.t.Helper()
 	n := nw.nodes[id]
-	hs := n.storage.HardState()
-	cfg := n.cfg
-	cfg.Applied = min(n.lastApplied, hs.Commit)
-	rn, err := NewRawNode(cfg)
+	snap, err := n.storage.Snapshot()
+	require.NoError(nw.t, err)
+	rn, err := NewRawNode(n.cfg)
 	require.NoError(nw.t, err)
 	n.rn = rn
-	// Drop messages still queued from the old incarnation? They were sent,
-	// so they stay in flight, as on a real network.
+	n.lastApplied = snap.Metadata.Index
+	kept := n.applied[:0]
+	for _, e := range n.applied {
+		if e.Index <= snap.Metadata.Index {
+			kept = append(kept, e)
+		}
+	}
+	n.applied = kept
+	n.confState = snap.Metadata.ConfState
+	// Messages already queued from the old incarnation stay in flight, as
+	// on a real network.
 	nw.handleReady(n)
 }
 

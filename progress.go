@@ -43,14 +43,22 @@ type Progress struct {
 	// PendingSnapshot is the index of the snapshot being sent, while State
 	// is ProgressStateSnapshot.
 	PendingSnapshot uint64
-	// RecentActive reports whether the peer was heard from since the last
-	// quorum check.
+	// RecentActive reports whether the peer was heard from within the last
+	// election timeout.
 	RecentActive bool
+
+	// lastHeard is the leader's tick count when the peer was last heard
+	// from (or when it became a member, or this leader took office).
+	lastHeard uint64
 	// MsgAppFlowPaused reports, in probe state, that an append was sent and
 	// no answer or heartbeat response arrived since.
 	MsgAppFlowPaused bool
 	// IsLearner reports whether the peer is a learner.
 	IsLearner bool
+
+	// peerCommit is the commit index the peer last reported, capped at the
+	// leader's.
+	peerCommit uint64
 
 	// sentCommit is the highest commit index sent to the peer this term.
 	// The peer knows min(sentCommit, what it held then) is committed.
@@ -75,7 +83,25 @@ func (pr *Progress) resetForTerm(match, next uint64) {
 	pr.Next = next
 	pr.RecentActive = false
 	pr.sentCommit = 0
+	pr.peerCommit = 0
 }
+
+// markActive records that the peer was heard from at tick now.
+func (pr *Progress) markActive(now uint64) {
+	pr.RecentActive = true
+	pr.lastHeard = now
+}
+
+// expireActivity clears RecentActive if the peer was not heard from within
+// window ticks before now.
+func (pr *Progress) expireActivity(now, window uint64) {
+	if now-pr.lastHeard >= window {
+		pr.RecentActive = false
+	}
+}
+
+// updatePeerCommit records the commit index the peer reported.
+func (pr *Progress) updatePeerCommit(c uint64) { pr.peerCommit = max(pr.peerCommit, c) }
 
 // resetState enters state with an empty inflight window.
 func (pr *Progress) resetState(state ProgressState) {

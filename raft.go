@@ -28,6 +28,12 @@ type raft struct {
 	state StateType
 	// lead is the leader of the current term, or None.
 	lead uint64
+	// stepDownIndex, when not 0, says that this leader applied a change
+	// removing it (up to this index) and steps down as soon as a remaining
+	// voter knows that index is committed and holds the whole log; until
+	// then the rest may still need this leader to learn of the change.
+	stepDownIndex uint64
+
 	// pendingConfIndex is the index of the latest configuration change a
 	// leader appended (or a bound on it); no other may be proposed until it
 	// is applied.
@@ -164,6 +170,9 @@ func (r *raft) send(m Message) {
 	if m.Term == 0 && !m.Type.isForwarded() {
 		m.Term = r.Term
 	}
+	if m.Type == MsgAppResp || m.Type == MsgHeartbeatResp {
+		m.Commit = r.raftLog.committed
+	}
 	switch m.Type {
 	case MsgAppResp, MsgVote, MsgVoteResp:
 		r.msgsAfterPersist = append(r.msgsAfterPersist, m)
@@ -287,13 +296,16 @@ func (r *raft) reset(term uint64) {
 	for id, pr := range r.trk.progress {
 		if id == r.id {
 			pr.resetForTerm(persisted, last+1)
-			pr.RecentActive = true
 		} else {
 			pr.resetForTerm(0, last+1)
 		}
+		// Everyone gets an election timeout from the start of a term
+		// before counting as inactive.
+		pr.markActive(r.trk.now)
 	}
 	r.uncommittedSize = 0
 	r.leadTransferee = None
+	r.stepDownIndex = 0
 	r.readOnly.reset()
 	r.pendingReadIndexMessages = nil
 }
@@ -380,14 +392,25 @@ func (r *raft) tickElection() {
 func (r *raft) tickHeartbeat() {
 	r.heartbeatElapsed++
 	r.electionElapsed++
+	r.trk.now++
+	if r.checkQuorum {
+		// Checked at every tick, so that a leader cut off from a quorum
+		// steps down within one election timeout of last hearing from it.
+		if err := r.Step(Message{From: r.id, Type: MsgCheckQuorum}); err != nil {
+			r.logger.Debug("error occurred during checking quorum", zap.Error(err))
+		}
+		if r.state != StateLeader {
+			return
+		}
+	}
 	if r.electionElapsed >= r.electionTimeout {
 		r.electionElapsed = 0
 		if r.state == StateLeader {
 			r.abortLeaderTransfer()
-		}
-		if r.checkQuorum {
-			if err := r.Step(Message{From: r.id, Type: MsgCheckQuorum}); err != nil {
-				r.logger.Debug("error occurred during checking quorum", zap.Error(err))
+			if r.stepDownIndex != 0 {
+				r.logger.Info("stepping down after removal without a hand-off: no voter caught up in time")
+				r.becomeFollower(r.Term, None)
+				return
 			}
 		}
 	}

@@ -151,16 +151,19 @@ func stepLeader(r *raft, m Message) error {
 	return nil
 }
 
-// checkQuorumActive steps down if a quorum was not heard from since the last
-// check, then starts a new observation period.
+// checkQuorumActive steps down if a quorum was not heard from within the
+// election timeout, and refreshes each peer's RecentActive.
 func (r *raft) checkQuorumActive() {
-	if !r.trk.quorumActive(r.id) {
+	window := uint64(r.electionTimeout)
+	if !r.trk.quorumActive(r.id, window) {
 		r.logger.Warn("stepped down to follower since quorum is not active", zap.Uint64("term", r.Term))
 		r.becomeFollower(r.Term, None)
 		return
 	}
 	for id, pr := range r.trk.progress {
-		pr.RecentActive = id == r.id
+		if id != r.id {
+			pr.expireActivity(r.trk.now, window)
+		}
 	}
 }
 
@@ -177,6 +180,10 @@ func (r *raft) handleProposal(m Message) error {
 	if r.leadTransferee != None {
 		r.logger.Debug("dropped a proposal during leadership transfer", zap.Uint64("target", r.leadTransferee))
 		return ErrTransferInProgress
+	}
+	if r.stepDownIndex != 0 {
+		r.logger.Debug("dropped a proposal: this leader was removed and is stepping down")
+		return ErrProposalDropped
 	}
 	confIndex := -1
 	for i := range m.Entries {
@@ -207,7 +214,9 @@ func (r *raft) handleProposal(m Message) error {
 // handleAppendResponse updates the peer's progress from its answer to an
 // append, backs off on a rejection, and commits what a quorum now holds.
 func (r *raft) handleAppendResponse(m Message, pr *Progress) {
-	pr.RecentActive = true
+	pr.markActive(r.trk.now)
+	pr.updatePeerCommit(min(m.Commit, r.raftLog.committed))
+	defer r.maybeStepDownAfterRemoval()
 	if m.Reject {
 		r.handleAppendRejection(m, pr)
 		return
@@ -268,7 +277,9 @@ func (r *raft) handleAppendRejection(m Message, pr *Progress) {
 
 // handleHeartbeatResponse resumes a paused probe and catches a lagging peer up.
 func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
-	pr.RecentActive = true
+	pr.markActive(r.trk.now)
+	pr.updatePeerCommit(min(m.Commit, r.raftLog.committed))
+	defer r.maybeStepDownAfterRemoval()
 	pr.resume()
 	if pr.Match < r.raftLog.lastIndex() {
 		r.sendAppend(m.From)

@@ -88,6 +88,9 @@ type progressTracker struct {
 
 	maxInflight      int
 	maxInflightBytes uint64
+
+	// now is the logical clock, in ticks, that activity is stamped with.
+	now uint64
 }
 
 func newProgressTracker(maxInflight int, maxInflightBytes uint64) progressTracker {
@@ -127,7 +130,7 @@ func (t *progressTracker) applyConfState(cs ConfState, next uint64) {
 		pr := newProgress(next, t.maxInflight, t.maxInflightBytes, isLearner)
 		// A new member counts as active until the next quorum check, so
 		// that adding it cannot make a leader step down at once.
-		pr.RecentActive = true
+		pr.markActive(t.now)
 		t.progress[id] = pr
 	}
 	t.ids = t.ids[:0]
@@ -210,22 +213,22 @@ func (t *progressTracker) tallyVotes() (granted, rejected int, result voteResult
 	return granted, rejected, result
 }
 
-// quorumActive reports whether a quorum has been recently active (id counts
-// as active itself).
-func (t *progressTracker) quorumActive(self uint64) bool {
-	votes := make(map[uint64]bool, len(t.progress))
-	for id, pr := range t.progress {
-		votes[id] = id == self || pr.RecentActive
+// quorumActive reports whether a quorum (of each half of a joint
+// configuration) was heard from within window ticks before now; self
+// counts as heard from now.
+func (t *progressTracker) quorumActive(self, window uint64) bool {
+	heard := func(id uint64) uint64 {
+		if id == self {
+			return t.now
+		}
+		if pr, ok := t.progress[id]; ok {
+			return pr.lastHeard
+		}
+		return 0
 	}
-	_, _, result := t.tallyVotesWith(votes)
-	return result == voteWon
-}
-
-func (t *progressTracker) tallyVotesWith(votes map[uint64]bool) (int, int, voteResult) {
-	saved := t.votes
-	t.votes = votes
-	defer func() { t.votes = saved }()
-	return t.tallyVotes()
+	// The latest time by which a quorum had been heard from.
+	q := min(t.voters[0].committedIndex(heard), t.voters[1].committedIndex(heard))
+	return t.now-q < window
 }
 
 // voterIDs returns every voter of the configuration, sorted.

@@ -115,7 +115,7 @@ const (
 	// MsgAppResp answers MsgApp. On success Index is the follower's last
 	// matching index; on rejection Index is the rejected MsgApp's Index,
 	// RejectHint the follower's last index and LogTerm the follower's
-	// term at RejectHint.
+	// term at RejectHint. Commit is the follower's commit index.
 	MsgAppResp
 	// MsgVote asks for a vote; Index/LogTerm describe the candidate's log.
 	MsgVote
@@ -124,7 +124,8 @@ const (
 	// MsgHeartbeat asserts leadership and carries the commit index, capped
 	// at what the receiver is known to hold.
 	MsgHeartbeat
-	// MsgHeartbeatResp answers MsgHeartbeat.
+	// MsgHeartbeatResp answers MsgHeartbeat; Commit is the follower's
+	// commit index.
 	MsgHeartbeatResp
 	// MsgSnap carries a snapshot to a follower whose needed entries were
 	// compacted away.
