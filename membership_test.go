@@ -7,9 +7,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func addVoter(id uint64) ConfChangeSingle   { return ConfChangeSingle{Type: ConfChangeAddNode, NodeID: id} }
-func addLearner(id uint64) ConfChangeSingle { return ConfChangeSingle{Type: ConfChangeAddLearnerNode, NodeID: id} }
-func removeNode(id uint64) ConfChangeSingle { return ConfChangeSingle{Type: ConfChangeRemoveNode, NodeID: id} }
+func addVoter(id uint64) ConfChangeSingle {
+	return ConfChangeSingle{Type: ConfChangeAddNode, NodeID: id}
+}
+func addLearner(id uint64) ConfChangeSingle {
+	return ConfChangeSingle{Type: ConfChangeAddLearnerNode, NodeID: id}
+}
+func removeNode(id uint64) ConfChangeSingle {
+	return ConfChangeSingle{Type: ConfChangeRemoveNode, NodeID: id}
+}
 
 // proposeConf proposes cc at node id and delivers everything.
 func (nw *network) proposeConf(id uint64, cc ConfChange) error {
