@@ -47,6 +47,11 @@ type Progress struct {
 	// election timeout.
 	RecentActive bool
 
+	// leaseStart is one more than the leader's tick count when it sent the
+	// latest heartbeat the peer acknowledged this term (0: none): the
+	// peer's leader lease runs from no earlier than that.
+	leaseStart uint64
+
 	// lastHeard is the leader's tick count when the peer was last heard
 	// from (or when it became a member, or this leader took office).
 	lastHeard uint64
@@ -84,7 +89,11 @@ func (pr *Progress) resetForTerm(match, next uint64) {
 	pr.RecentActive = false
 	pr.sentCommit = 0
 	pr.peerCommit = 0
+	pr.leaseStart = 0
 }
+
+// ackHeartbeat records that the peer answered a heartbeat sent at tick sent.
+func (pr *Progress) ackHeartbeat(sent uint64) { pr.leaseStart = max(pr.leaseStart, sent+1) }
 
 // markActive records that the peer was heard from at tick now.
 func (pr *Progress) markActive(now uint64) {

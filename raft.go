@@ -248,10 +248,11 @@ func (r *raft) maybeSendSnapshot(to uint64, pr *Progress) bool {
 
 // sendHeartbeat sends a heartbeat whose commit index is capped at what the
 // peer is known to hold, so the peer never commits entries it may not have.
-func (r *raft) sendHeartbeat(to uint64) {
+// ctx, if not nil, is the read round the heartbeat carries.
+func (r *raft) sendHeartbeat(to uint64, ctx []byte) {
 	pr := r.trk.progress[to]
 	commit := min(pr.Match, r.raftLog.committed)
-	r.send(Message{To: to, Type: MsgHeartbeat, Commit: commit})
+	r.send(Message{To: to, Type: MsgHeartbeat, Commit: commit, Index: r.trk.now, Context: ctx})
 	pr.sentCommitIndex(commit)
 }
 
@@ -265,12 +266,21 @@ func (r *raft) bcastAppend() {
 	}
 }
 
-// bcastHeartbeat sends a heartbeat to every peer.
+// bcastHeartbeat sends a heartbeat to every peer. While reads wait for
+// confirmation, the heartbeats carry the newest read round, so a round lost
+// to the network is retried at every heartbeat.
 func (r *raft) bcastHeartbeat() {
+	var ctx []byte
+	if len(r.readOnly.pending) > 0 {
+		ctx = r.readOnly.startRound(r.id)
+	}
 	for _, id := range r.trk.memberIDs() {
 		if id != r.id {
-			r.sendHeartbeat(id)
+			r.sendHeartbeat(id, ctx)
 		}
+	}
+	if ctx != nil {
+		r.maybeConfirmReads()
 	}
 }
 

@@ -15,13 +15,15 @@ const (
 	// the read arrives. Reads are linearizable whatever the clocks do.
 	ReadOnlySafe ReadOnlyOption = iota
 	// ReadOnlyLeaseBased answers at once, relying on the leader lease that
-	// CheckQuorum maintains: no other leader can be elected while followers
-	// ignore vote requests within an election timeout of hearing from this
-	// leader. It is linearizable only if every node's tick rate stays within
-	// a bounded drift of the others' — precisely, if the leader's election
-	// timeout does not elapse more slowly than any follower's by more than
-	// the margin between the two (a leader whose clock runs slow may serve
-	// a stale read after a new leader was elected). Requires CheckQuorum.
+	// CheckQuorum maintains: followers ignore vote requests for an election
+	// timeout after hearing from the leader, so no other leader can be
+	// elected during that time. The leader serves lease reads only while a
+	// quorum acknowledged a heartbeat it sent less than
+	// ElectionTick - 1 - ElectionTick/10 ticks ago. This is linearizable
+	// provided no follower's ticks run more than about 10% faster than the
+	// leader's (bounded clock drift); beyond that, a leader may serve a stale
+	// read after a new leader was elected. When the lease has lapsed, a read
+	// falls back to a heartbeat round. Requires CheckQuorum.
 	ReadOnlyLeaseBased
 )
 
@@ -31,6 +33,16 @@ func (o ReadOnlyOption) String() string {
 		return "ReadOnlyLeaseBased"
 	}
 	return "ReadOnlySafe"
+}
+
+// leaseTicks is how long, from the sending of a heartbeat that a quorum
+// acknowledged, the leader trusts that no other leader can exist. Followers
+// ignore vote requests for an election timeout after they receive a
+// heartbeat; the lease is shorter by one tick (a follower's tick may fall
+// just after the heartbeat arrives) and by a tenth of the timeout (the
+// clock drift tolerated).
+func (r *raft) leaseTicks() uint64 {
+	return uint64(r.electionTimeout - 1 - r.electionTimeout/10)
 }
 
 // ReadState answers a ReadIndex request: once the host has applied entries
@@ -122,7 +134,7 @@ func (r *raft) handleReadIndex(m Message) {
 		r.pendingReadIndexMessages = append(r.pendingReadIndexMessages, m)
 		return
 	}
-	if r.readOnly.option == ReadOnlyLeaseBased {
+	if r.readOnly.option == ReadOnlyLeaseBased && r.trk.leaseValid(r.id, r.leaseTicks()) {
 		r.answerRead(m.From, r.raftLog.committed, m.Entries[0].Data)
 		return
 	}
@@ -148,20 +160,15 @@ func (r *raft) flushReadRound() {
 	if r.state != StateLeader || !r.readOnly.roundPending {
 		return
 	}
-	r.readOnly.roundPending = false
-	seq := r.readOnly.lastSeq
-	r.readOnly.acked[r.id] = seq
-	ctx := encodeSeq(seq)
-	for _, id := range r.trk.memberIDs() {
-		if id == r.id {
-			continue
-		}
-		pr := r.trk.progress[id]
-		commit := min(pr.Match, r.raftLog.committed)
-		r.send(Message{To: id, Type: MsgHeartbeat, Commit: commit, Context: ctx})
-		pr.sentCommitIndex(commit)
-	}
-	r.maybeConfirmReads()
+	r.bcastHeartbeat()
+}
+
+// startRound begins a heartbeat round for every read queued so far and
+// returns its context; self acknowledges it at once.
+func (ro *readOnly) startRound(self uint64) []byte {
+	ro.roundPending = false
+	ro.acked[self] = ro.lastSeq
+	return encodeSeq(ro.lastSeq)
 }
 
 // handleReadAck records a heartbeat response's round acknowledgement.

@@ -115,8 +115,17 @@ func TestReadIndexLeaseBased(t *testing.T) {
 	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
 	nw.electLeader(1)
 	nw.isolate(1)
+	nw.read(1, "no lease yet")
+	assert.Empty(t, nw.reads[1], "no heartbeat acknowledged yet this term: no lease")
+	nw.heal()
+	nw.tickAll() // a heartbeat round starts the lease
+	nw.isolate(1)
 	nw.read(1, "lease")
-	assert.Equal(t, []string{"lease"}, nw.readCtxs(1), "a lease read needs no round trip")
+	assert.Equal(t, []string{"no lease yet", "lease"}, nw.readCtxs(1), "a lease read needs no round trip")
+	lease := int(nw.raft(1).leaseTicks())
+	nw.tick(1, lease)
+	nw.read(1, "late")
+	assert.Equal(t, []string{"no lease yet", "lease"}, nw.readCtxs(1), "the lease lapsed: no answer without a round")
 }
 
 func TestReadIndexLeaseBasedNeedsCheckQuorum(t *testing.T) {

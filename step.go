@@ -278,6 +278,7 @@ func (r *raft) handleAppendRejection(m Message, pr *Progress) {
 // handleHeartbeatResponse resumes a paused probe and catches a lagging peer up.
 func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
 	pr.markActive(r.trk.now)
+	pr.ackHeartbeat(min(m.Index, r.trk.now))
 	pr.updatePeerCommit(min(m.Commit, r.raftLog.committed))
 	defer r.maybeStepDownAfterRemoval()
 	pr.resume()
@@ -439,7 +440,7 @@ func (r *raft) handleAppendEntries(m Message) {
 // answers.
 func (r *raft) handleHeartbeat(m Message) {
 	r.raftLog.commitTo(min(m.Commit, r.raftLog.lastIndex()))
-	r.send(Message{To: m.From, Type: MsgHeartbeatResp, Context: m.Context})
+	r.send(Message{To: m.From, Type: MsgHeartbeatResp, Index: m.Index, Context: m.Context})
 }
 
 // handleSnapshot installs a snapshot from the leader if it is newer than the

@@ -231,6 +231,23 @@ func (t *progressTracker) quorumActive(self, window uint64) bool {
 	return t.now-q < window
 }
 
+// leaseValid reports whether a quorum (of each half of a joint
+// configuration) acknowledged a heartbeat sent less than lease ticks ago;
+// self counts as acknowledging now.
+func (t *progressTracker) leaseValid(self, lease uint64) bool {
+	start := func(id uint64) uint64 {
+		if id == self {
+			return t.now + 1
+		}
+		if pr, ok := t.progress[id]; ok {
+			return pr.leaseStart
+		}
+		return 0
+	}
+	q := min(t.voters[0].committedIndex(start), t.voters[1].committedIndex(start))
+	return q > 0 && t.now+1-q < lease
+}
+
 // voterIDs returns every voter of the configuration, sorted.
 func (t *progressTracker) voterIDs() []uint64 {
 	ids := slices.Clone([]uint64(t.voters[0]))

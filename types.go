@@ -122,10 +122,11 @@ const (
 	// MsgVoteResp answers MsgVote.
 	MsgVoteResp
 	// MsgHeartbeat asserts leadership and carries the commit index, capped
-	// at what the receiver is known to hold.
+	// at what the receiver is known to hold. Index is the leader's tick
+	// count when it was sent, which the answer echoes.
 	MsgHeartbeat
 	// MsgHeartbeatResp answers MsgHeartbeat; Commit is the follower's
-	// commit index.
+	// commit index and Index echoes the heartbeat's.
 	MsgHeartbeatResp
 	// MsgSnap carries a snapshot to a follower whose needed entries were
 	// compacted away.
