@@ -205,8 +205,9 @@ func (r *raft) handleAppendResponse(m Message, pr *Progress) {
 	}
 	if r.maybeCommit() {
 		r.bcastAppend()
-		return
 	}
+	// The acknowledgement may have opened the window for several appends
+	// (probe to replicate, or freed inflights): fill it, commit or not.
 	for r.maybeSendAppend(m.From, false) {
 	}
 }
