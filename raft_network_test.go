@@ -118,7 +118,7 @@ func TestNetworkLeaderCrashReelection(t *testing.T) {
 			require.LessOrEqual(t, ticks, 4*electionTick, "no new leader")
 			lead := paperLeaderAmong(nw, others)
 			assert.Greater(t, nw.raft(lead).Term, oldTerm)
-			t.Logf("node %d elected at term %d after %d ticks", lead, nw.raft(lead).Term, ticks)
+			t.Logf("node %d elected at term %d after %d ticks; node 1 stepped down after %d", lead, nw.raft(lead).Term, ticks, stepDown)
 
 			// CheckQuorum: within two election timeouts of being cut off
 			// (the first check may still count the peers heard before).
