@@ -248,6 +248,8 @@ func (r *raft) handleAppendResponse(m Message, pr *Progress) {
 		// (it was paused when the commit index last moved).
 		r.sendAppend(m.From)
 	}
+	// The acknowledgement may have opened the window for several appends
+	// (probe to replicate, or freed inflights): fill it, commit or not.
 	for r.maybeSendAppend(m.From, false) {
 	}
 	if m.From == r.leadTransferee {
