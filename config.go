@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"go.uber.org/zap"
@@ -129,6 +130,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: HeartbeatTick must be at least 1, got %d", ErrInvalidConfig, c.HeartbeatTick)
 	case c.ElectionTick <= c.HeartbeatTick:
 		return fmt.Errorf("%w: ElectionTick (%d) must be greater than HeartbeatTick (%d)", ErrInvalidConfig, c.ElectionTick, c.HeartbeatTick)
+	case c.ElectionTick > math.MaxInt/2:
+		// The randomized timeout reaches 2*ElectionTick-1, which must not
+		// overflow (a negative timeout would fire on every tick).
+		return fmt.Errorf("%w: ElectionTick (%d) must be at most %d", ErrInvalidConfig, c.ElectionTick, math.MaxInt/2)
 	case c.Storage == nil:
 		return fmt.Errorf("%w: Storage must be set", ErrInvalidConfig)
 	case c.MaxInflightMsgs < 1:
