@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 
 	"go.uber.org/zap"
 )
@@ -136,10 +137,19 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: ElectionTick (%d) must be at most %d", ErrInvalidConfig, c.ElectionTick, math.MaxInt/2)
 	case c.Storage == nil:
 		return fmt.Errorf("%w: Storage must be set", ErrInvalidConfig)
+	case isNilPointer(c.Storage):
+		return fmt.Errorf("%w: Storage must be set, got a nil %T", ErrInvalidConfig, c.Storage)
 	case c.MaxInflightMsgs < 1:
 		return fmt.Errorf("%w: MaxInflightMsgs must be at least 1, got %d", ErrInvalidConfig, c.MaxInflightMsgs)
 	case c.MaxInflightBytes != 0 && c.MaxInflightBytes < c.MaxSizePerMsg:
 		return fmt.Errorf("%w: MaxInflightBytes (%d) must be 0 or at least MaxSizePerMsg (%d)", ErrInvalidConfig, c.MaxInflightBytes, c.MaxSizePerMsg)
 	}
 	return nil
+}
+
+// isNilPointer reports whether v is a nil pointer stored in an interface,
+// which compares unequal to nil but panics on first use.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
