@@ -673,3 +673,54 @@ func TestLimitSize(t *testing.T) {
 		})
 	}
 }
+
+func TestMemoryStorageZeroValue(t *testing.T) {
+	tests := []struct {
+		name string
+		call func(t *testing.T, ms *MemoryStorage)
+	}{
+		{name: "FirstIndex", call: func(t *testing.T, ms *MemoryStorage) {
+			first, err := ms.FirstIndex()
+			require.NoError(t, err)
+			assert.Equal(t, uint64(1), first)
+		}},
+		{name: "LastIndex", call: func(t *testing.T, ms *MemoryStorage) {
+			last, err := ms.LastIndex()
+			require.NoError(t, err)
+			assert.Equal(t, uint64(0), last)
+		}},
+		{name: "Term", call: func(t *testing.T, ms *MemoryStorage) {
+			term, err := ms.Term(0)
+			require.NoError(t, err)
+			assert.Zero(t, term)
+		}},
+		{name: "Entries", call: func(t *testing.T, ms *MemoryStorage) {
+			_, err := ms.Entries(1, 2, noLimit)
+			assert.ErrorIs(t, err, ErrUnavailable)
+		}},
+		{name: "Append", call: func(t *testing.T, ms *MemoryStorage) {
+			require.NoError(t, ms.Append(unitEnts(1, 1, 1)))
+			assert.Equal(t, unitEnts(1, 1, 1), unitStorageEntries(t, ms))
+		}},
+		{name: "Compact", call: func(t *testing.T, ms *MemoryStorage) {
+			assert.ErrorIs(t, ms.Compact(0), ErrCompacted)
+		}},
+		{name: "ApplySnapshot", call: func(t *testing.T, ms *MemoryStorage) {
+			require.NoError(t, ms.ApplySnapshot(Snapshot{Metadata: SnapshotMetadata{Index: 3, Term: 1}}))
+			last, _ := ms.LastIndex()
+			assert.Equal(t, uint64(3), last)
+		}},
+		{name: "InitialState", call: func(t *testing.T, ms *MemoryStorage) {
+			hs, cs, err := ms.InitialState()
+			require.NoError(t, err)
+			assert.Zero(t, hs)
+			assert.Zero(t, cs)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ms MemoryStorage
+			require.NotPanics(t, func() { tt.call(t, &ms) })
+		})
+	}
+}
