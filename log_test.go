@@ -697,3 +697,95 @@ func TestLogStorageFailurePanics(t *testing.T) {
 	assert.Panics(t, func() { l.firstIndex() })
 	assert.Panics(t, func() { l.zeroTermOnOutOfBounds(0, boom) })
 }
+
+// unitFailingStorage is a MemoryStorage whose Term and Entries fail with
+// the given errors (when set), as a storage racing with compaction or a
+// broken disk would.
+type unitFailingStorage struct {
+	*MemoryStorage
+	termErr, entriesErr error
+}
+
+func (s *unitFailingStorage) Term(i uint64) (uint64, error) {
+	if s.termErr != nil {
+		return 0, s.termErr
+	}
+	return s.MemoryStorage.Term(i)
+}
+
+func (s *unitFailingStorage) Entries(lo, hi, maxSize uint64) ([]Entry, error) {
+	if s.entriesErr != nil {
+		return nil, s.entriesErr
+	}
+	return s.MemoryStorage.Entries(lo, hi, maxSize)
+}
+
+func TestLogStorageErrors(t *testing.T) {
+	boom := errors.New("disk on fire")
+	compacted := fmt.Errorf("racing compaction: %w", ErrCompacted)
+	unavailable := fmt.Errorf("racing truncation: %w", ErrUnavailable)
+	tests := []struct {
+		name       string
+		termErr    error
+		entriesErr error
+		call       func(l *raftLog) error
+		wantErr    error // returned by call
+		wantPanic  bool
+	}{
+		{
+			name: "term: compacted in storage", termErr: compacted,
+			call: func(l *raftLog) error { _, err := l.term(2); return err }, wantErr: ErrCompacted,
+		},
+		{
+			name: "term: unavailable in storage", termErr: unavailable,
+			call: func(l *raftLog) error { _, err := l.term(2); return err }, wantErr: ErrUnavailable,
+		},
+		{
+			name: "term: broken storage", termErr: boom,
+			call: func(l *raftLog) error { _, err := l.term(2); return err }, wantPanic: true,
+		},
+		{
+			name: "lastTerm: broken storage", termErr: boom,
+			call: func(l *raftLog) error { l.lastTerm(); return nil }, wantPanic: true,
+		},
+		{
+			name: "lastTerm: compacted in storage", termErr: compacted,
+			call: func(l *raftLog) error { l.lastTerm(); return nil }, wantPanic: true,
+		},
+		{
+			name: "slice: compacted in storage", entriesErr: compacted,
+			call: func(l *raftLog) error { _, err := l.slice(1, 3, noLimit); return err }, wantErr: ErrCompacted,
+		},
+		{
+			name: "slice: broken storage", entriesErr: boom,
+			call: func(l *raftLog) error { _, err := l.slice(1, 3, noLimit); return err }, wantPanic: true,
+		},
+		{
+			name: "allEntries: compacted in storage", entriesErr: compacted,
+			call: func(l *raftLog) error { l.allEntries(); return nil }, wantPanic: true,
+		},
+		{
+			name: "nextCommittedEnts: compacted in storage", entriesErr: compacted,
+			call: func(l *raftLog) error { l.nextCommittedEnts(true); return nil }, wantPanic: true,
+		},
+		{
+			name: "matchTerm: broken storage", termErr: boom,
+			call: func(l *raftLog) error { l.matchTerm(2, 1); return nil }, wantPanic: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := &unitFailingStorage{MemoryStorage: unitStorage(t, 0, 0, unitEnts(1, 1, 1, 1))}
+			l := unitLog(t, fs, nil)
+			l.commitTo(3)
+			fs.termErr, fs.entriesErr = tt.termErr, tt.entriesErr
+			if tt.wantPanic {
+				assert.Panics(t, func() { _ = tt.call(l) })
+				return
+			}
+			var err error
+			require.NotPanics(t, func() { err = tt.call(l) })
+			assert.ErrorIs(t, err, tt.wantErr)
+		})
+	}
+}

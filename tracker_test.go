@@ -354,3 +354,16 @@ func TestSortedIDs(t *testing.T) {
 		})
 	}
 }
+
+func TestProgressTrackerCommittedWithoutProgress(t *testing.T) {
+	// A voter whose progress is missing counts as having acknowledged
+	// nothing; it never makes the commit index jump.
+	trk := unitTracker(ConfState{Voters: []uint64{1, 2, 3}}, 1)
+	trk.progress[1].maybeUpdate(5)
+	trk.progress[2].maybeUpdate(5)
+	delete(trk.progress, 2)
+	assert.Equal(t, uint64(0), trk.committed())
+	trk.progress[3] = newProgress(1, 4, 0, false)
+	trk.progress[3].maybeUpdate(4)
+	assert.Equal(t, uint64(4), trk.committed())
+}
