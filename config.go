@@ -2,7 +2,9 @@ package raft
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"reflect"
 
 	"go.uber.org/zap"
 )
@@ -140,8 +142,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: HeartbeatTick must be at least 1, got %d", ErrInvalidConfig, c.HeartbeatTick)
 	case c.ElectionTick <= c.HeartbeatTick:
 		return fmt.Errorf("%w: ElectionTick (%d) must be greater than HeartbeatTick (%d)", ErrInvalidConfig, c.ElectionTick, c.HeartbeatTick)
+	case c.ElectionTick > math.MaxInt/2:
+		// The randomized timeout reaches 2*ElectionTick-1, which must not
+		// overflow (a negative timeout would fire on every tick).
+		return fmt.Errorf("%w: ElectionTick (%d) must be at most %d", ErrInvalidConfig, c.ElectionTick, math.MaxInt/2)
 	case c.Storage == nil:
 		return fmt.Errorf("%w: Storage must be set", ErrInvalidConfig)
+	case isNilPointer(c.Storage):
+		return fmt.Errorf("%w: Storage must be set, got a nil %T", ErrInvalidConfig, c.Storage)
 	case c.MaxInflightMsgs < 1:
 		return fmt.Errorf("%w: MaxInflightMsgs must be at least 1, got %d", ErrInvalidConfig, c.MaxInflightMsgs)
 	case c.ReadOnlyOption > ReadOnlyLeaseBased:
@@ -152,4 +160,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: MaxInflightBytes (%d) must be 0 or at least MaxSizePerMsg (%d)", ErrInvalidConfig, c.MaxInflightBytes, c.MaxSizePerMsg)
 	}
 	return nil
+}
+
+// isNilPointer reports whether v is a nil pointer stored in an interface,
+// which compares unequal to nil but panics on first use.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }

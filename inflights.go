@@ -34,8 +34,11 @@ func (in *inflights) add(index, bytes uint64) {
 	next := in.start + in.count
 	if size := len(in.buffer); next >= size {
 		if size < in.maxCount {
+			// grow moves the oldest append to the front of the new
+			// buffer, so the free slot moves too.
 			in.grow()
 			size = len(in.buffer)
+			next = in.start + in.count
 		}
 		if next >= size {
 			next -= size

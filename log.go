@@ -369,7 +369,10 @@ func (l *raftLog) slice(lo, hi, maxSize uint64) ([]Entry, error) {
 			ents = unstable
 		}
 	}
-	return limitSize(ents, maxSize), nil
+	// Cap the result: limitSize may cut an unstable slice short, and the
+	// caller appending to it must not overwrite the entries after it.
+	ents = limitSize(ents, maxSize)
+	return ents[:len(ents):len(ents)], nil
 }
 
 // mustCheckOutOfBounds checks firstIndex <= lo <= hi <= lastIndex+1.

@@ -51,7 +51,8 @@ type Storage interface {
 }
 
 // MemoryStorage is a Storage held in memory, for tests and for hosts that
-// keep their own durable copy. It is safe for concurrent use.
+// keep their own durable copy. It is safe for concurrent use. The zero value
+// is an empty MemoryStorage, like the one NewMemoryStorage returns.
 type MemoryStorage struct {
 	mu        sync.Mutex
 	hardState HardState
@@ -61,6 +62,15 @@ type MemoryStorage struct {
 	ents []Entry
 }
 
+// lock takes the mutex and makes the zero value usable: an empty log whose
+// placeholder entry is at index 0.
+func (ms *MemoryStorage) lock() {
+	ms.mu.Lock()
+	if ms.ents == nil {
+		ms.ents = make([]Entry, 1)
+	}
+}
+
 // NewMemoryStorage returns an empty MemoryStorage.
 func NewMemoryStorage() *MemoryStorage {
 	return &MemoryStorage{ents: make([]Entry, 1)}
@@ -68,14 +78,14 @@ func NewMemoryStorage() *MemoryStorage {
 
 // InitialState implements Storage.
 func (ms *MemoryStorage) InitialState() (HardState, ConfState, error) {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	return ms.hardState, ms.snapshot.Metadata.ConfState, nil
 }
 
 // SetHardState saves the hard state.
 func (ms *MemoryStorage) SetHardState(hs HardState) error {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	ms.hardState = hs
 	return nil
@@ -83,14 +93,14 @@ func (ms *MemoryStorage) SetHardState(hs HardState) error {
 
 // HardState returns the saved hard state.
 func (ms *MemoryStorage) HardState() HardState {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	return ms.hardState
 }
 
 // Entries implements Storage.
 func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]Entry, error) {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	offset := ms.ents[0].Index
 	if lo <= offset {
@@ -110,7 +120,7 @@ func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]Entry, error) {
 
 // Term implements Storage.
 func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	offset := ms.ents[0].Index
 	if i < offset {
@@ -124,7 +134,7 @@ func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
 
 // LastIndex implements Storage.
 func (ms *MemoryStorage) LastIndex() (uint64, error) {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	return ms.lastIndex(), nil
 }
@@ -135,14 +145,14 @@ func (ms *MemoryStorage) lastIndex() uint64 {
 
 // FirstIndex implements Storage.
 func (ms *MemoryStorage) FirstIndex() (uint64, error) {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	return ms.ents[0].Index + 1, nil
 }
 
 // Snapshot implements Storage.
 func (ms *MemoryStorage) Snapshot() (Snapshot, error) {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	return ms.snapshot, nil
 }
@@ -151,7 +161,7 @@ func (ms *MemoryStorage) Snapshot() (Snapshot, error) {
 // restarts after the snapshot's index. It returns ErrSnapOutOfDate if the
 // snapshot is older than the one held.
 func (ms *MemoryStorage) ApplySnapshot(snap Snapshot) error {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	if snap.Metadata.Index <= ms.snapshot.Metadata.Index {
 		return ErrSnapOutOfDate
@@ -172,7 +182,7 @@ func (ms *MemoryStorage) ApplySnapshot(snap Snapshot) error {
 // log is not compacted; call Compact for that. It returns ErrSnapOutOfDate
 // if i is not newer than the held snapshot.
 func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *ConfState, data []byte) (Snapshot, error) {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	if i <= ms.snapshot.Metadata.Index {
 		return Snapshot{}, ErrSnapOutOfDate
@@ -193,7 +203,7 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *ConfState, data []byte) (S
 // Compact discards the entries up to and including compactIndex, which must
 // not exceed LastIndex(). It returns ErrCompacted if they are already gone.
 func (ms *MemoryStorage) Compact(compactIndex uint64) error {
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	offset := ms.ents[0].Index
 	if compactIndex <= offset {
@@ -218,7 +228,7 @@ func (ms *MemoryStorage) Append(entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	ms.mu.Lock()
+	ms.lock()
 	defer ms.mu.Unlock()
 	for i := 1; i < len(entries); i++ {
 		if entries[i].Index != entries[i-1].Index+1 {
