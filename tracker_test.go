@@ -305,12 +305,18 @@ func TestProgressTrackerQuorumActive(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			trk := unitTracker(tt.cs, 1)
+			// Every member was heard from at tick 0; at tick 20 only those
+			// heard from since tick 11 are within a 10-tick window.
+			trk.now = 20
 			for _, id := range tt.active {
-				trk.progress[id].RecentActive = true
+				trk.progress[id].markActive(15)
 			}
 			trk.recordVote(2, true) // ongoing vote counting is not disturbed
-			assert.Equal(t, tt.want, trk.quorumActive(1))
+			assert.Equal(t, tt.want, trk.quorumActive(1, 10))
 			assert.Equal(t, map[uint64]bool{2: true}, trk.votes)
+			// The window is exclusive: heard 10 ticks ago is too long ago.
+			trk.now = 25
+			assert.False(t, trk.quorumActive(1, 10) && len(tt.cs.Voters) > 1, "stale activity must not count")
 		})
 	}
 }
