@@ -41,6 +41,9 @@ func newLog(storage Storage, logger *zap.Logger, maxApplyingSize uint64) (*raftL
 	if firstIndex == 0 || lastIndex+1 < firstIndex {
 		return nil, fmt.Errorf("raft: storage reports first index %d and last index %d", firstIndex, lastIndex)
 	}
+	if err := checkLogBoundaries(storage, firstIndex, lastIndex); err != nil {
+		return nil, err
+	}
 	l := &raftLog{
 		storage:         storage,
 		maxApplyingSize: maxApplyingSize,
@@ -52,6 +55,30 @@ func newLog(storage Storage, logger *zap.Logger, maxApplyingSize uint64) (*raftL
 	l.unstable.offset = lastIndex + 1
 	l.unstable.offsetInProgress = lastIndex + 1
 	return l, nil
+}
+
+// checkLogBoundaries reads the terms at the edges of the stored log: the
+// snapshot's, the first entry's and the last entry's. A storage with a gap
+// between its snapshot and its first entry, or with a missing tail, fails
+// here with a clear error instead of later, in the middle of replication.
+func checkLogBoundaries(storage Storage, firstIndex, lastIndex uint64) error {
+	indexes := []uint64{firstIndex - 1}
+	if lastIndex >= firstIndex {
+		indexes = append(indexes, firstIndex, lastIndex)
+	}
+	var prev uint64
+	for _, i := range indexes {
+		t, err := storage.Term(i)
+		if err != nil {
+			return fmt.Errorf("raft: storage is inconsistent: log spans [%d, %d] but the term of index %d cannot be read: %w",
+				firstIndex, lastIndex, i, err)
+		}
+		if t < prev {
+			return fmt.Errorf("raft: storage is inconsistent: term %d at index %d is below an earlier term %d", t, i, prev)
+		}
+		prev = t
+	}
+	return nil
 }
 
 // String summarises the log's positions.
