@@ -53,11 +53,19 @@ func (r *raft) validateMessage(m *Message) error {
 // validateEntries checks the entries an append carries: consecutive indexes
 // following m.Index, terms in [m.LogTerm, m.Term] and never decreasing.
 // Proposals carry data only; their indexes and terms are assigned by the
-// leader, so only their count matters.
+// leader, so only their count and types matter.
 func validateEntries(m *Message) error {
 	switch m.Type {
 	case MsgApp:
 	case MsgProp:
+		if len(m.Entries) == 0 {
+			return fmt.Errorf("proposal without entries")
+		}
+		for i := range m.Entries {
+			if t := m.Entries[i].Type; t > EntryConfChange {
+				return fmt.Errorf("proposed entry %d has unknown type %d", i, uint8(t))
+			}
+		}
 		return nil
 	default:
 		if len(m.Entries) > 0 && m.Type != MsgReadIndex && m.Type != MsgReadIndexResp {
