@@ -9,6 +9,10 @@ import (
 // would leave the cluster unable to ever elect again (term+1 overflows).
 const maxTerm = 1 << 62
 
+// maxIndex bounds the log indexes accepted from peers, for the same reason:
+// no real log gets near it, and indexes beyond it let index+1 overflow.
+const maxIndex = 1 << 62
+
 // validateMessage checks a message that arrived from the network before it
 // touches any state. It returns an error wrapping ErrInvalidMessage that
 // says what is wrong.
@@ -41,6 +45,8 @@ func (r *raft) validateMessage(m *Message) error {
 		switch s := m.Snapshot; {
 		case s == nil || s.Metadata.Index == 0:
 			return invalid("missing snapshot")
+		case s.Metadata.Index > maxIndex:
+			return invalid("snapshot index %d exceeds the maximum %d", s.Metadata.Index, uint64(maxIndex))
 		case s.Metadata.Term == 0 || s.Metadata.Term > m.Term:
 			return invalid("snapshot term %d not in [1, %d]", s.Metadata.Term, m.Term)
 		case len(s.Metadata.ConfState.Voters) == 0:
@@ -75,6 +81,9 @@ func validateEntries(m *Message) error {
 	}
 	if m.Index > ^uint64(0)-uint64(len(m.Entries)) {
 		return fmt.Errorf("index %d overflows with %d entries", m.Index, len(m.Entries))
+	}
+	if last := m.Index + uint64(len(m.Entries)); len(m.Entries) > 0 && last > maxIndex {
+		return fmt.Errorf("last entry index %d exceeds the maximum %d", last, uint64(maxIndex))
 	}
 	prevTerm := max(m.LogTerm, 1) // entries start at term 1
 	for i := range m.Entries {
