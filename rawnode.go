@@ -138,15 +138,19 @@ func (rn *RawNode) Propose(data []byte) error {
 // and an error wrapping ErrInvalidMessage for a message that fails
 // validation. Rejected messages change nothing.
 func (rn *RawNode) Step(m Message) error {
+	r := rn.raft
 	if m.Type.isLocal() {
+		r.logger.Warn("dropped a local message type stepped from outside",
+			zap.Stringer("type", m.Type), zap.Uint64("from", m.From))
 		return ErrStepLocalMsg
 	}
-	r := rn.raft
 	if err := r.validateMessage(&m); err != nil {
 		r.logger.Warn("dropped an invalid message", zap.Error(err))
 		return err
 	}
 	if m.Type.isResponse() && r.trk.progress[m.From] == nil {
+		r.logger.Warn("dropped a response from a node outside the configuration",
+			zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
 		return ErrStepPeerNotFound
 	}
 	err := r.Step(m)

@@ -441,6 +441,12 @@ func (r *raft) handleAppendEntries(m Message) {
 // handleHeartbeat advances the commit index (clamped to the local log) and
 // answers.
 func (r *raft) handleHeartbeat(m Message) {
+	if last := r.raftLog.lastIndex(); m.Commit > last {
+		// The leader caps the commit index at what we acknowledged, so
+		// this peer is faulty or we lost acknowledged entries.
+		r.logger.Warn("clamped a heartbeat commit index beyond the last index",
+			zap.Uint64("from", m.From), zap.Uint64("commit", m.Commit), zap.Uint64("last_index", last))
+	}
 	r.raftLog.commitTo(min(m.Commit, r.raftLog.lastIndex()))
 	r.send(Message{To: m.From, Type: MsgHeartbeatResp, Index: m.Index, Context: m.Context})
 }

@@ -180,7 +180,8 @@ func (ms *MemoryStorage) ApplySnapshot(snap Snapshot) error {
 // CreateSnapshot records a snapshot of the application state at index i,
 // which must be an index the host has applied and at most LastIndex(). The
 // log is not compacted; call Compact for that. It returns ErrSnapOutOfDate
-// if i is not newer than the held snapshot.
+// if i is not newer than the held snapshot and ErrCompacted if the log was
+// compacted beyond i.
 func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *ConfState, data []byte) (Snapshot, error) {
 	ms.lock()
 	defer ms.mu.Unlock()
@@ -188,6 +189,9 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *ConfState, data []byte) (S
 		return Snapshot{}, ErrSnapOutOfDate
 	}
 	offset := ms.ents[0].Index
+	if i < offset {
+		return Snapshot{}, fmt.Errorf("%w: snapshot index %d precedes compacted index %d", ErrCompacted, i, offset)
+	}
 	if i > ms.lastIndex() {
 		return Snapshot{}, fmt.Errorf("%w: snapshot index %d is beyond last index %d", ErrUnavailable, i, ms.lastIndex())
 	}

@@ -9,6 +9,10 @@ import (
 // would leave the cluster unable to ever elect again (term+1 overflows).
 const maxTerm = 1 << 62
 
+// maxIndex bounds the log indexes accepted from peers, for the same reason:
+// no real log gets near it, and indexes beyond it let index+1 overflow.
+const maxIndex = 1 << 62
+
 // validateMessage checks a message that arrived from the network before it
 // touches any state. It returns an error wrapping ErrInvalidMessage that
 // says what is wrong.
@@ -25,6 +29,10 @@ func (r *raft) validateMessage(m *Message) error {
 		return invalid("sender is this node")
 	case m.To != r.id:
 		return invalid("addressed to %d, not to this node (%d)", m.To, r.id)
+	case m.Term == 0 && m.Type != MsgProp && m.Type != MsgReadIndex:
+		// Step treats a term-0 message as local: it would skip the term
+		// checks (a candidate could even adopt term 0).
+		return invalid("term is 0")
 	case m.Term > maxTerm:
 		return invalid("term %d exceeds the maximum %d", m.Term, uint64(maxTerm))
 	case m.Term == 0 && !m.Type.isForwarded():
@@ -42,6 +50,8 @@ func (r *raft) validateMessage(m *Message) error {
 		switch s := m.Snapshot; {
 		case s == nil || s.Metadata.Index == 0:
 			return invalid("missing snapshot")
+		case s.Metadata.Index > maxIndex:
+			return invalid("snapshot index %d exceeds the maximum %d", s.Metadata.Index, uint64(maxIndex))
 		case s.Metadata.Term == 0 || s.Metadata.Term > m.Term:
 			return invalid("snapshot term %d not in [1, %d]", s.Metadata.Term, m.Term)
 		case len(s.Metadata.ConfState.Voters) == 0:
@@ -54,11 +64,19 @@ func (r *raft) validateMessage(m *Message) error {
 // validateEntries checks the entries an append carries: consecutive indexes
 // following m.Index, terms in [m.LogTerm, m.Term] and never decreasing.
 // Proposals carry data only; their indexes and terms are assigned by the
-// leader, so only their count matters.
+// leader, so only their count and types matter.
 func validateEntries(m *Message) error {
 	switch m.Type {
 	case MsgApp:
 	case MsgProp:
+		if len(m.Entries) == 0 {
+			return fmt.Errorf("proposal without entries")
+		}
+		for i := range m.Entries {
+			if t := m.Entries[i].Type; t > EntryConfChange {
+				return fmt.Errorf("proposed entry %d has unknown type %d", i, uint8(t))
+			}
+		}
 		return nil
 	default:
 		if len(m.Entries) > 0 && m.Type != MsgReadIndex && m.Type != MsgReadIndexResp {
@@ -68,6 +86,9 @@ func validateEntries(m *Message) error {
 	}
 	if m.Index > ^uint64(0)-uint64(len(m.Entries)) {
 		return fmt.Errorf("index %d overflows with %d entries", m.Index, len(m.Entries))
+	}
+	if last := m.Index + uint64(len(m.Entries)); len(m.Entries) > 0 && last > maxIndex {
+		return fmt.Errorf("last entry index %d exceeds the maximum %d", last, uint64(maxIndex))
 	}
 	prevTerm := max(m.LogTerm, 1) // entries start at term 1
 	for i := range m.Entries {
