@@ -344,7 +344,10 @@ func (f *badFuzzer) inject(id uint64, m Message) {
 		if f.logs[id].Len() == 0 {
 			f.t.Fatalf("refused message was not logged (%v): %+v", err, m)
 		}
-	case err == nil, errors.Is(err, ErrProposalDropped):
+	case err == nil, errors.Is(err, ErrProposalDropped), errors.Is(err, ErrInvalidConfChange),
+		errors.Is(err, ErrPendingConfChange), errors.Is(err, ErrInvalidTransfer), errors.Is(err, ErrNotLeader):
+		// Refused requests (a garbage configuration change, a transfer to
+		// a non-voter) change nothing; accepted messages may.
 		switch m.Type {
 		case MsgApp, MsgHeartbeat, MsgSnap, MsgAppResp, MsgVote, MsgVoteResp:
 			if m.Term >= termBefore && !f.byzantine {

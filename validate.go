@@ -29,10 +29,6 @@ func (r *raft) validateMessage(m *Message) error {
 		return invalid("sender is this node")
 	case m.To != r.id:
 		return invalid("addressed to %d, not to this node (%d)", m.To, r.id)
-	case m.Term == 0 && m.Type != MsgProp && m.Type != MsgReadIndex:
-		// Step treats a term-0 message as local: it would skip the term
-		// checks (a candidate could even adopt term 0).
-		return invalid("term is 0")
 	case m.Term > maxTerm:
 		return invalid("term %d exceeds the maximum %d", m.Term, uint64(maxTerm))
 	case m.Term == 0 && !m.Type.isForwarded():

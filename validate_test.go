@@ -549,7 +549,7 @@ func TestStepBadInput(t *testing.T) {
 				assert.Equal(t, before.Log, after.Log)
 				assert.Equal(t, before.Hard, after.Hard)
 				// The answer claims only the committed prefix.
-				assert.Equal(t, []Message{{Type: MsgAppResp, From: 3, To: 1, Term: badTerm, Index: badCommitted}}, f.sent())
+				assert.Equal(t, []Message{{Type: MsgAppResp, From: 3, To: 1, Term: badTerm, Index: badCommitted, Commit: badCommitted}}, f.sent())
 			},
 		},
 		{
