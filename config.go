@@ -83,6 +83,15 @@ type Config struct {
 	// clock-drift assumption).
 	ReadOnlyOption ReadOnlyOption
 
+	// PipelinedAcks selects the pipelined way of acknowledging a Ready:
+	// instead of Advance, the host calls AckPersisted once a Ready's writes
+	// are durable and AckApplied once entries are applied, and may take the
+	// next Ready before acknowledging earlier ones. That lets a host overlap
+	// disk writes, network sends and application, and cover several Readies
+	// with one fsync. CommittedEntries then only carry entries that are
+	// already durable locally.
+	PipelinedAcks bool
+
 	// DisableStepDownOnRemoval keeps a leader leading after a configuration
 	// change that removes it (or makes it a learner) is applied. By default
 	// it steps down and tells the most up-to-date voter to campaign at once.

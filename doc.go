@@ -49,6 +49,23 @@ Messages to one peer may be sent in any order and may be lost; Raft tolerates
 both. If sending fails, ReportUnreachable tells a leader to probe the peer
 again; ReportSnapshot reports the outcome of sending a snapshot.
 
+# Pipelined acknowledgement
+
+With Config.PipelinedAcks the host acknowledges the two halves of a Ready
+separately, so that disk writes, network sends and application overlap:
+
+ 1. Take a Ready and send rd.Messages at once. Queue its writes; the host may
+    take further Readies before the earlier ones are durable.
+ 2. Write queued Readies in order. One sync may cover several of them. Once
+    a Ready's writes are durable, send its rd.MessagesAfterPersist and call
+    AckPersisted(rd); acknowledge Readies in the order they were handed out.
+ 3. Apply rd.CommittedEntries (which in this mode are always durable
+    locally) and restore rd.Snapshot on the apply path, in order, then call
+    AckApplied with the index applied.
+
+The node hands out no entry twice, counts a leader's own entries only after
+AckPersisted, and never hands out committed entries beyond what is durable.
+
 # Crashes
 
 If the process crashes at any point of the loop, the node restarts from its

@@ -64,6 +64,9 @@ type raft struct {
 	preVote                   bool
 	checkQuorum               bool
 	disableStepDownOnRemoval  bool
+	// pipelined is Config.PipelinedAcks: committed entries are handed out
+	// only once durable locally.
+	pipelined bool
 
 	// electionElapsed counts ticks since the last election timeout reset
 	// (a follower hearing from its leader, a vote granted) or, on a leader,
@@ -108,6 +111,7 @@ func newRaft(c Config) (*raft, error) {
 		preVote:                   !c.DisablePreVote,
 		checkQuorum:               !c.DisableCheckQuorum,
 		disableStepDownOnRemoval:  c.DisableStepDownOnRemoval,
+		pipelined:                 c.PipelinedAcks,
 		electionTimeout:           c.ElectionTick,
 		heartbeatTimeout:          c.HeartbeatTick,
 		rand:                      c.Rand,

@@ -239,7 +239,7 @@ func (rn *RawNode) HasReady() bool {
 	return r.raftLog.nextUnstableSnapshot() != nil ||
 		len(r.msgs) > 0 || len(r.msgsAfterPersist) > 0 ||
 		len(r.readStates) > 0 || (r.state == StateLeader && r.readOnly.roundPending) ||
-		r.raftLog.hasNextUnstableEntries() || r.raftLog.hasNextCommittedEnts(true)
+		r.raftLog.hasNextUnstableEntries() || r.raftLog.hasNextCommittedEnts(!r.pipelined)
 }
 
 // Ready returns the work accumulated since the last Ready. What it hands out
@@ -251,7 +251,7 @@ func (rn *RawNode) Ready() Ready {
 	rd := Ready{
 		ReadStates:           r.readStates,
 		Entries:              r.raftLog.nextUnstableEntries(),
-		CommittedEntries:     r.raftLog.nextCommittedEnts(true),
+		CommittedEntries:     r.raftLog.nextCommittedEnts(!r.pipelined),
 		Messages:             r.msgs,
 		MessagesAfterPersist: r.msgsAfterPersist,
 	}
@@ -285,20 +285,20 @@ func (rn *RawNode) Ready() Ready {
 
 // Advance tells the node that the host has handled rd: persisted its
 // snapshot, entries and hard state, sent its messages and applied its
-// committed entries. A leader counts its own log only from here on.
+// committed entries. A leader counts its own log only from here on. With
+// Config.PipelinedAcks, use AckPersisted and AckApplied instead.
 func (rn *RawNode) Advance(rd Ready) {
 	r := rn.raft
+	rn.ackPersisted(rd)
+	applied := uint64(0)
 	if !rd.Snapshot.IsEmpty() {
-		r.raftLog.stableSnapTo(rd.Snapshot.Metadata.Index)
-		r.raftLog.appliedTo(rd.Snapshot.Metadata.Index)
-	}
-	if n := len(rd.Entries); n > 0 {
-		last := rd.Entries[n-1]
-		r.onPersisted(last.Index, last.Term)
+		applied = rd.Snapshot.Metadata.Index
 	}
 	if n := len(rd.CommittedEntries); n > 0 {
-		r.raftLog.appliedTo(rd.CommittedEntries[n-1].Index)
-		r.maybeAutoLeave()
+		applied = rd.CommittedEntries[n-1].Index
+	}
+	if applied > 0 {
+		rn.ackApplied(applied)
 	}
 	r.checkInvariants()
 	// Reuse the message buffers: the host no longer holds them.
@@ -310,4 +310,43 @@ func (rn *RawNode) Advance(rd Ready) {
 		clear(rd.MessagesAfterPersist)
 		r.msgsAfterPersist = rd.MessagesAfterPersist[:0]
 	}
+}
+
+// AckPersisted tells a node in pipelined mode (Config.PipelinedAcks) that
+// rd's snapshot, entries and hard state are durable. Readies must be
+// acknowledged in the order they were handed out; one fsync may cover
+// several, acknowledged one after the other. A leader counts its own copy
+// of the entries from here on, and committed entries up to them can be
+// handed out for applying.
+func (rn *RawNode) AckPersisted(rd Ready) {
+	rn.ackPersisted(rd)
+	rn.raft.checkInvariants()
+}
+
+func (rn *RawNode) ackPersisted(rd Ready) {
+	r := rn.raft
+	if !rd.Snapshot.IsEmpty() {
+		r.raftLog.stableSnapTo(rd.Snapshot.Metadata.Index)
+	}
+	if n := len(rd.Entries); n > 0 {
+		last := rd.Entries[n-1]
+		r.onPersisted(last.Index, last.Term)
+	}
+}
+
+// AckApplied tells a node in pipelined mode that the state machine applied
+// every entry (and snapshot) handed out up to index. Applying is in log
+// order, so one call covers everything before index too.
+func (rn *RawNode) AckApplied(index uint64) {
+	rn.ackApplied(index)
+	rn.raft.checkInvariants()
+}
+
+func (rn *RawNode) ackApplied(index uint64) {
+	r := rn.raft
+	if index <= r.raftLog.applied {
+		return
+	}
+	r.raftLog.appliedTo(min(index, r.raftLog.applying))
+	r.maybeAutoLeave()
 }
