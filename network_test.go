@@ -232,9 +232,6 @@ func (nw *network) apply(n *testNode, e Entry) {
 	}
 }
 
-// send queues messages as if a host sent them.
-func (nw *network) send(msgs ...Message) { nw.queue = append(nw.queue, msgs...) }
-
 // deliverOne delivers the oldest queued message. It reports false if the
 // queue is empty.
 func (nw *network) deliverOne() bool {

@@ -14,10 +14,10 @@ import (
 // badStorageModel is the obvious model of a MemoryStorage: a snapshot
 // position, a compaction point and the entries after it, by absolute index.
 type badStorageModel struct {
-	snapIndex           uint64 // the held snapshot's index
-	offset, offsetTerm  uint64 // the last compacted index and its term
-	ents                []Entry
-	created, dataSerial int
+	snapIndex          uint64 // the held snapshot's index
+	offset, offsetTerm uint64 // the last compacted index and its term
+	ents               []Entry
+	dataSerial         int
 }
 
 func (m *badStorageModel) last() uint64 { return m.offset + uint64(len(m.ents)) }
