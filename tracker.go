@@ -44,6 +44,21 @@ func (c majorityConfig) committedIndex(acked func(id uint64) uint64) uint64 {
 	return matched[n-(n/2+1)]
 }
 
+// hasQuorum reports whether a majority of c satisfies ok. An empty config
+// has one, as it never constrains a joint configuration.
+func (c majorityConfig) hasQuorum(ok func(id uint64) bool) bool {
+	if len(c) == 0 {
+		return true
+	}
+	n := 0
+	for _, id := range c {
+		if ok(id) {
+			n++
+		}
+	}
+	return n >= len(c)/2+1
+}
+
 // voteResult tallies votes: granted or rejected per ID, absent if unknown.
 func (c majorityConfig) voteResult(votes map[uint64]bool) voteResult {
 	if len(c) == 0 {
@@ -206,22 +221,14 @@ func (t *progressTracker) tallyVotes() (granted, rejected int, result voteResult
 	return granted, rejected, result
 }
 
-// quorumActive reports whether a quorum has been recently active (id counts
-// as active itself).
+// quorumActive reports whether a quorum has been recently active (self
+// counts as active), in both halves of a joint configuration.
 func (t *progressTracker) quorumActive(self uint64) bool {
-	votes := make(map[uint64]bool, len(t.progress))
-	for id, pr := range t.progress {
-		votes[id] = id == self || pr.RecentActive
+	active := func(id uint64) bool {
+		pr := t.progress[id]
+		return pr != nil && (id == self || pr.RecentActive)
 	}
-	_, _, result := t.tallyVotesWith(votes)
-	return result == voteWon
-}
-
-func (t *progressTracker) tallyVotesWith(votes map[uint64]bool) (int, int, voteResult) {
-	saved := t.votes
-	t.votes = votes
-	defer func() { t.votes = saved }()
-	return t.tallyVotes()
+	return t.voters[0].hasQuorum(active) && t.voters[1].hasQuorum(active)
 }
 
 // voterIDs returns every voter of the configuration, sorted.
