@@ -11,14 +11,16 @@ import (
 // iteration measures is the core's work (Step/Propose, Ready, Advance) plus
 // MemoryStorage.Append and SetHardState; MemoryStorage grows its entry slice
 // by doubling, so a small share of B/op is the storage's, not the core's.
-// Log compaction, which a real host also does, runs with the timer stopped.
+// Log compaction, which a real host also does, runs with the timer stopped
+// whenever more than benchLogLimit entries are stored.
 
 // benchPayload is the data of every proposal and replicated entry.
 var benchPayload = []byte("0123456789abcdef0123456789abcdef")
 
-// benchCompactEvery is how many iterations pass between two log compactions
-// (timer stopped), so that a long run does not hold every entry in memory.
-const benchCompactEvery = 1 << 12
+// benchLogLimit is how many applied entries a node's storage may hold before
+// the benchmark compacts it (timer stopped), so that a long run does not
+// hold every entry in memory.
+const benchLogLimit = 1 << 12
 
 // benchNode is a RawNode with its storage and a minimal host loop.
 type benchNode struct {
@@ -26,6 +28,8 @@ type benchNode struct {
 	storage *MemoryStorage
 	// applied is the index of the last applied entry or snapshot.
 	applied uint64
+	// compacted is the index up to which the storage was compacted.
+	compacted uint64
 	// out collects the messages the node sent; the caller delivers or
 	// drops them and truncates out.
 	out []Message
@@ -97,6 +101,20 @@ func (n *benchNode) compact(tb testing.TB) {
 	if err := n.storage.Compact(n.applied); err != nil {
 		tb.Fatal(err)
 	}
+	n.compacted = n.applied
+}
+
+// benchMaybeCompact compacts the nodes, with b's timer stopped, once the
+// first one holds more than benchLogLimit applied entries.
+func benchMaybeCompact(b *testing.B, nodes ...*benchNode) {
+	if nodes[0].applied-nodes[0].compacted <= benchLogLimit {
+		return
+	}
+	b.StopTimer()
+	for _, n := range nodes {
+		n.compact(b)
+	}
+	b.StartTimer()
 }
 
 // benchCluster delivers messages directly between RawNodes: no test
@@ -174,12 +192,6 @@ func (c *benchCluster) proposeApply(tb testing.TB, id uint64) {
 	}
 }
 
-func (c *benchCluster) compact(tb testing.TB) {
-	for _, n := range c.nodes {
-		n.compact(tb)
-	}
-}
-
 // benchWarmup is how many cycles run before the timer starts, so that the
 // reused buffers (message slices, delivery queues) have their final size.
 const benchWarmup = 64
@@ -196,13 +208,9 @@ func BenchmarkProposeCommitApplySingleVoter(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := range b.N {
+	for range b.N {
 		c.proposeApply(b, 1)
-		if i%benchCompactEvery == 0 {
-			b.StopTimer()
-			c.compact(b)
-			b.StartTimer()
-		}
+		benchMaybeCompact(b, c.nodes...)
 	}
 }
 
@@ -219,13 +227,9 @@ func BenchmarkProposeCommitApply3Nodes(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := range b.N {
+	for range b.N {
 		c.proposeApply(b, 1)
-		if i%benchCompactEvery == 0 {
-			b.StopTimer()
-			c.compact(b)
-			b.StartTimer()
-		}
+		benchMaybeCompact(b, c.nodes...)
 	}
 }
 
@@ -269,13 +273,9 @@ func BenchmarkFollowerAppend(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := range b.N {
+			for range b.N {
 				step()
-				if i%benchCompactEvery == 0 {
-					b.StopTimer()
-					f.compact(b)
-					b.StartTimer()
-				}
+				benchMaybeCompact(b, f)
 			}
 		})
 	}
