@@ -226,13 +226,17 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 // the log no longer holds.
 func (r *raft) maybeSendSnapshot(to uint64, pr *Progress) bool {
 	if !pr.RecentActive {
-		r.logger.Debug("not sending snapshot to an inactive peer", zap.Uint64("to", to))
+		if ce := r.logger.Check(zap.DebugLevel, "not sending snapshot to an inactive peer"); ce != nil {
+			ce.Write(zap.Uint64("to", to))
+		}
 		return false
 	}
 	snapshot, err := r.raftLog.snapshot()
 	if err != nil {
 		if errors.Is(err, ErrSnapshotTemporarilyUnavailable) {
-			r.logger.Debug("snapshot temporarily unavailable, will retry", zap.Uint64("to", to))
+			if ce := r.logger.Check(zap.DebugLevel, "snapshot temporarily unavailable, will retry"); ce != nil {
+				ce.Write(zap.Uint64("to", to))
+			}
 		} else {
 			r.logger.Error("cannot read snapshot", zap.Uint64("to", to), zap.Error(err))
 		}

@@ -256,7 +256,10 @@ func (rn *RawNode) Ready() Ready {
 		MessagesAfterPersist: r.msgsAfterPersist,
 	}
 	if softSt := r.softState(); softSt != rn.prevSoftSt {
-		rd.SoftState = &softSt
+		// A copy declared here, so that only a changed soft state is
+		// allocated, not every Ready's.
+		changed := softSt
+		rd.SoftState = &changed
 		rn.prevSoftSt = softSt
 	}
 	if hardSt := r.hardState(); hardSt != rn.prevHardSt {

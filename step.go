@@ -80,9 +80,10 @@ func (r *raft) stepStaleTerm(m Message) {
 	case MsgVote, MsgPreVote:
 		r.send(Message{To: m.From, Type: voteResponseType(m.Type), Reject: true})
 	default:
-		r.logger.Debug("ignored a message with lower term",
-			zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),
-			zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
+		if ce := r.logger.Check(zap.DebugLevel, "ignored a message with lower term"); ce != nil {
+			ce.Write(zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),
+				zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
+		}
 	}
 }
 
@@ -130,7 +131,9 @@ func stepLeader(r *raft, m Message) error {
 	}
 	pr := r.trk.progress[m.From]
 	if pr == nil {
-		r.logger.Debug("no progress for sender", zap.Uint64("from", m.From), zap.Stringer("type", m.Type))
+		if ce := r.logger.Check(zap.DebugLevel, "no progress for sender"); ce != nil {
+			ce.Write(zap.Uint64("from", m.From), zap.Stringer("type", m.Type))
+		}
 		return nil
 	}
 	switch m.Type {
@@ -200,8 +203,9 @@ func (r *raft) handleProposal(m Message) error {
 		confIndex = i
 	}
 	if !r.appendEntry(m.Entries...) {
-		r.logger.Debug("dropped a proposal: uncommitted tail is full",
-			zap.Uint64("uncommitted_size", r.uncommittedSize), zap.Uint64("max", r.maxUncommittedSize))
+		if ce := r.logger.Check(zap.DebugLevel, "dropped a proposal: uncommitted tail is full"); ce != nil {
+			ce.Write(zap.Uint64("uncommitted_size", r.uncommittedSize), zap.Uint64("max", r.maxUncommittedSize))
+		}
 		return ErrProposalDropped
 	}
 	if confIndex >= 0 {
@@ -268,9 +272,11 @@ func (r *raft) handleAppendRejection(m Message, pr *Progress) {
 	if !pr.maybeDecrTo(m.Index, nextProbeIdx) {
 		return
 	}
-	r.logger.Debug("append rejected, backing off", zap.Uint64("from", m.From),
-		zap.Uint64("rejected_index", m.Index), zap.Uint64("hint", m.RejectHint),
-		zap.Uint64("hint_term", m.LogTerm), zap.Stringer("progress", pr))
+	if ce := r.logger.Check(zap.DebugLevel, "append rejected, backing off"); ce != nil {
+		ce.Write(zap.Uint64("from", m.From),
+			zap.Uint64("rejected_index", m.Index), zap.Uint64("hint", m.RejectHint),
+			zap.Uint64("hint_term", m.LogTerm), zap.Stringer("progress", pr))
+	}
 	if pr.State == ProgressStateReplicate {
 		pr.becomeProbe()
 	}
@@ -311,7 +317,9 @@ func (r *raft) handleSnapStatus(m Message, pr *Progress) {
 func stepCandidate(r *raft, m Message) error {
 	switch m.Type {
 	case MsgProp:
-		r.logger.Debug("no leader at term; dropping proposal", zap.Uint64("term", r.Term))
+		if ce := r.logger.Check(zap.DebugLevel, "no leader at term; dropping proposal"); ce != nil {
+			ce.Write(zap.Uint64("term", r.Term))
+		}
 		return ErrProposalDropped
 	case MsgTransferLeader:
 		return ErrNotLeader
@@ -396,11 +404,15 @@ func (r *raft) forwardTransferLeader(m Message) error {
 // forwarding is enabled.
 func (r *raft) forwardProposal(m Message) error {
 	if r.lead == None {
-		r.logger.Debug("no leader at term; dropping proposal", zap.Uint64("term", r.Term))
+		if ce := r.logger.Check(zap.DebugLevel, "no leader at term; dropping proposal"); ce != nil {
+			ce.Write(zap.Uint64("term", r.Term))
+		}
 		return ErrProposalDropped
 	}
 	if r.disableProposalForwarding {
-		r.logger.Debug("not forwarding proposal: forwarding is disabled", zap.Uint64("leader", r.lead))
+		if ce := r.logger.Check(zap.DebugLevel, "not forwarding proposal: forwarding is disabled"); ce != nil {
+			ce.Write(zap.Uint64("leader", r.lead))
+		}
 		return ErrProposalDropped
 	}
 	m.To = r.lead
@@ -432,9 +444,11 @@ func (r *raft) handleAppendEntries(m Message) {
 	// higher than m.LogTerm.
 	hintIndex := min(m.Index, r.raftLog.lastIndex())
 	hintIndex, hintTerm := r.raftLog.findConflictByTerm(hintIndex, m.LogTerm)
-	r.logger.Debug("rejected append", zap.Uint64("from", m.From),
-		zap.Uint64("index", m.Index), zap.Uint64("log_term", m.LogTerm),
-		zap.Uint64("hint_index", hintIndex), zap.Uint64("hint_term", hintTerm))
+	if ce := r.logger.Check(zap.DebugLevel, "rejected append"); ce != nil {
+		ce.Write(zap.Uint64("from", m.From),
+			zap.Uint64("index", m.Index), zap.Uint64("log_term", m.LogTerm),
+			zap.Uint64("hint_index", hintIndex), zap.Uint64("hint_term", hintTerm))
+	}
 	r.send(Message{To: m.From, Type: MsgAppResp, Index: m.Index, Reject: true, RejectHint: hintIndex, LogTerm: hintTerm})
 }
 
