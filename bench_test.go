@@ -40,6 +40,8 @@ type benchNode struct {
 	// out collects the messages the node sent; the caller delivers or
 	// drops them and truncates out.
 	out []Message
+	// reads counts the ReadStates the node handed out.
+	reads int
 }
 
 // benchNewNode returns node id of a cluster of voters, bootstrapped, with its
@@ -85,6 +87,7 @@ func (n *benchNode) handleReadies(tb testing.TB) {
 				tb.Fatal(err)
 			}
 		}
+		n.reads += len(rd.ReadStates)
 		// Messages are copied out before Advance, which may reuse the slices.
 		n.out = append(n.out, rd.Messages...)
 		n.out = append(n.out, rd.MessagesAfterPersist...)
