@@ -262,16 +262,27 @@ func (c *Codec) AppendFrame(dst []byte, v FramePayload) ([]byte, error) {
 // AppendRawFrame appends a frame of type t whose payload is p, as is, to dst.
 // It is how FrameSnapshotChunk and FramePing frames are written.
 func (c *Codec) AppendRawFrame(dst []byte, t FrameType, p []byte) ([]byte, error) {
-	if uint64(len(p)) > uint64(c.maxFrame) {
-		return dst, fmt.Errorf("%w: %s payload of %d bytes exceeds the maximum %d", ErrFrameTooLarge, t, len(p), c.maxFrame)
+	out, err := c.AppendFrameHeader(dst, t, len(p))
+	if err != nil {
+		return dst, err
+	}
+	return append(out, p...), nil
+}
+
+// AppendFrameHeader appends the header of a frame of type t with an n-byte
+// payload to dst, for a writer that sends the payload itself (a large
+// snapshot chunk, without copying it). It fails if n exceeds the maximum
+// frame size.
+func (c *Codec) AppendFrameHeader(dst []byte, t FrameType, n int) ([]byte, error) {
+	if n < 0 || uint64(n) > uint64(c.maxFrame) {
+		return dst, fmt.Errorf("%w: %s payload of %d bytes exceeds the maximum %d", ErrFrameTooLarge, t, n, c.maxFrame)
 	}
 	var hdr [FrameHeaderSize]byte
 	hdr[0], hdr[1] = codecMagic[0], codecMagic[1]
 	hdr[2] = FrameVersion
 	hdr[3] = byte(t)
-	binary.BigEndian.PutUint32(hdr[4:], uint32(len(p)))
-	dst = append(dst, hdr[:]...)
-	return append(dst, p...), nil
+	binary.BigEndian.PutUint32(hdr[4:], uint32(n))
+	return append(dst, hdr[:]...), nil
 }
 
 // FrameHeader is a decoded frame header.
