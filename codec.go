@@ -317,11 +317,24 @@ func (c *Codec) ParseHeader(b []byte) (FrameHeader, error) {
 }
 
 // ReadFrame reads one frame from r. The payload is read into buf when it
-// fits (and into a new slice of exactly the checked length otherwise); the
-// returned payload aliases that memory until the next call with the same buf.
-// Errors from r are returned as they are (io.EOF before a header,
-// io.ErrUnexpectedEOF inside a frame); malformed headers wrap ErrBadFrame.
+// fits; otherwise into a new slice that grows as the bytes arrive (at most
+// doubling what was received), so a peer that declares a large frame and
+// stalls does not make the reader allocate the declared size. The returned
+// payload aliases buf's memory when it fit. Errors from r are returned as
+// they are (io.EOF before a header, io.ErrUnexpectedEOF inside a frame);
+// malformed headers wrap ErrBadFrame.
 func (c *Codec) ReadFrame(r io.Reader, buf []byte) (FrameHeader, []byte, error) {
+	return c.ReadFrameLimit(r, buf, c.maxFrame)
+}
+
+// codecReadStep is the first allocation, and the growth unit, for a payload
+// that does not fit the caller's buffer.
+const codecReadStep = 64 << 10
+
+// ReadFrameLimit is ReadFrame with a tighter bound on the payload length for
+// this one frame (the smaller of limit and MaxFrameSize), for example for a
+// handshake from a peer not yet authenticated.
+func (c *Codec) ReadFrameLimit(r io.Reader, buf []byte, limit uint32) (FrameHeader, []byte, error) {
 	var hb [FrameHeaderSize]byte
 	if _, err := io.ReadFull(r, hb[:]); err != nil {
 		return FrameHeader{}, nil, err
@@ -330,18 +343,36 @@ func (c *Codec) ReadFrame(r io.Reader, buf []byte) (FrameHeader, []byte, error) 
 	if err != nil {
 		return FrameHeader{}, nil, err
 	}
-	n := int(h.Length)
-	if cap(buf) < n {
-		buf = make([]byte, n)
+	if h.Length > limit {
+		return FrameHeader{}, nil, fmt.Errorf("%w: %w: %s declares %d bytes, %d allowed here", ErrBadFrame, ErrFrameTooLarge, h.Type, h.Length, limit)
 	}
-	p := buf[:n]
-	if _, err := io.ReadFull(r, p); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	n := int(h.Length)
+	if cap(buf) >= n {
+		p := buf[:n]
+		if _, err := io.ReadFull(r, p); err != nil {
+			return FrameHeader{}, nil, codecUnexpectedEOF(err)
 		}
-		return FrameHeader{}, nil, err
+		return h, p, nil
+	}
+	p := make([]byte, 0, min(n, codecReadStep))
+	for len(p) < n {
+		if len(p) == cap(p) {
+			p = append(p, make([]byte, min(n-len(p), cap(p)))...)[:len(p)]
+		}
+		m := min(n, cap(p))
+		if _, err := io.ReadFull(r, p[len(p):m]); err != nil {
+			return FrameHeader{}, nil, codecUnexpectedEOF(err)
+		}
+		p = p[:m]
 	}
 	return h, p, nil
+}
+
+func codecUnexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // SplitFrame parses the frame at the start of data and returns its header,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -398,4 +399,33 @@ func BenchmarkCodec(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestCodecReadFrameGrowsWithData(t *testing.T) {
+	c := codecTestNew(t, CodecOptions{})
+	t.Run("large payload in small reads", func(t *testing.T) {
+		payload := bytes.Repeat([]byte("0123456789"), 30000)
+		frame, err := c.AppendRawFrame(nil, FrameSnapshotChunk, payload)
+		require.NoError(t, err)
+		h, p, err := c.ReadFrame(iotest.HalfReader(bytes.NewReader(frame)), nil)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(len(payload)), h.Length)
+		assert.Equal(t, payload, p)
+	})
+	t.Run("declared 16 MiB, sent 10 bytes", func(t *testing.T) {
+		data := append(codecTestHeader('K', 'L', 1, byte(FrameSnapshotChunk), 16<<20), make([]byte, 10)...)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, _, err := c.ReadFrame(bytes.NewReader(data), nil)
+		runtime.ReadMemStats(&after)
+		assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		assert.LessOrEqual(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10))
+	})
+	t.Run("limit below the maximum", func(t *testing.T) {
+		frame, err := c.AppendFrame(nil, &Message{Type: MsgApp, Entries: codecTestEntries(0, 4, 100)})
+		require.NoError(t, err)
+		_, _, err = c.ReadFrameLimit(bytes.NewReader(frame), nil, 64)
+		assert.ErrorIs(t, err, ErrFrameTooLarge)
+	})
 }

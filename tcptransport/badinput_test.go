@@ -119,6 +119,11 @@ func TestHandshakeRefused(t *testing.T) {
 			data:   func(testing.TB) []byte { return []byte("GET / HTTP/1.1\r\nHost: raft\r\n\r\n") },
 			reason: "bad magic",
 		},
+		{
+			name:   "oversized handshake before authentication",
+			data:   func(testing.TB) []byte { return testHeader(raft.FrameHandshake, 1<<20) },
+			reason: "4096 allowed here",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,11 +72,15 @@ func (t *Transport) clientHandshake(ctx context.Context, conn net.Conn, id uint6
 	return nil
 }
 
+// maxControlFrame bounds handshake and ack frames, which may come from a peer
+// not yet authenticated: far below MaxFrameSize.
+const maxControlFrame = 4 << 10
+
 // readHandshake reads a handshake frame from r, which must not be buffered
 // beyond it.
 func (t *Transport) readHandshake(r io.Reader) (raft.Handshake, error) {
 	var hs raft.Handshake
-	h, p, err := t.codec.ReadFrame(r, nil)
+	h, p, err := t.codec.ReadFrameLimit(r, nil, maxControlFrame)
 	if err != nil {
 		return hs, err
 	}

@@ -217,7 +217,7 @@ func (l *lane) serve(conn net.Conn) error {
 			_ = conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
 			for n := 1; ; n++ {
 				var err error
-				if buf, err = l.write(bw, buf, &m); err != nil {
+				if buf, err = l.write(conn, bw, buf, &m); err != nil {
 					return err
 				}
 				if n == maxBatch {
@@ -247,7 +247,7 @@ func (l *lane) serve(conn net.Conn) error {
 // write encodes m into bw, using buf as scratch space. A message that cannot
 // be encoded (too large) is dropped and reported; only a write error is
 // returned.
-func (l *lane) write(bw *bufio.Writer, buf []byte, m *raft.Message) ([]byte, error) {
+func (l *lane) write(conn net.Conn, bw *bufio.Writer, buf []byte, m *raft.Message) ([]byte, error) {
 	t := l.p.t
 	out, err := t.codec.AppendFrame(buf[:0], m)
 	if err != nil {
@@ -255,6 +255,11 @@ func (l *lane) write(bw *bufio.Writer, buf []byte, m *raft.Message) ([]byte, err
 			zap.Uint64("peer", l.p.id), zap.Stringer("type", m.Type), zap.Error(err))
 		t.reporter.unreachable(l.p.id)
 		return buf, nil
+	}
+	if len(out) > bw.Available() {
+		// This write reaches the network: give it a fresh deadline, so that
+		// a long batch is bounded per write, not as a whole.
+		_ = conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
 	}
 	_, err = bw.Write(out)
 	return out, err

@@ -77,7 +77,7 @@ func (t *Transport) streamSnapshot(p *peer, m *raft.Message) error {
 		}
 		return err
 	}
-	h, payload, err := t.codec.ReadFrame(conn, nil)
+	h, payload, err := t.codec.ReadFrameLimit(conn, nil, maxControlFrame)
 	if err != nil {
 		return fmt.Errorf("reading the ack: %w", err)
 	}
