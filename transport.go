@@ -69,9 +69,9 @@ type TransportHandler interface {
 	// coalesced: one call may stand for many dropped messages.
 	ReportUnreachable(id uint64)
 
-	// ReportSnapshot is called once for every MsgSnap given to Send, with
-	// SnapshotFinish when the receiver acknowledged the whole snapshot with
-	// a matching checksum, SnapshotFailure otherwise; the host passes it to
-	// RawNode.ReportSnapshot.
+	// ReportSnapshot is called once for every MsgSnap given to Send (unless
+	// the transport is closed first), with SnapshotFinish when the receiver
+	// got the whole snapshot intact, SnapshotFailure otherwise; the host
+	// passes it to RawNode.ReportSnapshot.
 	ReportSnapshot(id uint64, status SnapshotStatus)
 }

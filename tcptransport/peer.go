@@ -156,10 +156,10 @@ func (l *lane) run() {
 			backoff = min(2*backoff, t.cfg.MaxBackoff)
 			continue
 		}
-		backoff = t.cfg.MinBackoff
 		if l.down.Swap(false) {
 			log.Info("tcptransport: peer reachable again", zap.String("addr", l.p.addr))
 		}
+		connected := time.Now()
 		err = l.serve(conn)
 		l.setConn(nil)
 		_ = conn.Close()
@@ -168,6 +168,16 @@ func (l *lane) run() {
 		}
 		log.Warn("tcptransport: lost connection to peer", zap.String("addr", l.p.addr), zap.Error(err))
 		l.setDown()
+		if time.Since(connected) >= t.cfg.MaxBackoff {
+			backoff = t.cfg.MinBackoff // it was a healthy connection: redial at once
+			continue
+		}
+		// A connection that breaks soon after it is made counts as a failed
+		// dial, so a peer that keeps dropping us is not redialled in a loop.
+		if !t.wait(jitter(backoff), l.p.stopc) {
+			return
+		}
+		backoff = min(2*backoff, t.cfg.MaxBackoff)
 	}
 }
 
