@@ -233,3 +233,29 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	tc.closeAll()
 	check()
 }
+
+func TestJitter(t *testing.T) {
+	tests := []struct {
+		name string
+		d    time.Duration
+	}{
+		{name: "zero", d: 0},
+		{name: "one nanosecond", d: 1},
+		{name: "min backoff", d: DefaultMinBackoff},
+		{name: "max backoff", d: DefaultMaxBackoff},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := map[time.Duration]bool{}
+			for i := 0; i < 200; i++ {
+				j := jitter(tt.d)
+				require.GreaterOrEqual(t, j, tt.d)
+				require.LessOrEqual(t, j, tt.d+tt.d/2+1)
+				seen[j] = true
+			}
+			if tt.d >= DefaultMinBackoff {
+				assert.Greater(t, len(seen), 100, "waits are spread out")
+			}
+		})
+	}
+}
