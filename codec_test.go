@@ -312,10 +312,15 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for len(data) > 0 {
 			h, p, rest, err := c.SplitFrame(data)
+			rh, rp, rerr := c.ReadFrame(bytes.NewReader(data), nil)
 			if err != nil {
 				require.ErrorIs(t, err, ErrBadFrame)
+				require.Error(t, rerr, "ReadFrame agrees with SplitFrame")
 				return
 			}
+			require.NoError(t, rerr)
+			require.Equal(t, h, rh)
+			require.Equal(t, p, rp)
 			require.LessOrEqual(t, h.Length, c.MaxFrameSize())
 			if h.Type == FrameMessage {
 				var m Message

@@ -227,8 +227,8 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tc := newTestCluster(t, 2, func(id uint64, c *Config) {
-				c.KeepAliveInterval = 50 * time.Millisecond
-				c.ReadTimeout = 300 * time.Millisecond
+				c.KeepAliveInterval = 100 * time.Millisecond
+				c.ReadTimeout = time.Second
 			})
 			conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamMessages})
 			defer conn.Close()
@@ -251,12 +251,12 @@ func TestBadInput(t *testing.T) {
 // well past ReadTimeout.
 func TestIdleConnectionKeptAlive(t *testing.T) {
 	tc := newTestCluster(t, 2, func(id uint64, c *Config) {
-		c.KeepAliveInterval = 20 * time.Millisecond
-		c.ReadTimeout = 100 * time.Millisecond
+		c.KeepAliveInterval = 40 * time.Millisecond
+		c.ReadTimeout = 400 * time.Millisecond
 	})
 	tc.sendUntilDelivered(1, testApp(1, 2, 1))
-	// Stay idle for several read timeouts; the connection must survive.
-	<-time.After(500 * time.Millisecond)
+	// Stay idle for three read timeouts; the connection must survive.
+	<-time.After(1200 * time.Millisecond)
 	tc.nodes[1].tr.Send([]raft.Message{testApp(1, 2, 2)})
 	got := tc.nodes[2].h.next(t)
 	assert.Equal(t, uint64(2), got.Index, "delivered on the first try")

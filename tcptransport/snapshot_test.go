@@ -164,8 +164,8 @@ func TestSnapshotStreamRefused(t *testing.T) {
 
 func TestSnapshotSlowSenderCutOff(t *testing.T) {
 	tc := newTestCluster(t, 2, func(id uint64, c *Config) {
-		c.KeepAliveInterval = 50 * time.Millisecond
-		c.ReadTimeout = 300 * time.Millisecond
+		c.KeepAliveInterval = 100 * time.Millisecond
+		c.ReadTimeout = time.Second
 	})
 	conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamSnapshot})
 	defer conn.Close()
