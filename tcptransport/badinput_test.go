@@ -270,3 +270,16 @@ func testWrite(tb testing.TB, conn net.Conn, b []byte) {
 	_, err := conn.Write(b)
 	require.NoError(tb, err)
 }
+
+// TestSilentConnectionCutOff checks that a connection that never sends its
+// handshake is closed after ReadTimeout.
+func TestSilentConnectionCutOff(t *testing.T) {
+	tc := newTestCluster(t, 1, func(id uint64, c *Config) { c.ReadTimeout = 500 * time.Millisecond })
+	conn, err := net.Dial("tcp", tc.nodes[1].addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	start := time.Now()
+	expectClosed(t, conn)
+	assert.GreaterOrEqual(t, time.Since(start), 400*time.Millisecond)
+	assert.Contains(t, waitLog(t, tc.nodes[1], "i/o timeout"), "refused handshake")
+}
