@@ -12,7 +12,9 @@ package raft
 // one another, but messages of one kind to one peer are never reordered or
 // duplicated. Whenever a message is dropped, the transport tells the
 // TransportHandler (ReportUnreachable), so the leader probes that peer again
-// instead of waiting for acks that will not come.
+// instead of waiting for acks that will not come. A transport persists
+// nothing: what is queued when the process stops or crashes is lost, which
+// Raft tolerates like any other loss.
 type Transport interface {
 	// Send queues msgs for delivery to their To nodes and returns at once:
 	// it never blocks on the network, a slow peer or a full queue. A message
