@@ -259,3 +259,43 @@ func TestJitter(t *testing.T) {
 		})
 	}
 }
+
+// TestRedialBacksOff points a peer at an address that accepts connections
+// and closes them at once: the transport must redial with growing waits,
+// not in a tight loop.
+func TestRedialBacksOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	accepts := make(chan struct{}, 1<<16)
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepts <- struct{}{}
+			_ = conn.Close()
+		}
+	}()
+	h := newTestHandler()
+	cfg := Config{ID: 1, ClusterID: 0xC1, ListenAddr: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{2: ln.Addr().String()}}
+	testFastConfig(&cfg)
+	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	tr, err := New(cfg)
+	require.NoError(t, err)
+	const window = 700 * time.Millisecond
+	<-time.After(window) // the behaviour under test is the rate over time
+	require.NoError(t, tr.Close())
+	require.NoError(t, ln.Close())
+	<-acceptDone
+	// Two streams; each waits 10, 20, 40, 80, then 100 ms (+ up to 50%
+	// jitter): about 8 dials each in 700 ms. A tight loop would make
+	// thousands.
+	n := len(accepts)
+	t.Logf("%d dials in %v", n, window)
+	assert.GreaterOrEqual(t, n, 4, "it keeps trying")
+	assert.LessOrEqual(t, n, 40, "it backs off")
+	h.waitUnreachable(t, 2)
+}
