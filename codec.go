@@ -164,18 +164,6 @@ func (*SnapshotStreamHeader) frameType() FrameType { return FrameSnapshotHeader 
 func (*SnapshotStreamEnd) frameType() FrameType    { return FrameSnapshotEnd }
 func (*SnapshotStreamAck) frameType() FrameType    { return FrameSnapshotAck }
 
-// Codec errors, matched with errors.Is. Every decoding error wraps
-// ErrBadFrame; the connection that produced it should be closed.
-var (
-	// ErrBadFrame is wrapped by every error about malformed input: wrong
-	// magic, unknown version or type, malformed or trailing payload bytes.
-	ErrBadFrame = errors.New("raft: bad frame")
-	// ErrFrameTooLarge is returned (wrapped together with ErrBadFrame) when a
-	// declared payload length exceeds the maximum frame size, or a payload
-	// declares more elements than allowed. Nothing was allocated for it.
-	ErrFrameTooLarge = errors.New("raft: frame too large")
-)
-
 // CodecOptions configures a Codec. The zero value gives the defaults.
 type CodecOptions struct {
 	// MaxFrameSize bounds a frame's payload length, checked before the
