@@ -170,7 +170,8 @@ func (ms *MemoryStorage) ApplySnapshot(snap Snapshot) error {
 // CreateSnapshot records a snapshot of the application state at index i,
 // which must be an index the host has applied and at most LastIndex(). The
 // log is not compacted; call Compact for that. It returns ErrSnapOutOfDate
-// if i is not newer than the held snapshot.
+// if i is not newer than the held snapshot, and ErrCompacted if Compact
+// already discarded the entry at i.
 func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *ConfState, data []byte) (Snapshot, error) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
@@ -180,6 +181,10 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *ConfState, data []byte) (S
 	offset := ms.ents[0].Index
 	if i > ms.lastIndex() {
 		return Snapshot{}, fmt.Errorf("%w: snapshot index %d is beyond last index %d", ErrUnavailable, i, ms.lastIndex())
+	}
+	if i < offset {
+		// Compact went past the held snapshot: the term of i is gone.
+		return Snapshot{}, ErrCompacted
 	}
 	ms.snapshot.Metadata.Index = i
 	ms.snapshot.Metadata.Term = ms.ents[i-offset].Term
