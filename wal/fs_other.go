@@ -1,0 +1,13 @@
+//go:build !linux
+
+package wal
+
+import "os"
+
+func datasync(f *os.File) error { return f.Sync() }
+
+func allocate(*os.File, int64) error { return errNotSupported }
+
+// lockFile takes no lock on platforms without flock support here; a second
+// process is not detected there.
+func lockFile(*os.File) error { return nil }
