@@ -107,7 +107,7 @@ var errShortPayload = errors.New("payload too short")
 type encoder struct{ b []byte }
 
 func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) byte1(v byte)      { e.b = append(e.b, v) }
+func (e *encoder) byte1(v byte)     { e.b = append(e.b, v) }
 func (e *encoder) bytes(p []byte) {
 	e.uvarint(uint64(len(p)))
 	e.b = append(e.b, p...)
