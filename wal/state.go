@@ -120,6 +120,13 @@ func (s *state) appendEntries(ents []raft.Entry, seq uint64) {
 		copy(kept, s.ents[:at])
 		s.ents = append(kept, ents...)
 	} else {
+		if need := len(s.ents) + len(ents); need > cap(s.ents) {
+			// Grow by doubling: append grows large slices by only 1.25x,
+			// which copies a long log several more times.
+			grown := make([]raft.Entry, len(s.ents), max(need, 2*cap(s.ents)))
+			copy(grown, s.ents)
+			s.ents = grown
+		}
 		s.ents = append(s.ents, ents...)
 	}
 	lo := ents[0].Index
