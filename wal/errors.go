@@ -17,6 +17,10 @@ var (
 	// process) holds the directory's lock.
 	ErrLocked = errors.New("wal: directory is locked by another process")
 
+	// ErrInvalidEntry is returned by Save and Append for an entry that
+	// raft never produces (term 0); nothing is written.
+	ErrInvalidEntry = errors.New("wal: invalid entry")
+
 	// ErrClosed is returned by every write method after Close.
 	ErrClosed = errors.New("wal: log is closed")
 )

@@ -64,10 +64,11 @@ func parseRecord(buf []byte, off int) (typ uint8, payload []byte, next int, ok b
 		return 0, nil, 0, false
 	}
 	h := buf[off : off+recHeaderSize]
-	if crc32.Checksum(h[:12], castagnoli) != binary.LittleEndian.Uint32(h[12:]) {
+	// The cheap checks first: zeroed space fails on the type.
+	if h[5] != 0 || h[6] != 0 || h[7] != 0 || h[4] < recSegHeader || h[4] > recSeal {
 		return 0, nil, 0, false
 	}
-	if h[5] != 0 || h[6] != 0 || h[7] != 0 || h[4] < recSegHeader || h[4] > recSeal {
+	if crc32.Checksum(h[:12], castagnoli) != binary.LittleEndian.Uint32(h[12:]) {
 		return 0, nil, 0, false
 	}
 	n := uint64(binary.LittleEndian.Uint32(h[0:]))

@@ -89,9 +89,14 @@ func (s *state) checkAppend(ents []raft.Entry, offset, last uint64) ([]raft.Entr
 	if len(ents) == 0 {
 		return nil, nil
 	}
-	for i := 1; i < len(ents); i++ {
-		if ents[i].Index != ents[i-1].Index+1 {
+	for i := range ents {
+		if i > 0 && ents[i].Index != ents[i-1].Index+1 {
 			return nil, fmt.Errorf("%w: entry index %d follows %d", raft.ErrLogGap, ents[i].Index, ents[i-1].Index)
+		}
+		if ents[i].Term == 0 {
+			// Term 0 marks a missing entry during recovery; raft never
+			// makes such an entry.
+			return nil, fmt.Errorf("%w: entry %d has term 0", ErrInvalidEntry, ents[i].Index)
 		}
 	}
 	first := offset + 1
