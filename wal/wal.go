@@ -195,7 +195,7 @@ func (l *Log) replay() error {
 			return corruptf(name, 0, "segment %s is missing", segName(l.segs[i-1]+1))
 		}
 		last := i == len(l.segs)-1
-		res, err := l.replaySegment(name, seq, i == 0, last)
+		res, err := l.replaySegment(name, seq, i == 0)
 		if err != nil {
 			return err
 		}
@@ -245,7 +245,7 @@ func (l *Log) replay() error {
 }
 
 // replaySegment applies one segment's records to the state.
-func (l *Log) replaySegment(name string, seq uint64, first, last bool) (segResult, error) {
+func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, error) {
 	var res segResult
 	buf, err := l.fs.ReadFile(name)
 	if err != nil {
