@@ -139,6 +139,16 @@ func TestCorruption(t *testing.T) {
 			wantMsg: "missing",
 		},
 		{
+			name: "segment replaced by a copy of another",
+			damage: func(t *testing.T, segs, _ []string) string {
+				buf, err := os.ReadFile(segs[2])
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(segs[1], buf, 0o644))
+				return segs[1]
+			},
+			wantMsg: "names sequence 3",
+		},
+		{
 			name: "deleted last segment",
 			damage: func(t *testing.T, segs, _ []string) string {
 				require.NoError(t, os.Remove(segs[len(segs)-1]))
@@ -219,4 +229,36 @@ func TestTornLastRecord(t *testing.T) {
 			require.NoError(t, l.Close())
 		})
 	}
+}
+
+// TestOpenRemovesUnfinishedFiles: temporary files left by a crash while a
+// segment or snapshot was being written are removed, and the log opens.
+func TestOpenRemovesUnfinishedFiles(t *testing.T) {
+	dir, _, _, _ := corruptFixture(t)
+	for _, name := range []string{"00000000000000ff.wal.tmp", snapName(999, 9) + tmpSuffix} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("partial"), 0o644))
+	}
+	l, err := Open(dir, Options{SegmentSize: 4096, KeepSnapshots: 5})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	tmps, err := filepath.Glob(filepath.Join(dir, "*"+tmpSuffix))
+	require.NoError(t, err)
+	assert.Empty(t, tmps)
+}
+
+// TestOpenRemovesOrphanSnapshot: a snapshot file newer than the one the
+// log refers to was written before a crash lost its record; it is removed.
+func TestOpenRemovesOrphanSnapshot(t *testing.T) {
+	dir, _, snaps, _ := corruptFixture(t)
+	orphan := filepath.Join(dir, snapName(999, 9))
+	buf, err := os.ReadFile(snaps[1])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(orphan, buf, 0o644))
+	l, err := Open(dir, Options{SegmentSize: 4096, KeepSnapshots: 5})
+	require.NoError(t, err)
+	snap, err := l.Snapshot()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(50), snap.Metadata.Index)
+	require.NoError(t, l.Close())
+	assert.NoFileExists(t, orphan)
 }
