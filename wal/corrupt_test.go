@@ -139,6 +139,23 @@ func TestCorruption(t *testing.T) {
 			wantMsg: "missing",
 		},
 		{
+			name: "segment lost its last record but is still sealed",
+			damage: func(t *testing.T, segs, _ []string) string {
+				buf, err := os.ReadFile(segs[1])
+				require.NoError(t, err)
+				offs := recordOffsets(t, segs[1])
+				require.GreaterOrEqual(t, len(offs), 3, "header, updates, seal")
+				// Drop the last update; keep the seal right after the rest.
+				lastUpdate, seal := offs[len(offs)-2], offs[len(offs)-1]
+				out := append([]byte(nil), buf[:lastUpdate]...)
+				out = append(out, buf[seal:]...)
+				out = append(out, make([]byte, len(buf)-len(out))...)
+				require.NoError(t, os.WriteFile(segs[1], out, 0o644))
+				return segs[2]
+			},
+			wantMsg: "but the previous segments end at",
+		},
+		{
 			name: "segment replaced by a copy of another",
 			damage: func(t *testing.T, segs, _ []string) string {
 				buf, err := os.ReadFile(segs[2])
