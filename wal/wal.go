@@ -213,7 +213,6 @@ func (l *Log) replay() error {
 				return fmt.Errorf("wal: sync %s: %w", l.dir, err)
 			}
 			l.segs = l.segs[:i]
-			res = prev
 			break
 		}
 		if res.sealed && last {
