@@ -118,14 +118,14 @@ func TestApplySnapshotDeletesSegments(t *testing.T) {
 
 func TestDirectoryLock(t *testing.T) {
 	dir := t.TempDir()
-	l, err := wal.Open(dir, wal.Options{})
+	l, err := wal.Open(dir, wal.Options{SegmentSize: 1 << 20})
 	require.NoError(t, err)
-	_, err = wal.Open(dir, wal.Options{})
+	_, err = wal.Open(dir, wal.Options{SegmentSize: 1 << 20})
 	require.ErrorIs(t, err, wal.ErrLocked)
 	assert.Contains(t, err.Error(), dir)
 	require.NoError(t, l.Close())
 	assert.ErrorIs(t, l.Append(walEnts(1, 1, 1, 1)), wal.ErrClosed)
-	l, err = wal.Open(dir, wal.Options{})
+	l, err = wal.Open(dir, wal.Options{SegmentSize: 1 << 20})
 	require.NoError(t, err, "the lock is released by Close")
 	require.NoError(t, l.Close())
 }

@@ -84,7 +84,7 @@ func TestConcurrentReadsDuringWrites(t *testing.T) {
 // and a hard state costs one write and one sync, whatever the batch size.
 func TestSaveIsOneWriteAndOneSync(t *testing.T) {
 	fs := memfs.New()
-	l, err := wal.Open("/g", wal.Options{FS: fs})
+	l, err := wal.Open("/g", wal.Options{FS: fs, SegmentSize: 1 << 20})
 	require.NoError(t, err)
 	defer l.Close()
 	require.NoError(t, l.Save(raft.HardState{}, nil, walSnap(1, 1, "")))

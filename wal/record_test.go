@@ -99,7 +99,7 @@ func TestDecodeUpdateRejectsGarbage(t *testing.T) {
 }
 
 func TestSaveRejectsTermZero(t *testing.T) {
-	l, err := Open(t.TempDir(), Options{})
+	l, err := Open(t.TempDir(), Options{SegmentSize: 1 << 20})
 	require.NoError(t, err)
 	defer l.Close()
 	err = l.Append([]raft.Entry{{Index: 1, Term: 0}})

@@ -50,6 +50,17 @@ type FS struct {
 type inode struct {
 	data   []byte // current content
 	synced []byte // content as of the last Sync
+	// dirtyLo and dirtyHi bound the bytes of data written since the last
+	// Sync, so that Sync copies only those.
+	dirtyLo, dirtyHi int
+}
+
+func (ino *inode) markDirty(lo, hi int) {
+	if ino.dirtyHi <= ino.dirtyLo {
+		ino.dirtyLo, ino.dirtyHi = lo, hi
+		return
+	}
+	ino.dirtyLo, ino.dirtyHi = min(ino.dirtyLo, lo), max(ino.dirtyHi, hi)
 }
 
 var _ wal.FS = (*FS)(nil)
@@ -126,6 +137,7 @@ func (m *FS) Restart(rng *rand.Rand) {
 }
 
 func (ino *inode) restore(rng *rand.Rand) {
+	ino.dirtyLo, ino.dirtyHi = 0, 0
 	if rng == nil {
 		ino.data = append([]byte(nil), ino.synced...)
 		return
@@ -380,6 +392,7 @@ func (f *file) WriteAt(p []byte, off int64) (int, error) {
 		f.ino.data = append(f.ino.data, make([]byte, end-len(f.ino.data))...)
 	}
 	copy(f.ino.data[off:], p)
+	f.ino.markDirty(int(off), int(off)+len(p))
 	return len(p), nil
 }
 
@@ -389,7 +402,17 @@ func (f *file) Sync() error {
 	if err := f.fs.op(); err != nil {
 		return err
 	}
-	f.ino.synced = append(f.ino.synced[:0], f.ino.data...)
+	ino := f.ino
+	if len(ino.synced) > len(ino.data) {
+		ino.synced = ino.synced[:len(ino.data)]
+	}
+	if n := len(ino.synced); n < len(ino.data) {
+		ino.synced = append(ino.synced, ino.data[n:]...)
+	}
+	if ino.dirtyHi > ino.dirtyLo {
+		copy(ino.synced[ino.dirtyLo:ino.dirtyHi], ino.data[ino.dirtyLo:ino.dirtyHi])
+	}
+	ino.dirtyLo, ino.dirtyHi = 0, 0
 	return nil
 }
 
