@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -147,7 +146,3 @@ func (o osFile) Allocate(size int64) error {
 	}
 	return o.f.Truncate(size)
 }
-
-// errNotSupported is returned by the platform helpers that have no
-// implementation on this system.
-var errNotSupported = errors.New("wal: not supported on this platform")

@@ -2,7 +2,14 @@
 
 package wal
 
-import "os"
+import (
+	"errors"
+	"os"
+)
+
+// errNotSupported is returned by the platform helpers that have no
+// implementation on this system.
+var errNotSupported = errors.New("wal: not supported on this platform")
 
 func datasync(f *os.File) error { return f.Sync() }
 
