@@ -109,7 +109,7 @@ func (e *scenEnv) run(cmd string) (string, error) {
 		clear(e.cut)
 		e.printf("all links restored\n")
 	case "stabilize":
-		err = e.stabilize()
+		err = e.cmdStabilize(args)
 	case "status":
 		err = e.forNodes(args, func(n *scenNode) { e.printStatus(n) })
 	case "raft-log":

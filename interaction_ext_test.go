@@ -11,7 +11,8 @@ import (
 // and membership changes (issues 3 and 4):
 //
 //	elect ID                 campaign at ID and stabilize without printing
-//	                         the steps; print every running node's role
+//	                         the steps; print every node's role
+//	stabilize quiet          stabilize, printing only every node's role
 //	transfer-leader ID TO    call TransferLeader(TO) at ID
 //	read-index ID CTX        call ReadIndex(CTX) at ID; answers show up as
 //	                         ReadStates in a later Ready
@@ -95,9 +96,34 @@ func (e *scenEnv) cmdElect(n *scenNode) {
 	if err != nil {
 		e.printf("error: %v\n", err)
 	}
+	e.printRoles()
+}
+
+// cmdStabilize: stabilize [quiet]. Quiet, it prints only the outcome:
+// every running node's role, for the steps a script does not study.
+func (e *scenEnv) cmdStabilize(args []string) error {
+	switch {
+	case len(args) == 0:
+		return e.stabilize()
+	case len(args) > 1 || args[0] != "quiet":
+		return fmt.Errorf("usage: stabilize [quiet]")
+	}
+	err := e.stabilize()
+	e.out.Reset()
+	if err != nil {
+		return err
+	}
+	e.printRoles()
+	return nil
+}
+
+// printRoles prints the one-line summary of every running node.
+func (e *scenEnv) printRoles() {
 	for _, id := range e.ids {
-		if m := e.nodes[id]; m.rn != nil {
-			e.printRole(m, "")
+		if n := e.nodes[id]; n.rn != nil {
+			e.printRole(n, fmt.Sprintf(" applied=%d", n.applied))
+		} else {
+			e.printf("%d is down\n", id)
 		}
 	}
 }
