@@ -127,6 +127,11 @@ func stepLeader(r *raft, m Message) error {
 	case MsgReadIndex:
 		r.handleReadIndex(m)
 		return nil
+	case MsgTransferLeader:
+		// m.From is the requester (this leader, or a follower that
+		// forwarded the request), which need not be a member: a removed
+		// leader that keeps leading must still be able to hand over.
+		return r.handleTransferLeader(m)
 	}
 	pr := r.trk.progress[m.From]
 	if pr == nil {
@@ -145,8 +150,6 @@ func stepLeader(r *raft, m Message) error {
 		if pr.State == ProgressStateReplicate {
 			pr.becomeProbe()
 		}
-	case MsgTransferLeader:
-		return r.handleTransferLeader(m)
 	}
 	return nil
 }
