@@ -29,3 +29,44 @@ func TestRemovedLeaderTransfersLeadership(t *testing.T) {
 	require.NoError(t, nw.propose(3, "after"))
 	assert.Equal(t, []string{"after"}, nw.appliedData(2))
 }
+
+// Once a leader has sent MsgTimeoutNow, the target may win an election at
+// any moment this term (its vote requests override the followers' lease,
+// and the message may be delayed past the transfer's abort), so the leader
+// must not serve lease-based reads any more in this term: a read answered
+// from the lease could miss writes the new leader committed
+// (testdata/read_index_lease_transfer.txt).
+func TestLeaseReadsStopOnceTimeoutNowSent(t *testing.T) {
+	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
+	nw.electLeader(1)
+	nw.read(1, "warm")
+	require.Equal(t, []string{"warm"}, nw.readCtxs(1))
+	// readNow issues a read at 1 and reports whether 1 answered it at
+	// once, from its lease, before any message was delivered.
+	readNow := func(ctx string) bool {
+		before := len(nw.reads[1])
+		nw.node(1).ReadIndex([]byte(ctx))
+		nw.handleReady(nw.nodes[1])
+		return len(nw.reads[1]) > before
+	}
+	require.True(t, readNow("lease"), "precondition: the lease is valid")
+	nw.stabilize()
+
+	// The MsgTimeoutNow to 2 is lost (it could as well be delayed).
+	nw.cut[[2]uint64{1, 2}] = true
+	require.NoError(t, nw.node(1).TransferLeader(2))
+	nw.handleReady(nw.nodes[1])
+	nw.stabilize()
+	require.Equal(t, uint64(2), nw.node(1).BasicStatus().LeadTransferee)
+	assert.False(t, readNow("during-transfer"), "no lease read while the transfer runs")
+	nw.stabilize()
+	assert.Contains(t, nw.readCtxs(1), "during-transfer", "the read is served by a heartbeat round")
+
+	// The transfer is abandoned; 3 keeps acknowledging heartbeats.
+	for range nw.raft(1).electionTimeout {
+		nw.tickAll()
+	}
+	require.Equal(t, None, nw.node(1).BasicStatus().LeadTransferee)
+	require.Equal(t, StateLeader, nw.raft(1).state)
+	assert.False(t, readNow("after-abort"), "no lease read for the rest of the term")
+}
