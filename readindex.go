@@ -25,7 +25,10 @@ const (
 	// read after a new leader was elected. When the lease has lapsed, a read
 	// falls back to a heartbeat round, as it does for the rest of the term
 	// once the leader has started a leadership transfer (the target's
-	// election overrides the followers' lease). Requires CheckQuorum.
+	// election overrides the followers' lease). Requires CheckQuorum, and
+	// every node should use it: a node using it ignores vote requests for
+	// an election timeout after a restart, since before the crash it may
+	// have acknowledged a heartbeat that a leader's lease rests on.
 	ReadOnlyLeaseBased
 )
 

@@ -70,3 +70,31 @@ func TestLeaseReadsStopOnceTimeoutNowSent(t *testing.T) {
 	require.Equal(t, StateLeader, nw.raft(1).state)
 	assert.False(t, readNow("after-abort"), "no lease read for the rest of the term")
 }
+
+// A follower that acknowledged a lease-holding leader's heartbeat and then
+// restarted has forgotten it: it must still not help elect another leader
+// while that lease may be in force, or the old leader serves lease reads
+// that miss the new leader's writes (testdata/read_index_lease_restart.txt).
+func TestRestartedFollowerKeepsLeaseWithLeaseReads(t *testing.T) {
+	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
+	nw.electLeader(1)
+	nw.partition([]uint64{1, 2}, []uint64{3})
+	nw.read(1, "warm") // 2 acknowledges: 1's lease rests on it
+	require.Equal(t, []string{"warm"}, nw.readCtxs(1))
+
+	nw.crash(2)
+	nw.heal()
+	nw.partition([]uint64{1}, []uint64{2, 3})
+	// 3 lost touch with 1 long ago: it asks 2 for its (pre-)vote now.
+	nw.campaign(3)
+	assert.NotEqual(t, StateLeader, nw.raft(3).state,
+		"the restarted 2 must not elect 3 within the election timeout after its restart")
+
+	// One election timeout after the restart, 1's lease has run out and
+	// 3 may win.
+	for range 2 * nw.raft(2).electionTimeout {
+		nw.tickAll()
+	}
+	assert.Equal(t, StateLeader, nw.raft(nw.leader()).state)
+	assert.Contains(t, []uint64{2, 3}, nw.leader())
+}

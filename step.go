@@ -65,9 +65,10 @@ func (r *raft) stepHigherTerm(m Message) bool {
 }
 
 // inLease reports whether this node heard from a leader within the election
-// timeout, with CheckQuorum on.
+// timeout (or, with lease-based reads, restarted within it), with
+// CheckQuorum on.
 func (r *raft) inLease() bool {
-	return r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
+	return r.checkQuorum && (r.lead != None || r.restartLease) && r.electionElapsed < r.electionTimeout
 }
 
 // stepStaleTerm handles a message from an earlier term. Requests are
