@@ -132,6 +132,9 @@ func newRaft(c Config) (*raft, error) {
 		}
 		r.raftLog.acceptApplying(c.Applied)
 		r.raftLog.appliedTo(c.Applied)
+		if err := r.restoreAppliedConfChanges(c.Applied); err != nil {
+			return nil, err
+		}
 	}
 	r.becomeFollower(r.Term, None)
 	r.logger.Info("raft node started",

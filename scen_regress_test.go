@@ -98,3 +98,26 @@ func TestRestartedFollowerKeepsLeaseWithLeaseReads(t *testing.T) {
 	assert.Equal(t, StateLeader, nw.raft(nw.leader()).state)
 	assert.Contains(t, []uint64{2, 3}, nw.leader())
 }
+
+// A node restarted with Config.Applied past a configuration change does
+// not get that entry handed out again, so the host cannot apply it: the
+// node must come back with the configuration in force at Applied, not the
+// older one of its snapshot (interaction_env_test.go restarts so).
+func TestRestartWithAppliedKeepsConfiguration(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.electLeader(1)
+	nw.joinEmpty(4)
+	require.NoError(t, nw.proposeConf(1, ConfChange{Transition: ConfChangeTransitionJointExplicit,
+		Changes: []ConfChangeSingle{addVoter(4), addLearner(3)}}))
+	nw.tickAll()
+	want := nw.node(2).Status().Config
+	require.Equal(t, []uint64{1, 2, 4}, want.Voters, "precondition: 2 applied the change")
+	require.Equal(t, []uint64{3}, want.LearnersNext)
+
+	cfg := nw.nodes[2].cfg
+	cfg.Applied = nw.nodes[2].lastApplied
+	rn, err := NewRawNode(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, want, rn.Status().Config, "the joint configuration at Applied")
+	assert.False(t, rn.HasReady() && len(rn.Ready().CommittedEntries) > 0, "nothing is handed out again")
+}
