@@ -708,6 +708,10 @@ func (e *scenEnv) cmdRestart(args []string) error {
 	}
 	n.rn = rn
 	e.printRole(n, fmt.Sprintf(" applied=%d last=%d", rn.BasicStatus().Applied, rn.raft.raftLog.lastIndex()))
-	e.replayConfChanges(n, cfg.Applied)
+	// The host's state machine, as of applied, records the configuration
+	// in force there; the node must come back with the same one.
+	if got := rn.Status().Config; !scenSameConf(got, n.confState) {
+		e.t.Errorf("%d restarted with configuration %s, want %s", n.id, scenFormatConfState(got), scenFormatConfState(n.confState))
+	}
 	return nil
 }

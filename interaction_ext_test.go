@@ -287,29 +287,9 @@ func (e *scenEnv) applyConfChange(n *scenNode, ent Entry, indent string) {
 	e.printf("%s%d applied the ConfChange at %d: %s\n", indent, n.id, ent.Index, scenFormatConfState(cs))
 }
 
-// replayConfChanges re-applies, on a restarted node, the configuration
-// changes between its snapshot and its applied index: the node starts with
-// the snapshot's configuration and skips the entries the host applied
-// before the crash, so the host hands those changes to it again.
-func (e *scenEnv) replayConfChanges(n *scenNode, applied uint64) {
-	snap, err := n.storage.Snapshot()
-	if err != nil {
-		e.t.Fatalf("%d: reading snapshot: %v", n.id, err)
-	}
-	n.confState = snap.Metadata.ConfState
-	lo := snap.Metadata.Index + 1
-	if applied < lo {
-		return
-	}
-	ents, err := n.storage.Entries(lo, applied+1, noLimit)
-	if err != nil {
-		e.t.Fatalf("%d: reading entries [%d, %d]: %v", n.id, lo, applied, err)
-	}
-	for _, ent := range ents {
-		if ent.Type == EntryConfChange {
-			e.applyConfChange(n, ent, "  replay: ")
-		}
-	}
+// scenSameConf reports whether a and b are the same configuration.
+func scenSameConf(a, b ConfState) bool {
+	return scenFormatConfState(a) == scenFormatConfState(b)
 }
 
 // cmdAddNode: add-node ID [options] starts a node with empty storage. It
