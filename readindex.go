@@ -104,6 +104,9 @@ func (ro *readOnly) reset() {
 	ro.leaseRevoked = false
 }
 
+// revokeLease stops lease-based reads until the next reset.
+func (ro *readOnly) revokeLease() { ro.leaseRevoked = true }
+
 // add queues a read taken at commit index.
 func (ro *readOnly) add(index, from uint64, ctx []byte) {
 	ro.lastSeq++
