@@ -119,11 +119,10 @@ func (e *scenEnv) run(cmd string) (string, error) {
 	case "restart":
 		err = e.cmdRestart(args)
 	default:
-		var ok bool
-		if ok, err = e.runExt(name, args); ok {
-			break
+		var handled bool
+		if handled, err = e.runExt(name, args); !handled {
+			err = fmt.Errorf("unknown command %q", name)
 		}
-		err = fmt.Errorf("unknown command %q", name)
 	}
 	return e.out.String(), err
 }
