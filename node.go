@@ -114,11 +114,11 @@ type Node struct {
 	logger    *zap.Logger
 	transport Transport
 
-	recvc  chan Message     // from the transport
-	reportc chan nodeReport // unreachable and snapshot reports
-	reqc   chan func()      // closures run on the loop
-	persistc   chan Ready      // loop -> persist
-	persistedc chan int        // persist -> loop: number of Readies durable
+	recvc      chan Message       // from the transport
+	reportc    chan nodeReport    // unreachable and snapshot reports
+	reqc       chan func()        // closures run on the loop
+	persistc   chan Ready         // loop -> persist
+	persistedc chan int           // persist -> loop: number of Readies durable
 	applyc     chan nodeApplyTask // loop -> apply
 	appliedc   chan uint64        // apply -> loop: index applied
 	snapc      chan nodeSnapTask  // apply -> snapshotter
