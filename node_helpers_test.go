@@ -82,15 +82,21 @@ func (sm *nodeTestSM) restoreCount() int {
 	return sm.restores
 }
 
-// nodeFaultyStorage is a MemoryStorage whose Save fails once failing is set.
+// nodeFaultyStorage is a MemoryStorage whose Save fails from the first
+// write of an entry whose data is failOn on, once armed.
 type nodeFaultyStorage struct {
 	*raft.MemoryStorage
+	failOn  string
+	armed   atomic.Bool
 	failing atomic.Bool
 }
 
 var errNodeInjected = errors.New("injected disk failure")
 
 func (s *nodeFaultyStorage) Save(hs raft.HardState, ents []raft.Entry, snap raft.Snapshot) error {
+	if s.armed.Load() && slices.ContainsFunc(ents, func(e raft.Entry) bool { return string(e.Data) == s.failOn }) {
+		s.failing.Store(true)
+	}
 	if s.failing.Load() {
 		return errNodeInjected
 	}
@@ -212,22 +218,10 @@ func (c *nodeCluster) waitLeader(among ...uint64) uint64 {
 	return lead
 }
 
-// propose proposes on the current leader, following NotLeaderError hints
-// and retrying dropped proposals until it succeeds.
+// propose proposes on whichever node leads, as proposeAmong.
 func (c *nodeCluster) propose(data string) uint64 {
 	c.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitTimeout)
-	defer cancel()
-	for {
-		lead := c.waitLeader()
-		res, err := c.members[lead].node.Propose(ctx, []byte(data))
-		if err == nil {
-			return res.(uint64)
-		}
-		require.NoError(c.tb, ctx.Err(), "proposing %q: last error %v", data, err)
-		require.True(c.tb, errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped),
-			"proposing %q: %v", data, err)
-	}
+	return c.proposeAmong(slices.Sorted(maps.Keys(c.members)), data)
 }
 
 // nodeWaitFor polls cond until it holds or nodeWaitTimeout passes.
@@ -248,4 +242,21 @@ func nodeCtx(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitTimeout)
 	tb.Cleanup(cancel)
 	return ctx
+}
+
+// proposeAmong proposes on whichever of ids leads, as propose.
+func (c *nodeCluster) proposeAmong(ids []uint64, data string) uint64 {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitTimeout)
+	defer cancel()
+	for {
+		lead := c.waitLeader(ids...)
+		res, err := c.members[lead].node.Propose(ctx, []byte(data))
+		if err == nil {
+			return res.(uint64)
+		}
+		require.NoError(c.tb, ctx.Err(), "proposing %q: last error %v", data, err)
+		require.True(c.tb, errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped),
+			"proposing %q: %v", data, err)
+	}
 }

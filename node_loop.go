@@ -90,5 +90,5 @@ func (n *Node) finish() {
 	err := n.stopErr()
 	n.props.failAll(err)
 	n.reads.failAll(err)
-	close(n.donec)
+	n.closeDone()
 }
