@@ -29,6 +29,9 @@ type nodeTestSM struct {
 	mu       sync.Mutex
 	data     []string
 	restores int
+	// countOnly keeps no data (for benchmarks); applied counts entries.
+	countOnly bool
+	applied   int
 }
 
 func (sm *nodeTestSM) Apply(ents []raft.Entry) []any {
@@ -36,7 +39,10 @@ func (sm *nodeTestSM) Apply(ents []raft.Entry) []any {
 	defer sm.mu.Unlock()
 	out := make([]any, len(ents))
 	for i, e := range ents {
-		sm.data = append(sm.data, string(e.Data))
+		if !sm.countOnly {
+			sm.data = append(sm.data, string(e.Data))
+		}
+		sm.applied++
 		out[i] = e.Index
 	}
 	return out
@@ -119,6 +125,8 @@ type nodeCluster struct {
 	ids     []uint64 // every ID a transport knows as a peer
 	members map[uint64]*nodeMember
 	tune    func(*raft.NodeConfig)
+	// countOnly makes the state machines keep no data.
+	countOnly bool
 }
 
 // newNodeCluster starts n bootstrapped Nodes with fast ticks. tune, if not
@@ -126,11 +134,18 @@ type nodeCluster struct {
 // that no goroutine leaked.
 func newNodeCluster(tb testing.TB, n int, tune func(*raft.NodeConfig)) *nodeCluster {
 	tb.Helper()
+	return newNodeClusterSM(tb, n, tune, false)
+}
+
+// newNodeClusterSM is newNodeCluster with the choice of state machines
+// that keep no data.
+func newNodeClusterSM(tb testing.TB, n int, tune func(*raft.NodeConfig), countOnly bool) *nodeCluster {
+	tb.Helper()
 	before := goleak.IgnoreCurrent() // goroutines of earlier tests
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
 	net, err := memtransport.NewNetwork(raft.CodecOptions{})
 	require.NoError(tb, err)
-	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune}
+	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune, countOnly: countOnly}
 	for id := uint64(1); id <= uint64(n); id++ {
 		c.ids = append(c.ids, id)
 	}
@@ -145,7 +160,7 @@ func newNodeCluster(tb testing.TB, n int, tune func(*raft.NodeConfig)) *nodeClus
 // empty) with a fresh state machine, which restores from the storage.
 func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64) *nodeMember {
 	c.tb.Helper()
-	m := &nodeMember{sm: &nodeTestSM{}, storage: storage, leaders: make(chan [2]uint64, 1024)}
+	m := &nodeMember{sm: &nodeTestSM{countOnly: c.countOnly}, storage: storage, leaders: make(chan [2]uint64, 1024)}
 	cfg := raft.NodeConfig{
 		Raft:         raft.Config{ID: id, ElectionTick: 10, HeartbeatTick: 1},
 		Storage:      storage,
