@@ -117,6 +117,7 @@ type Node struct {
 	recvc      chan Message       // from the transport
 	reportc    chan nodeReport    // unreachable and snapshot reports
 	reqc       chan func()        // closures run on the loop
+	propc      chan *nodePropReq  // proposals, gathered by the loop
 	persistc   chan Ready         // loop -> persist
 	persistedc chan int           // persist -> loop: number of Readies durable
 	applyc     chan nodeApplyTask // loop -> apply
@@ -133,6 +134,7 @@ type Node struct {
 	persistInflight []Ready
 	applyInflight   int
 	ticks           uint64
+	propBatch       []*nodePropReq
 
 	startOnce sync.Once
 	doneOnce  sync.Once
@@ -189,6 +191,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		recvc:      make(chan Message, nodeRecvQueue),
 		reportc:    make(chan nodeReport, 64),
 		reqc:       make(chan func(), 64),
+		propc:      make(chan *nodePropReq, nodeMaxPropBatch),
 		persistc:   make(chan Ready, nodeMaxInflight),
 		persistedc: make(chan int, nodeMaxInflight),
 		applyc:     make(chan nodeApplyTask, nodeMaxInflight),

@@ -42,6 +42,8 @@ func (n *Node) runLoop() {
 			}
 		case f := <-n.reqc:
 			f()
+		case req := <-n.propc:
+			n.stepProposals(req)
 		case k := <-n.persistedc:
 			for _, rd := range n.persistInflight[:k] {
 				n.rn.AckPersisted(rd)
