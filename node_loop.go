@@ -19,7 +19,7 @@ func (n *Node) runLoop() {
 			n.handleReady()
 		}
 		if soft, term := n.rn.raft.softState(), n.rn.raft.Term; soft != prevSoft || term != prevTerm {
-			n.onRoleChange(prevSoft, soft, term)
+			n.onRoleChange(soft, term)
 			prevSoft, prevTerm = soft, term
 		}
 		select {
@@ -119,7 +119,7 @@ func (n *Node) handleReady() {
 
 // onRoleChange publishes a new leader or term and handles proposals whose
 // leader lost office.
-func (n *Node) onRoleChange(_, soft SoftState, term uint64) {
+func (n *Node) onRoleChange(soft SoftState, term uint64) {
 	n.watch.setLeader(soft.Lead, term)
 	n.notifier.leaderChanged(soft.Lead, term)
 	n.props.leaderLost(n.ticks+2*uint64(n.cfg.Raft.ElectionTick), term, soft.RaftState == StateLeader)
