@@ -162,7 +162,7 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 	c.tb.Helper()
 	m := &nodeMember{sm: &nodeTestSM{countOnly: c.countOnly}, storage: storage, leaders: make(chan [2]uint64, 1024)}
 	cfg := raft.NodeConfig{
-		Raft:         raft.Config{ID: id, ElectionTick: 10, HeartbeatTick: 1},
+		Raft:         raft.Config{ID: id, ElectionTick: 20, HeartbeatTick: 1},
 		Storage:      storage,
 		StateMachine: m.sm,
 		TickInterval: 5 * time.Millisecond,
