@@ -68,6 +68,7 @@ func (c *nodeCluster) appendCut(ctx context.Context, data string, cut func(lead 
 		require.Less(c.tb, attempt, 5, "no leader stayed long enough to run the scenario")
 		c.net.HealAll()
 		lead := c.waitLeader()
+		c.waitReplicating(lead)
 		others := nodeOthers(c.ids, lead)
 		cut(lead, others)
 		out := c.proposeAsync(ctx, lead, data)
@@ -89,6 +90,25 @@ func (c *nodeCluster) appendCut(ctx context.Context, data string, cut func(lead 
 			"the proposal ended before it was appended with %v", early.err)
 		c.tb.Logf("leader %d lost office before appending (%v); again", lead, early.err)
 	}
+}
+
+// waitReplicating waits until leader lead streams its whole log to every
+// follower, so that an entry it appends is sent at once (a follower whose
+// acknowledgements were never heard is only probed).
+func (c *nodeCluster) waitReplicating(lead uint64) {
+	c.tb.Helper()
+	nodeWaitFor(c.tb, "the followers to catch up", func() bool {
+		st, err := c.members[lead].node.Status(context.Background())
+		if err != nil || st.RaftState != raft.StateLeader {
+			return true // the caller finds out
+		}
+		for id, pr := range st.Progress {
+			if id != lead && (pr.State != raft.ProgressStateReplicate || pr.Match < st.Commit) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestNodeS27LostLeaderEntryCommits: a leader appends an entry and
