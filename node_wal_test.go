@@ -1,0 +1,84 @@
+package raft_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/memtransport"
+	"github.com/keelraft/raft/wal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// TestNodeOnWAL runs three Nodes on wal in temporary directories: it
+// commits, stops one node without any flushing of its own, reopens its
+// directory and checks that it catches up, then restarts the whole cluster
+// from disk and checks that nothing acknowledged was lost.
+func TestNodeOnWAL(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+	dirs := map[uint64]string{}
+	for id := uint64(1); id <= 3; id++ {
+		dirs[id] = filepath.Join(t.TempDir(), fmt.Sprintf("node%d", id))
+	}
+	open := func(id uint64) *wal.Log {
+		l, err := wal.Open(dirs[id], wal.Options{SegmentSize: 1 << 16})
+		require.NoError(t, err)
+		return l
+	}
+	net, err := memtransport.NewNetwork(raft.CodecOptions{})
+	require.NoError(t, err)
+	c := &nodeCluster{tb: t, net: net, members: map[uint64]*nodeMember{}, ids: []uint64{1, 2, 3}}
+	closeAll := func() {
+		for id, m := range c.members {
+			c.stop(id)
+			require.NoError(t, m.storage.(*wal.Log).Close())
+			delete(c.members, id)
+		}
+	}
+	t.Cleanup(closeAll)
+	for _, id := range c.ids {
+		c.start(id, open(id), c.ids)
+	}
+	lead := c.waitLeader()
+	var acked []string
+	for i := range 20 {
+		v := fmt.Sprintf("w%d", i)
+		c.propose(v)
+		acked = append(acked, v)
+	}
+
+	// Stop a follower, write more, reopen its directory.
+	follower := c.ids[0]
+	if follower == lead {
+		follower = c.ids[1]
+	}
+	c.stop(follower)
+	require.NoError(t, c.members[follower].storage.(*wal.Log).Close())
+	for i := range 5 {
+		v := fmt.Sprintf("down%d", i)
+		c.propose(v)
+		acked = append(acked, v)
+	}
+	last := c.propose("last")
+	acked = append(acked, "last")
+	m := c.start(follower, open(follower), c.ids)
+	require.NoError(t, m.node.WaitApplied(nodeCtx(t), last))
+	assert.Equal(t, acked, m.sm.snapshot())
+
+	// Restart everyone from disk.
+	closeAll()
+	for _, id := range c.ids {
+		c.start(id, open(id), c.ids)
+	}
+	c.waitLeader()
+	final := c.propose("after restart")
+	for _, id := range c.ids {
+		mm := c.members[id]
+		require.NoError(t, mm.node.WaitApplied(nodeCtx(t), final))
+		assert.Equal(t, append(append([]string{}, acked...), "after restart"), mm.sm.snapshot(), "node %d", id)
+	}
+}
