@@ -8,6 +8,15 @@ that the host carries out. Storage and transport belong to the host, which
 makes every run of the core reproducible: tests drive it with logical ticks
 and a seeded random source.
 
+# Node or RawNode
+
+Most hosts want Node (node.go): it owns the loop around a RawNode — ticks,
+the transport, pipelined persistence with group commit, a separate apply
+goroutine, automatic snapshots — and offers a blocking client API (Propose
+returns the state machine's result, Read is linearizable from any node).
+Hosts that want to drive everything themselves use RawNode, as described
+below; the rest of this page is about RawNode.
+
 # Starting a node
 
 Create the storage, then the node:
