@@ -75,7 +75,7 @@ func rows(quick bool) []row {
 	rs = append(rs, row{"latency, 1 sequential proposer",
 		harness.Workload{Kind: harness.Latency, Window: 1, N: scale(20_000)}})
 	rs = append(rs, row{"durable (fdatasync), 256 outstanding",
-		harness.Workload{Kind: harness.Durable, Window: 256, N: scale(8_000)}})
+		harness.Workload{Kind: harness.Durable, Window: 256, N: max(scale(8_000), 4_000)}})
 	for _, size := range []int{10_000, big} {
 		rs = append(rs, row{fmt.Sprintf("scale, %s entries in log, 256 outstanding", count(size)),
 			harness.Workload{Kind: harness.Scale, Window: 256, N: scale(100_000), LogSize: size}})

@@ -74,6 +74,9 @@ func (lib RawLib) Run(w Workload) Result {
 		lat = make([]time.Duration, 0, w.N)
 	}
 	sms := c.SMs()
+	for i := range sms {
+		sms[i].Init(w.N)
+	}
 	var m Meter
 	m.Start()
 	proposed, stalled := 0, 0
