@@ -68,7 +68,7 @@ func rows(quick bool) []row {
 	}
 	var rs []row
 	for _, win := range []int{1, 16, 256} {
-		n := map[int]int{1: 20_000, 16: 100_000, 256: 200_000}[win]
+		n := map[int]int{1: 20_000, 16: 60_000, 256: 100_000}[win]
 		rs = append(rs, row{fmt.Sprintf("core, %d outstanding", win),
 			harness.Workload{Kind: harness.Core, Window: win, N: scale(n)}})
 	}
@@ -78,7 +78,7 @@ func rows(quick bool) []row {
 		harness.Workload{Kind: harness.Durable, Window: 256, N: max(scale(8_000), 4_000)}})
 	for _, size := range []int{10_000, big} {
 		rs = append(rs, row{fmt.Sprintf("scale, %s entries in log, 256 outstanding", count(size)),
-			harness.Workload{Kind: harness.Scale, Window: 256, N: scale(100_000), LogSize: size}})
+			harness.Workload{Kind: harness.Scale, Window: 256, N: scale(50_000), LogSize: size}})
 	}
 	return rs
 }
