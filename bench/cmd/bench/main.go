@@ -156,7 +156,7 @@ func run(quick bool, runs int, only string, libs []string, etcd37Dir, tmp string
 	if _, ok := workers[libKeel]; !ok {
 		return fmt.Errorf("-libs must include %s, the reference of the ratios", libKeel)
 	}
-	start := time.Now()
+	start, loadStart := time.Now(), loadAvg()
 	var groups []group
 	for _, r := range rows(quick) {
 		if !strings.Contains(r.label, only) {
@@ -177,9 +177,9 @@ func run(quick bool, runs int, only string, libs []string, etcd37Dir, tmp string
 		groups = append(groups, g)
 	}
 	printTable(os.Stdout, groups, libs, runs)
-	fmt.Printf("\n%d run(s) per row; %s; %d CPUs (%s); %s; %s; total %s\n",
+	fmt.Printf("\n%d run(s) per row; %s; %d CPUs (%s); %s; %s at start, %s at end; total %s\n",
 		runs, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), cpuModel(),
-		runtime.Version(), loadAvg(), time.Since(start).Round(time.Second))
+		runtime.Version(), loadStart, loadAvg(), time.Since(start).Round(time.Second))
 	return nil
 }
 
@@ -363,5 +363,5 @@ func loadAvg() string {
 	if len(f) < 3 {
 		return "load unknown"
 	}
-	return "load average " + strings.Join(f[:3], " ")
+	return "load average " + strings.Join(f[:3], "/")
 }
