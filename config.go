@@ -45,7 +45,8 @@ type Config struct {
 	Storage Storage
 
 	// Applied is the index the host's state machine has already applied
-	// when the node restarts; entries up to it are not handed out again.
+	// when the node restarts; entries up to it are not handed out again,
+	// and the configuration changes among them take effect at start.
 	Applied uint64
 
 	// MaxSizePerMsg bounds the bytes of entries in one append message (at

@@ -23,6 +23,9 @@ type scenEnv struct {
 
 	// queue holds the messages sent and not yet delivered, in send order.
 	queue []Message
+	// held holds messages the network delays (delay, duplicate) until a
+	// release command puts them back at the end of queue.
+	held []Message
 	// cut[{from, to}] drops every message on that link at delivery.
 	cut map[[2]uint64]bool
 
@@ -41,6 +44,9 @@ type scenNode struct {
 	rn      *RawNode // nil while the node is down
 	// applied is the index of the last entry the host applied.
 	applied uint64
+	// confState is the configuration as of applied, as the host tracks it
+	// from snapshots and ApplyConfChange; snapshot stores it.
+	confState ConfState
 }
 
 func newScenEnv(t testing.TB) *scenEnv {
@@ -103,7 +109,7 @@ func (e *scenEnv) run(cmd string) (string, error) {
 		clear(e.cut)
 		e.printf("all links restored\n")
 	case "stabilize":
-		err = e.stabilize()
+		err = e.cmdStabilize(args)
 	case "status":
 		err = e.forNodes(args, func(n *scenNode) { e.printStatus(n) })
 	case "raft-log":
@@ -113,7 +119,10 @@ func (e *scenEnv) run(cmd string) (string, error) {
 	case "restart":
 		err = e.cmdRestart(args)
 	default:
-		err = fmt.Errorf("unknown command %q", name)
+		var handled bool
+		if handled, err = e.runExt(name, args); !handled {
+			err = fmt.Errorf("unknown command %q", name)
+		}
 	}
 	return e.out.String(), err
 }
@@ -174,6 +183,17 @@ func scenApplyOption(cfg *Config, kv string) error {
 	if !ok {
 		return fmt.Errorf("option %q is not key=value", kv)
 	}
+	if k == "read-only" {
+		switch v {
+		case "safe":
+			cfg.ReadOnlyOption = ReadOnlySafe
+		case "lease":
+			cfg.ReadOnlyOption = ReadOnlyLeaseBased
+		default:
+			return fmt.Errorf("option %q: want safe or lease", kv)
+		}
+		return nil
+	}
 	if b, err := strconv.ParseBool(v); err == nil {
 		switch k {
 		case "prevote":
@@ -184,6 +204,9 @@ func scenApplyOption(cfg *Config, kv string) error {
 			return nil
 		case "forwarding":
 			cfg.DisableProposalForwarding = !b
+			return nil
+		case "step-down-on-removal":
+			cfg.DisableStepDownOnRemoval = !b
 			return nil
 		}
 	}
@@ -237,7 +260,7 @@ func (e *scenEnv) cmdAddNodes(args []string) error {
 		if err := rn.Bootstrap(voters); err != nil {
 			return err
 		}
-		n := &scenNode{id: id, cfg: cfg, storage: storage, rn: rn}
+		n := &scenNode{id: id, cfg: cfg, storage: storage, rn: rn, confState: ConfState{Voters: voters}}
 		e.nodes[id] = n
 		e.ids = append(e.ids, id)
 		// The bootstrap Ready only persists the initial configuration.
@@ -309,6 +332,9 @@ func (e *scenEnv) tick(ids []uint64, count int) {
 			before := n.rn.BasicStatus()
 			n.rn.Tick()
 			after := n.rn.BasicStatus()
+			if before.LeadTransferee != None && after.LeadTransferee == None && after.RaftState == StateLeader {
+				e.printf("tick %d: %d abandoned the leadership transfer to %d\n", i, id, before.LeadTransferee)
+			}
 			// A timer that fired (an election timeout, a leader's
 			// quorum check) starts counting again from zero.
 			fired := n.rn.raft.electionElapsed == 0
@@ -372,12 +398,18 @@ func (e *scenEnv) processReady(n *scenNode, header bool) {
 	}
 	if !rd.Snapshot.IsEmpty() {
 		md := rd.Snapshot.Metadata
-		e.printf("%sSnapshot Index:%d Term:%d Voters:%v\n", indent, md.Index, md.Term, md.ConfState.Voters)
+		e.printf("%sSnapshot Index:%d Term:%d %s\n", indent, md.Index, md.Term, scenFormatConfState(md.ConfState))
 	}
 	e.printEntries(indent, "Entries", rd.Entries)
 	e.printEntries(indent, "CommittedEntries", rd.CommittedEntries)
 	e.printMessages(indent, "Messages", rd.Messages)
 	e.printMessages(indent, "MessagesAfterPersist", rd.MessagesAfterPersist)
+	if len(rd.ReadStates) > 0 {
+		e.printf("%sReadStates:\n", indent)
+		for _, rs := range rd.ReadStates {
+			e.printf("%s  Index:%d Ctx:%q\n", indent, rs.Index, rs.RequestCtx)
+		}
+	}
 
 	if rd.SoftState != nil && rd.RaftState == StateLeader {
 		term := n.rn.BasicStatus().Term
@@ -396,6 +428,9 @@ func (e *scenEnv) processReady(n *scenNode, header bool) {
 	}
 	for _, ent := range rd.CommittedEntries {
 		e.apply(n, ent)
+		if ent.Type == EntryConfChange {
+			e.applyConfChange(n, ent, indent)
+		}
 	}
 	n.rn.Advance(rd)
 }
@@ -431,6 +466,7 @@ func (e *scenEnv) persist(n *scenNode, rd Ready) {
 			e.t.Fatalf("%d: applying snapshot: %v", n.id, err)
 		}
 		n.applied = rd.Snapshot.Metadata.Index
+		n.confState = rd.Snapshot.Metadata.ConfState
 	}
 	if err := n.storage.Append(rd.Entries); err != nil {
 		e.t.Fatalf("%d: appending entries: %v", n.id, err)
@@ -476,8 +512,15 @@ func (e *scenEnv) printMessages(indent, title string, msgs []Message) {
 	}
 }
 
-// scenFormatEntry formats an entry as term/index type "data".
+// scenFormatEntry formats an entry as term/index type "data", or with the
+// decoded change for a configuration change.
 func scenFormatEntry(ent Entry) string {
+	if ent.Type == EntryConfChange {
+		var cc ConfChange
+		if err := cc.Unmarshal(ent.Data); err == nil {
+			return fmt.Sprintf("%d/%d %s %s", ent.Term, ent.Index, ent.Type, cc)
+		}
+	}
 	return fmt.Sprintf("%d/%d %s %q", ent.Term, ent.Index, ent.Type, ent.Data)
 }
 
@@ -495,13 +538,14 @@ func scenFormatMessage(m Message) string {
 	if m.Type == MsgApp || m.Type == MsgHeartbeat {
 		fmt.Fprintf(&b, " Commit:%d", m.Commit)
 	}
+	b.WriteString(scenFormatMessageExt(m))
 	if m.Reject {
 		b.WriteString(" Rejected")
 		if m.Type == MsgAppResp {
 			fmt.Fprintf(&b, " (Hint:%d HintTerm:%d)", m.RejectHint, m.LogTerm)
 		}
 	}
-	if len(m.Entries) > 0 {
+	if len(m.Entries) > 0 && m.Type != MsgReadIndex && m.Type != MsgReadIndexResp {
 		b.WriteString(" Entries:[")
 		for i, ent := range m.Entries {
 			if i > 0 {
@@ -513,7 +557,7 @@ func scenFormatMessage(m Message) string {
 	}
 	if m.Snapshot != nil {
 		md := m.Snapshot.Metadata
-		fmt.Fprintf(&b, " Snapshot:%d/%d Voters:%v", md.Term, md.Index, md.ConfState.Voters)
+		fmt.Fprintf(&b, " Snapshot:%d/%d %s", md.Term, md.Index, scenFormatConfState(md.ConfState))
 	}
 	return b.String()
 }
@@ -565,6 +609,10 @@ func (e *scenEnv) printStatus(n *scenNode) {
 	e.printf("%d: %s term=%d vote=%d commit=%d applied=%d lead=%d last=%d timer=%d/%d\n",
 		n.id, st.RaftState, st.Term, st.Vote, st.Commit, st.Applied, st.Lead,
 		r.raftLog.lastIndex(), r.electionElapsed, timeout)
+	e.printf("  config: %s\n", scenFormatConfState(st.Config))
+	if st.LeadTransferee != None {
+		e.printf("  transferring leadership to %d\n", st.LeadTransferee)
+	}
 	ids := make([]uint64, 0, len(st.Progress))
 	for id := range st.Progress {
 		ids = append(ids, id)
@@ -659,5 +707,10 @@ func (e *scenEnv) cmdRestart(args []string) error {
 	}
 	n.rn = rn
 	e.printRole(n, fmt.Sprintf(" applied=%d last=%d", rn.BasicStatus().Applied, rn.raft.raftLog.lastIndex()))
+	// The host's state machine, as of applied, records the configuration
+	// in force there; the node must come back with the same one.
+	if got := rn.Status().Config; !scenSameConf(got, n.confState) {
+		e.t.Errorf("%d restarted with configuration %s, want %s", n.id, scenFormatConfState(got), scenFormatConfState(n.confState))
+	}
 	return nil
 }

@@ -35,7 +35,8 @@ import (
 // Commands (IDs are node IDs; nothing happens unless a command does it):
 //
 //	add-nodes N [opt=v...]   bootstrap voters 1..N; options: prevote,
-//	                         checkquorum, forwarding (true/false), election,
+//	                         checkquorum, forwarding, step-down-on-removal
+//	                         (true/false), read-only (safe/lease), election,
 //	                         heartbeat, max-msg-size, max-inflight,
 //	                         max-uncommitted (numbers)
 //	campaign ID              start an election (pre-vote first if enabled)
@@ -51,6 +52,11 @@ import (
 //	status [ID...], raft-log [ID...]   print state and logs
 //	crash ID, restart ID [opt=v...]    lose a node's memory, restart it
 //	                         from its storage (options as in add-nodes)
+//
+// interaction_ext_test.go adds the commands for leadership transfer, reads,
+// snapshots and membership changes (elect, transfer-leader, read-index,
+// snapshot, report-snapshot, report-unreachable, propose-conf-change,
+// leave-joint, add-node, delay, duplicate, release).
 
 func init() {
 	// Another test file of the package may define the same flag; share it.

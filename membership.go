@@ -148,3 +148,35 @@ func (r *raft) hasUnappliedConfChanges() bool {
 	}
 	return false
 }
+
+// restoreAppliedConfChanges applies the configuration changes in the log
+// after the snapshot up to applied. A node restarted with Config.Applied
+// does not hand those entries out again, so the host cannot pass them to
+// ApplyConfChange; without this the node would start with the older
+// configuration of its snapshot.
+func (r *raft) restoreAppliedConfChanges(applied uint64) error {
+	for lo := r.raftLog.firstIndex(); lo <= applied; {
+		ents, err := r.raftLog.slice(lo, applied+1, r.maxMsgSize)
+		if err != nil {
+			return fmt.Errorf("raft: reading entries [%d, %d] to restore the configuration: %w", lo, applied, err)
+		}
+		if len(ents) == 0 {
+			return fmt.Errorf("raft: no entries in [%d, %d] to restore the configuration", lo, applied)
+		}
+		for i := range ents {
+			if ents[i].Type != EntryConfChange {
+				continue
+			}
+			var cc ConfChange
+			if cc.Unmarshal(ents[i].Data) != nil {
+				continue // no host could have applied it either
+			}
+			// A change refused when it was applied is refused again.
+			if cs, err := nextConfState(r.trk.confState(), cc); err == nil {
+				r.trk.applyConfState(cs, r.raftLog.lastIndex()+1)
+			}
+		}
+		lo = ents[len(ents)-1].Index + 1
+	}
+	return nil
+}

@@ -68,6 +68,12 @@ type raft struct {
 	// only once durable locally.
 	pipelined bool
 
+	// restartLease, with lease-based reads, makes a node that restarted
+	// ignore vote requests for its first election timeout, as if it had
+	// just heard from a leader: before the crash it may have acknowledged
+	// a heartbeat that a leader's lease rests on.
+	restartLease bool
+
 	// electionElapsed counts ticks since the last election timeout reset
 	// (a follower hearing from its leader, a vote granted) or, on a leader,
 	// since the last quorum check.
@@ -123,12 +129,16 @@ func newRaft(c Config) (*raft, error) {
 	if err := r.loadState(hs); err != nil {
 		return nil, err
 	}
+	r.restartLease = !hs.IsEmpty() && c.ReadOnlyOption == ReadOnlyLeaseBased
 	if c.Applied > 0 {
 		if c.Applied > r.raftLog.committed {
 			return nil, fmt.Errorf("%w: Applied (%d) is beyond the durable commit index %d", ErrInvalidConfig, c.Applied, r.raftLog.committed)
 		}
 		r.raftLog.acceptApplying(c.Applied)
 		r.raftLog.appliedTo(c.Applied)
+		if err := r.restoreAppliedConfChanges(c.Applied); err != nil {
+			return nil, err
+		}
 	}
 	r.becomeFollower(r.Term, None)
 	r.logger.Info("raft node started",
@@ -397,6 +407,9 @@ func (r *raft) becomeLeader() {
 // randomized election timeout passes without hearing from a leader.
 func (r *raft) tickElection() {
 	r.electionElapsed++
+	if r.electionElapsed >= r.electionTimeout {
+		r.restartLease = false
+	}
 	if r.promotable() && r.pastElectionTimeout() {
 		r.electionElapsed = 0
 		if err := r.Step(Message{From: r.id, Type: MsgHup}); err != nil {

@@ -23,7 +23,12 @@ const (
 	// provided no follower's ticks run more than about 10% faster than the
 	// leader's (bounded clock drift); beyond that, a leader may serve a stale
 	// read after a new leader was elected. When the lease has lapsed, a read
-	// falls back to a heartbeat round. Requires CheckQuorum.
+	// falls back to a heartbeat round, as it does for the rest of the term
+	// once the leader has started a leadership transfer (the target's
+	// election overrides the followers' lease). Requires CheckQuorum, and
+	// every node should use it: a node using it ignores vote requests for
+	// an election timeout after a restart, since before the crash it may
+	// have acknowledged a heartbeat that a leader's lease rests on.
 	ReadOnlyLeaseBased
 )
 
@@ -79,6 +84,11 @@ type readOnly struct {
 	roundPending bool
 	// acked is the highest round seq each peer acknowledged this term.
 	acked map[uint64]uint64
+	// leaseRevoked reports that this leader sent MsgTimeoutNow: the
+	// target's transfer election overrides the followers' lease and may
+	// happen at any time in this term (the message may be delayed), so
+	// no read is served from the lease until the next term or role.
+	leaseRevoked bool
 }
 
 func newReadOnly(option ReadOnlyOption) *readOnly {
@@ -91,7 +101,11 @@ func (ro *readOnly) reset() {
 	ro.pending = ro.pending[:0]
 	ro.roundPending = false
 	clear(ro.acked)
+	ro.leaseRevoked = false
 }
+
+// revokeLease stops lease-based reads until the next reset.
+func (ro *readOnly) revokeLease() { ro.leaseRevoked = true }
 
 // add queues a read taken at commit index.
 func (ro *readOnly) add(index, from uint64, ctx []byte) {
@@ -134,7 +148,7 @@ func (r *raft) handleReadIndex(m Message) {
 		r.pendingReadIndexMessages = append(r.pendingReadIndexMessages, m)
 		return
 	}
-	if r.readOnly.option == ReadOnlyLeaseBased && r.trk.leaseValid(r.id, r.leaseTicks()) {
+	if r.readOnly.option == ReadOnlyLeaseBased && !r.readOnly.leaseRevoked && r.trk.leaseValid(r.id, r.leaseTicks()) {
 		r.answerRead(m.From, r.raftLog.committed, m.Entries[0].Data)
 		return
 	}

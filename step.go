@@ -65,9 +65,10 @@ func (r *raft) stepHigherTerm(m Message) bool {
 }
 
 // inLease reports whether this node heard from a leader within the election
-// timeout, with CheckQuorum on.
+// timeout (or, with lease-based reads, restarted within it), with
+// CheckQuorum on.
 func (r *raft) inLease() bool {
-	return r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
+	return r.checkQuorum && (r.lead != None || r.restartLease) && r.electionElapsed < r.electionTimeout
 }
 
 // stepStaleTerm handles a message from an earlier term. Requests are
@@ -128,6 +129,11 @@ func stepLeader(r *raft, m Message) error {
 	case MsgReadIndex:
 		r.handleReadIndex(m)
 		return nil
+	case MsgTransferLeader:
+		// m.From is the requester (this leader, or a follower that
+		// forwarded the request), which need not be a member: a removed
+		// leader that keeps leading must still be able to hand over.
+		return r.handleTransferLeader(m)
 	}
 	pr := r.trk.progress[m.From]
 	if pr == nil {
@@ -148,8 +154,6 @@ func stepLeader(r *raft, m Message) error {
 		if pr.State == ProgressStateReplicate {
 			pr.becomeProbe()
 		}
-	case MsgTransferLeader:
-		return r.handleTransferLeader(m)
 	}
 	return nil
 }

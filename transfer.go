@@ -63,6 +63,13 @@ func (r *raft) maybeSendTimeoutNow(target uint64) {
 	if pr.Match == r.raftLog.lastIndex() {
 		r.logger.Info("sending timeout-now to the transfer target", zap.Uint64("target", target))
 		r.send(Message{To: target, Type: MsgTimeoutNow})
+		r.readOnly.revokeLease()
+		if !r.trk.isVoter(r.id) {
+			// A leader that removed itself gets no vote request from the
+			// target's election to make it step down: do it now rather
+			// than lead a stale term.
+			r.becomeFollower(r.Term, None)
+		}
 		return
 	}
 	r.sendAppend(target)

@@ -1,0 +1,285 @@
+package tcptransport
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keelraft/raft"
+)
+
+var testCodec = func() *raft.Codec {
+	c, err := raft.NewCodec(raft.CodecOptions{})
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
+
+// testFrame encodes v as a frame.
+func testFrame(tb testing.TB, v raft.FramePayload) []byte {
+	tb.Helper()
+	b, err := testCodec.AppendFrame(nil, v)
+	require.NoError(tb, err)
+	return b
+}
+
+// testHeader builds a frame header by hand.
+func testHeader(t raft.FrameType, length uint32) []byte {
+	h := []byte{'K', 'L', raft.FrameVersion, byte(t), 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(h[4:], length)
+	return h
+}
+
+// rawDial connects to nd as a hand-driven client and completes the
+// handshake hs, which nd must accept.
+func rawDial(tb testing.TB, nd *testNode, hs raft.Handshake) net.Conn {
+	tb.Helper()
+	conn, err := net.Dial("tcp", nd.addr)
+	require.NoError(tb, err)
+	_, err = conn.Write(testFrame(tb, &hs))
+	require.NoError(tb, err)
+	require.NoError(tb, conn.SetReadDeadline(time.Now().Add(waitTimeout)))
+	h, p, err := testCodec.ReadFrame(conn, nil)
+	require.NoError(tb, err, "handshake refused")
+	require.Equal(tb, raft.FrameHandshake, h.Type)
+	var reply raft.Handshake
+	require.NoError(tb, testCodec.Decode(h.Type, p, &reply))
+	require.Equal(tb, raft.Handshake{ClusterID: hs.ClusterID, From: hs.To, To: hs.From, Stream: hs.Stream}, reply)
+	require.NoError(tb, conn.SetReadDeadline(time.Time{}))
+	return conn
+}
+
+// expectClosed waits until the other side closes conn (reading returns EOF
+// or a reset, never our own timeout).
+func expectClosed(tb testing.TB, conn net.Conn) {
+	tb.Helper()
+	require.NoError(tb, conn.SetReadDeadline(time.Now().Add(waitTimeout)))
+	buf := make([]byte, 4096)
+	for {
+		_, err := conn.Read(buf)
+		if err == nil {
+			continue
+		}
+		require.False(tb, errors.Is(err, os.ErrDeadlineExceeded), "connection still open after %v", waitTimeout)
+		return
+	}
+}
+
+func TestHandshakeRefused(t *testing.T) {
+	const cluster = 0xC1
+	tests := []struct {
+		name   string
+		data   func(tb testing.TB) []byte
+		reason string
+	}{
+		{
+			name: "another cluster",
+			data: func(tb testing.TB) []byte {
+				return testFrame(tb, &raft.Handshake{ClusterID: 0xBAD, From: 2, To: 1, Stream: raft.StreamMessages})
+			},
+			reason: "cluster ID 0xbad",
+		},
+		{
+			name: "unknown node",
+			data: func(tb testing.TB) []byte {
+				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 7, To: 1, Stream: raft.StreamMessages})
+			},
+			reason: "unknown node 7",
+		},
+		{
+			name: "meant for another node",
+			data: func(tb testing.TB) []byte {
+				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 3, Stream: raft.StreamMessages})
+			},
+			reason: "connection for node 3",
+		},
+		{
+			name: "unknown stream kind",
+			data: func(tb testing.TB) []byte {
+				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 1, Stream: 9})
+			},
+			reason: "unknown stream kind 9",
+		},
+		{
+			name: "message before handshake",
+			data: func(tb testing.TB) []byte {
+				return testFrame(tb, &raft.Message{Type: raft.MsgApp, From: 2, To: 1, Term: 1})
+			},
+			reason: "want a handshake",
+		},
+		{
+			name:   "garbage",
+			data:   func(testing.TB) []byte { return []byte("GET / HTTP/1.1\r\nHost: raft\r\n\r\n") },
+			reason: "bad magic",
+		},
+		{
+			name:   "oversized handshake before authentication",
+			data:   func(testing.TB) []byte { return testHeader(raft.FrameHandshake, 1<<20) },
+			reason: "4096 allowed here",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := newTestCluster(t, 2, nil)
+			conn, err := net.Dial("tcp", tc.nodes[1].addr)
+			require.NoError(t, err)
+			defer conn.Close()
+			_, err = conn.Write(tt.data(t))
+			require.NoError(t, err)
+			expectClosed(t, conn)
+			text := waitLog(t, tc.nodes[1], tt.reason)
+			assert.Contains(t, text, "refused handshake")
+			tc.nodes[1].h.expectNone(t, 0)
+		})
+	}
+}
+
+func TestOtherClusterTransportRefused(t *testing.T) {
+	tc := newTestCluster(t, 1, nil)
+	h := newTestHandler()
+	cfg := Config{ID: 2, ClusterID: 0xBAD, ListenAddr: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: tc.nodes[1].addr}}
+	testFastConfig(&cfg)
+	tr, err := New(cfg)
+	require.NoError(t, err)
+	defer tr.Close()
+	tr.Send([]raft.Message{testApp(2, 1, 1)})
+	h.waitUnreachable(t, 1)
+	waitLog(t, tc.nodes[1], "cluster ID 0xbad")
+	tc.nodes[1].h.expectNone(t, 0)
+}
+
+// TestBadInput sends bad bytes over an accepted message stream: each case
+// closes the connection with a logged reason, and the node keeps working.
+func TestBadInput(t *testing.T) {
+	huge := raft.Message{Type: raft.MsgApp, From: 2, To: 1, Term: 1}
+	tests := []struct {
+		name   string
+		send   func(tb testing.TB, conn net.Conn)
+		reason string
+	}{
+		{
+			name:   "garbage bytes",
+			send:   func(tb testing.TB, conn net.Conn) { testWrite(tb, conn, []byte("\x00\xffnot a frame at all")) },
+			reason: "bad magic",
+		},
+		{
+			name: "truncated frame",
+			send: func(tb testing.TB, conn net.Conn) {
+				f := testFrame(tb, &huge)
+				testWrite(tb, conn, f[:len(f)-2])
+				require.NoError(tb, conn.(*net.TCPConn).CloseWrite())
+			},
+			reason: "unexpected EOF",
+		},
+		{
+			name:   "oversized length",
+			send:   func(tb testing.TB, conn net.Conn) { testWrite(tb, conn, testHeader(raft.FrameMessage, 1<<31)) },
+			reason: "frame too large",
+		},
+		{
+			name: "slow sender never finishes a frame",
+			send: func(tb testing.TB, conn net.Conn) {
+				testWrite(tb, conn, append(testHeader(raft.FrameMessage, 100), 0x8a, 0xa1))
+			},
+			reason: "i/o timeout",
+		},
+		{
+			name: "undecodable payload",
+			send: func(tb testing.TB, conn net.Conn) {
+				testWrite(tb, conn, append(testHeader(raft.FrameMessage, 2), 0xc1, 0xc1))
+			},
+			reason: "invalid msgpack byte",
+		},
+		{
+			name: "forged sender",
+			send: func(tb testing.TB, conn net.Conn) {
+				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgApp, From: 3, To: 1, Term: 1}))
+			},
+			reason: "message from 3 on a connection from 2",
+		},
+		{
+			name: "local message type",
+			send: func(tb testing.TB, conn net.Conn) {
+				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgHup, From: 2, To: 1}))
+			},
+			reason: "local message type MsgHup",
+		},
+		{
+			name: "snapshot outside a snapshot stream",
+			send: func(tb testing.TB, conn net.Conn) {
+				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgSnap, From: 2, To: 1, Term: 1, Snapshot: &raft.Snapshot{}}))
+			},
+			reason: "MsgSnap on a StreamMessages",
+		},
+		{
+			name:   "snapshot frame on a message stream",
+			send:   func(tb testing.TB, conn net.Conn) { testWrite(tb, conn, testHeader(raft.FrameSnapshotChunk, 0)) },
+			reason: "unexpected FrameSnapshotChunk",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := newTestCluster(t, 2, func(id uint64, c *Config) {
+				c.KeepAliveInterval = 100 * time.Millisecond
+				c.ReadTimeout = time.Second
+			})
+			conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamMessages})
+			defer conn.Close()
+			// A good frame first: it is delivered.
+			testWrite(t, conn, testFrame(t, &raft.Message{Type: raft.MsgHeartbeat, From: 2, To: 1, Term: 1}))
+			assert.Equal(t, raft.MsgHeartbeat, tc.nodes[1].h.next(t).Type)
+			tt.send(t, conn)
+			expectClosed(t, conn)
+			text := waitLog(t, tc.nodes[1], tt.reason)
+			assert.Contains(t, text, "closing connection")
+			tc.nodes[1].h.expectNone(t, 0)
+			// The node still talks to its real peer.
+			got := tc.sendUntilDelivered(2, testApp(2, 1, 9))
+			assert.Equal(t, uint64(9), got.Index)
+		})
+	}
+}
+
+// TestIdleConnectionKeptAlive checks that pings keep a quiet stream open
+// well past ReadTimeout.
+func TestIdleConnectionKeptAlive(t *testing.T) {
+	tc := newTestCluster(t, 2, func(id uint64, c *Config) {
+		c.KeepAliveInterval = 40 * time.Millisecond
+		c.ReadTimeout = 400 * time.Millisecond
+	})
+	tc.sendUntilDelivered(1, testApp(1, 2, 1))
+	// Stay idle for three read timeouts; the connection must survive.
+	<-time.After(1200 * time.Millisecond)
+	tc.nodes[1].tr.Send([]raft.Message{testApp(1, 2, 2)})
+	got := tc.nodes[2].h.next(t)
+	assert.Equal(t, uint64(2), got.Index, "delivered on the first try")
+	for _, e := range tc.nodes[1].logs.All() {
+		assert.NotContains(t, e.Message, "lost connection")
+	}
+}
+
+func testWrite(tb testing.TB, conn net.Conn, b []byte) {
+	tb.Helper()
+	_, err := conn.Write(b)
+	require.NoError(tb, err)
+}
+
+// TestSilentConnectionCutOff checks that a connection that never sends its
+// handshake is closed after ReadTimeout.
+func TestSilentConnectionCutOff(t *testing.T) {
+	tc := newTestCluster(t, 1, func(id uint64, c *Config) { c.ReadTimeout = 500 * time.Millisecond })
+	conn, err := net.Dial("tcp", tc.nodes[1].addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	start := time.Now()
+	expectClosed(t, conn)
+	assert.GreaterOrEqual(t, time.Since(start), 400*time.Millisecond)
+	assert.Contains(t, waitLog(t, tc.nodes[1], "i/o timeout"), "refused handshake")
+}

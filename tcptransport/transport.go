@@ -1,0 +1,319 @@
+// Package tcptransport implements raft.Transport over TCP, optionally with
+// mutual TLS, so that a host needs no network code of its own.
+//
+// Each node keeps, for every peer, two long-lived outbound connections: one
+// for heartbeats and their responses, one for every other message, so that a
+// heartbeat never waits behind a large append. Each has a bounded queue and a
+// writer goroutine that batches whatever is queued into one write. A
+// snapshot travels on a connection of its own, in checksummed chunks, with a
+// rate limit and a timeout scaled to its size. Inbound connections only
+// carry frames towards this node; replies travel on this node's own outbound
+// connections.
+//
+// Every connection starts with a handshake that names the cluster, the
+// sender and the receiver; frames are those of raft.Codec. A connection from
+// another cluster or an unknown node, or carrying a malformed, oversized or
+// stalled frame, is closed with a log line saying why.
+package tcptransport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/keelraft/raft"
+)
+
+// ErrClosed is returned by calls on a closed Transport.
+var ErrClosed = errors.New("tcptransport: transport closed")
+
+// Transport is a raft.Transport over TCP. It is safe for concurrent use. Its
+// handler is called from the transport's goroutines as raft.TransportHandler
+// describes.
+type Transport struct {
+	cfg   Config
+	codec *raft.Codec
+	log   *zap.Logger
+	ln    net.Listener
+
+	closing  atomic.Bool
+	done     chan struct{} // closed by Close
+	wg       sync.WaitGroup
+	snapSem  chan struct{} // one token per outgoing snapshot stream
+	reporter reporter
+
+	mu      sync.RWMutex
+	peers   map[uint64]*peer
+	inbound map[net.Conn]uint64 // accepted connections → peer ID (0 before the handshake)
+}
+
+var _ raft.Transport = (*Transport)(nil)
+
+// New starts a transport: it listens for peers and starts connecting to the
+// peers in cfg.Peers. It returns an error for a bad Config or when it cannot
+// listen.
+func New(cfg Config) (*Transport, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c, err := raft.NewCodec(cfg.Codec)
+	if err != nil {
+		return nil, fmt.Errorf("tcptransport: %w", err)
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		lc := net.ListenConfig{KeepAlive: cfg.KeepAliveInterval}
+		if ln, err = lc.Listen(context.Background(), "tcp", cfg.ListenAddr); err != nil {
+			return nil, fmt.Errorf("tcptransport: listen: %w", err)
+		}
+	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
+	t := &Transport{
+		cfg:     cfg,
+		codec:   c,
+		log:     cfg.Logger.With(zap.Uint64("node", cfg.ID)),
+		ln:      ln,
+		done:    make(chan struct{}),
+		snapSem: make(chan struct{}, cfg.MaxSnapshotStreams),
+		peers:   make(map[uint64]*peer),
+		inbound: make(map[net.Conn]uint64),
+	}
+	t.reporter.init()
+	// Peers first: a connection accepted before they are known would be
+	// refused.
+	for id, addr := range cfg.Peers {
+		t.AddPeer(id, addr)
+	}
+	t.wg.Add(2)
+	go t.acceptLoop()
+	go t.reportLoop()
+	return t, nil
+}
+
+// Addr returns the address the transport listens on.
+func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
+
+// Send queues msgs for their peers; see raft.Transport. It never blocks.
+func (t *Transport) Send(msgs []raft.Message) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closing.Load() { // checked under the lock: Close takes it before waiting
+		return
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.To == t.cfg.ID || isLocal(m.Type) {
+			continue
+		}
+		p := t.peers[m.To]
+		switch {
+		case p == nil:
+			t.reporter.unreachable(m.To)
+			if m.Type == raft.MsgSnap {
+				t.reporter.snapshotFailed(m.To)
+			}
+		case m.Type == raft.MsgSnap:
+			t.sendSnapshot(p, *m)
+		case m.Type == raft.MsgHeartbeat || m.Type == raft.MsgHeartbeatResp:
+			p.heartbeats.enqueue(m)
+		default:
+			p.messages.enqueue(m)
+		}
+	}
+}
+
+// isLocal reports whether messages of type mt never leave a node.
+func isLocal(mt raft.MessageType) bool {
+	switch mt {
+	case raft.MsgHup, raft.MsgBeat, raft.MsgUnreachable, raft.MsgSnapStatus, raft.MsgCheckQuorum:
+		return true
+	}
+	return false
+}
+
+// AddPeer makes node id known at addr ("host:port") and starts connecting to
+// it; for a known peer with a new address, the old connections are closed
+// and new ones made.
+func (t *Transport) AddPeer(id uint64, addr string) {
+	if id == raft.None || id == t.cfg.ID {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing.Load() {
+		return
+	}
+	if old := t.peers[id]; old != nil {
+		if old.addr == addr {
+			return
+		}
+		old.stop()
+	}
+	p := newPeer(t, id, addr)
+	t.peers[id] = p
+	p.start()
+}
+
+// RemovePeer forgets node id: its queued messages are dropped and its
+// connections, outbound and inbound, closed.
+func (t *Transport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.peers[id]; p != nil {
+		p.stop()
+		delete(t.peers, id)
+	}
+	for conn, from := range t.inbound {
+		if from == id {
+			_ = conn.Close()
+		}
+	}
+}
+
+// Close closes the listener and every connection and waits for every
+// goroutine of the transport to return. It must not be called from a
+// handler method.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closing.Swap(true) {
+		t.mu.Unlock()
+		return nil
+	}
+	close(t.done)
+	err := t.ln.Close()
+	for _, p := range t.peers {
+		p.stop()
+	}
+	for conn := range t.inbound {
+		_ = conn.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+	return err
+}
+
+// peerKnown reports whether id is a current peer.
+func (t *Transport) peerKnown(id uint64) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.peers[id] != nil
+}
+
+// trackInbound records (or with forget, drops) an accepted connection. It
+// returns false if the transport is closing, and the caller must close conn.
+func (t *Transport) trackInbound(conn net.Conn, from uint64, forget bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if forget {
+		delete(t.inbound, conn)
+		return true
+	}
+	if t.closing.Load() {
+		return false
+	}
+	if from != raft.None && t.peers[from] == nil {
+		return false // removed meanwhile
+	}
+	t.inbound[conn] = from
+	return true
+}
+
+// wait waits for d, or until stop or the transport is closed; it reports
+// whether the full time passed.
+func (t *Transport) wait(d time.Duration, stop <-chan struct{}) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-stop:
+	case <-t.done:
+	}
+	return false
+}
+
+// jitter returns d plus up to half of d, at random.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + rand.N(d/2+1)
+}
+
+// reporter coalesces delivery reports so that Send, which must not block or
+// call the handler, can hand them to reportLoop.
+type reporter struct {
+	mu       sync.Mutex
+	unreach  map[uint64]struct{}
+	snapFail map[uint64]int
+	signal   chan struct{} // capacity 1
+}
+
+func (r *reporter) init() {
+	r.unreach = make(map[uint64]struct{})
+	r.snapFail = make(map[uint64]int)
+	r.signal = make(chan struct{}, 1)
+}
+
+func (r *reporter) unreachable(id uint64) {
+	r.mu.Lock()
+	r.unreach[id] = struct{}{}
+	r.mu.Unlock()
+	r.wake()
+}
+
+func (r *reporter) snapshotFailed(id uint64) {
+	r.mu.Lock()
+	r.snapFail[id]++
+	r.mu.Unlock()
+	r.wake()
+}
+
+func (r *reporter) wake() {
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
+
+// reportLoop passes coalesced reports to the handler until Close.
+func (t *Transport) reportLoop() {
+	defer t.wg.Done()
+	r := &t.reporter
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-r.signal:
+		}
+		r.mu.Lock()
+		unreach, snapFail := r.unreach, r.snapFail
+		r.unreach, r.snapFail = make(map[uint64]struct{}), make(map[uint64]int)
+		r.mu.Unlock()
+		for id := range unreach {
+			if t.closing.Load() {
+				return
+			}
+			t.cfg.Handler.ReportUnreachable(id)
+		}
+		for id, n := range snapFail {
+			for range n {
+				if t.closing.Load() {
+					return
+				}
+				t.cfg.Handler.ReportSnapshot(id, raft.SnapshotFailure)
+			}
+		}
+	}
+}

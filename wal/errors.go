@@ -1,0 +1,31 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrCorrupt is returned by Open when the directory holds damage that
+	// a crash cannot explain: a bad record followed by valid ones, a
+	// missing or truncated segment, a segment whose starting state does
+	// not match its predecessor, or a snapshot whose checksum fails. The
+	// wrapped message names the file and the offset.
+	ErrCorrupt = errors.New("wal: corrupt data")
+
+	// ErrLocked is returned by Open when another Log (in this or another
+	// process) holds the directory's lock.
+	ErrLocked = errors.New("wal: directory is locked by another process")
+
+	// ErrInvalidEntry is returned by Save and Append for an entry that
+	// raft never produces (term 0); nothing is written.
+	ErrInvalidEntry = errors.New("wal: invalid entry")
+
+	// ErrClosed is returned by every write method after Close.
+	ErrClosed = errors.New("wal: log is closed")
+)
+
+// corruptf returns an error wrapping ErrCorrupt that names file and offset.
+func corruptf(file string, off int64, format string, args ...any) error {
+	return fmt.Errorf("%w: %s at offset %d: %s", ErrCorrupt, file, off, fmt.Sprintf(format, args...))
+}
