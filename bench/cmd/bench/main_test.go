@@ -17,8 +17,11 @@ func TestWorkloadsValid(t *testing.T) {
 		{Kind: harness.Durable, Window: 256, N: 1000},
 		{Kind: harness.Scale, Window: 256, N: 1000, LogSize: 5000},
 	}
-	for _, lib := range []string{libKeel, libEtcd36, libHashi} {
+	for _, lib := range []string{libKeel, libKeelWAL, libEtcd36, libHashi} {
 		for _, w := range workloads {
+			if !runsKind(lib, w.Kind) {
+				continue
+			}
 			t.Run(lib+"/"+w.Kind, func(t *testing.T) {
 				if w.Kind == harness.Durable {
 					w.Dir = t.TempDir()

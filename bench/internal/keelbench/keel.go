@@ -1,28 +1,40 @@
 // Package keelbench runs the workloads on this library (Keel): RawNode and
-// MemoryStorage, driven by the harness's one-goroutine host loop.
+// MemoryStorage, driven by the harness's one-goroutine host loop; and, for
+// the durable workload, RawNode on the library's own write-ahead log
+// (package wal) as its Storage.
 package keelbench
 
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"sync"
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/bench/internal/harness"
+	"github.com/keelraft/raft/wal"
 )
 
 // Lib is this library for the harness.
 var Lib = harness.RawLib{Name: "keel", New: newCluster}
 
+// WALLib is this library with its wal.Log as every node's Storage (durable
+// workload only): each Ready is one wal.Log.Save, which writes and syncs.
+var WALLib = harness.RawLib{Name: "keel + wal", New: newWALCluster}
+
 type node struct {
 	rn      *raft.RawNode
-	storage *raft.MemoryStorage
-	log     *harness.FileLog // nil in memory mode
+	storage *raft.MemoryStorage // nil with a wal
+	log     *harness.FileLog    // nil in memory mode and with a wal
+	wal     *wal.Log            // nil unless the node runs on a wal
 	rd      raft.Ready
 	has     bool
 }
 
 type cluster struct {
 	nodes        []*node
+	wal          bool // nodes run on wal.Log; they Save concurrently
+	saveErrs     []error
 	sms          []harness.SM
 	logs         []*harness.FileLog
 	need         []bool
@@ -30,9 +42,33 @@ type cluster struct {
 }
 
 func newCluster(logSize int, dir string) (harness.RawCluster, error) {
-	c := &cluster{sms: make([]harness.SM, len(harness.Voters)), need: make([]bool, len(harness.Voters))}
+	return build(logSize, dir, false)
+}
+
+func newWALCluster(logSize int, dir string) (harness.RawCluster, error) {
+	if dir == "" || logSize > 0 {
+		return nil, errors.New("keel + wal runs only the durable workload")
+	}
+	return build(logSize, dir, true)
+}
+
+func build(logSize int, dir string, useWAL bool) (harness.RawCluster, error) {
+	n := len(harness.Voters)
+	c := &cluster{sms: make([]harness.SM, n), need: make([]bool, n), wal: useWAL, saveErrs: make([]error, n)}
 	for _, id := range harness.Voters {
-		storage := raft.NewMemoryStorage()
+		nd := &node{}
+		var storage raft.Storage
+		if useWAL {
+			var err error
+			nd.wal, err = wal.Open(filepath.Join(dir, fmt.Sprintf("wal%d", id)), wal.Options{})
+			if err != nil {
+				return nil, err
+			}
+			storage = nd.wal
+		} else {
+			nd.storage = raft.NewMemoryStorage()
+			storage = nd.storage
+		}
 		cfg := raft.Config{
 			ID:              id,
 			ElectionTick:    10,
@@ -42,7 +78,7 @@ func newCluster(logSize int, dir string) (harness.RawCluster, error) {
 			MaxInflightMsgs: 256,
 		}
 		if logSize > 0 {
-			if err := preload(storage, logSize); err != nil {
+			if err := preload(nd.storage, logSize); err != nil {
 				return nil, err
 			}
 			cfg.Applied = uint64(logSize) + 1
@@ -56,14 +92,14 @@ func newCluster(logSize int, dir string) (harness.RawCluster, error) {
 				return nil, err
 			}
 		}
-		n := &node{rn: rn, storage: storage}
-		if dir != "" {
-			if n.log, err = harness.OpenFileLog(dir, id); err != nil {
+		nd.rn = rn
+		if dir != "" && !useWAL {
+			if nd.log, err = harness.OpenFileLog(dir, id); err != nil {
 				return nil, err
 			}
 		}
-		c.nodes = append(c.nodes, n)
-		c.logs = append(c.logs, n.log)
+		c.nodes = append(c.nodes, nd)
+		c.logs = append(c.logs, nd.log)
 	}
 	if err := harness.Settle(c, 100); err != nil {
 		return nil, err
@@ -120,6 +156,9 @@ func (c *cluster) Round() error {
 			continue
 		}
 		n.rd = n.rn.Ready()
+		if c.wal {
+			continue // saved below, concurrently
+		}
 		if err := n.persist(); err != nil {
 			return err
 		}
@@ -130,6 +169,11 @@ func (c *cluster) Round() error {
 	}
 	if durable {
 		if err := harness.SyncAll(c.logs, c.need); err != nil {
+			return err
+		}
+	}
+	if c.wal {
+		if err := c.saveAll(); err != nil {
 			return err
 		}
 	}
@@ -161,6 +205,24 @@ func (c *cluster) Round() error {
 	clear(msgs)
 	c.spare = msgs[:0]
 	return nil
+}
+
+// saveAll saves every node's Ready to its wal, the three concurrently (as
+// on three machines).
+func (c *cluster) saveAll() error {
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		if !n.has {
+			continue
+		}
+		wg.Go(func() {
+			c.saveErrs[i] = n.wal.Save(n.rd.HardState, n.rd.Entries, n.rd.Snapshot)
+		})
+	}
+	wg.Wait()
+	err := errors.Join(c.saveErrs...)
+	clear(c.saveErrs)
+	return err
 }
 
 // persist writes the Ready's snapshot, entries and hard state to the
@@ -201,6 +263,9 @@ func (c *cluster) Close() error {
 	for _, n := range c.nodes {
 		if n.log != nil {
 			errs = append(errs, n.log.Close())
+		}
+		if n.wal != nil {
+			errs = append(errs, n.wal.Close())
 		}
 	}
 	return errors.Join(errs...)
