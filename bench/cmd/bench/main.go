@@ -256,12 +256,13 @@ type summary struct {
 	valid, runs           int
 	invalid               string
 	perSec, allocs, bytes float64
+	cpu                   float64
 	p50, p99, perEntry    float64
 }
 
 func summarize(rs []harness.Result) summary {
 	var s summary
-	var perSec, allocs, bytes, p50, p99, perEntry []float64
+	var perSec, allocs, bytes, cpu, p50, p99, perEntry []float64
 	for _, r := range rs {
 		s.runs++
 		if r.Lib != "" {
@@ -277,11 +278,12 @@ func summarize(rs []harness.Result) summary {
 		perSec = append(perSec, r.PerSec)
 		allocs = append(allocs, r.AllocsPerOp)
 		bytes = append(bytes, r.BytesPerOp)
+		cpu = append(cpu, r.CPUPerOp)
 		p50 = append(p50, r.P50)
 		p99 = append(p99, r.P99)
 		perEntry = append(perEntry, r.BytesPerEntry)
 	}
-	s.perSec, s.allocs, s.bytes = median(perSec), median(allocs), median(bytes)
+	s.perSec, s.allocs, s.bytes, s.cpu = median(perSec), median(allocs), median(bytes), median(cpu)
 	s.p50, s.p99, s.perEntry = median(p50), median(p99), median(perEntry)
 	return s
 }
@@ -298,8 +300,8 @@ func median(xs []float64) float64 {
 }
 
 func printTable(out io.Writer, groups []group, libs []string, runs int) {
-	fmt.Fprintln(out, "| workload | library | proposals/s | ÷ keel | allocs/proposal | ÷ keel | bytes/proposal | p50 µs | p99 µs | p50 ÷ keel | heap B/entry held | valid runs |")
-	fmt.Fprintln(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(out, "| workload | library | proposals/s | ÷ keel | CPU µs/proposal | ÷ keel | allocs/proposal | ÷ keel | bytes/proposal | p50 µs | p99 µs | p50 ÷ keel | heap B/entry held | valid runs |")
+	fmt.Fprintln(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, g := range groups {
 		ref := summarize(g.results[libKeel])
 		for _, lib := range libs {
@@ -316,7 +318,7 @@ func printTable(out io.Writer, groups []group, libs []string, runs int) {
 				valid += " INVALID: " + strings.ReplaceAll(s.invalid, "|", "/")
 			}
 			if s.valid == 0 {
-				fmt.Fprintf(out, "| %s | %s | – | – | – | – | – | – | – | – | – | %s |\n", g.row.label, name, valid)
+				fmt.Fprintf(out, "| %s | %s | – | – | – | – | – | – | – | – | – | – | – | %s |\n", g.row.label, name, valid)
 				continue
 			}
 			lat, latRatio, perEntry := "–", "–", "–"
@@ -329,8 +331,9 @@ func printTable(out io.Writer, groups []group, libs []string, runs int) {
 			if g.row.w.LogSize > 0 {
 				perEntry = fmt.Sprintf("%.0f", s.perEntry)
 			}
-			fmt.Fprintf(out, "| %s | %s | %s | %s | %.1f | %s | %.0f | %s | %s | %s | %s |\n",
+			fmt.Fprintf(out, "| %s | %s | %s | %s | %.2f | %s | %.1f | %s | %.0f | %s | %s | %s | %s |\n",
 				g.row.label, name, thousands(s.perSec), ratio(s.perSec, ref.perSec),
+				s.cpu, ratio(s.cpu, ref.cpu),
 				s.allocs, ratio(s.allocs, ref.allocs), s.bytes, lat, latRatio, perEntry, valid)
 		}
 	}
