@@ -23,39 +23,61 @@ func nodeBenchCluster(b *testing.B) (*nodeCluster, *raft.Node) {
 }
 
 // BenchmarkNodePropose measures committed-and-applied proposals per second
-// (128-byte payloads) for concurrent proposers on the leader.
+// (128-byte payloads) for concurrent proposers on the leader, with
+// MemoryStorage and, under storage=wal, with wal in temporary directories
+// (every Save fsyncs).
 func BenchmarkNodePropose(b *testing.B) {
-	for _, proposers := range []int{1, 16, 256} {
-		b.Run(fmt.Sprintf("proposers=%d", proposers), func(b *testing.B) {
-			_, leader := nodeBenchCluster(b)
-			payload := make([]byte, 128)
-			var next atomic.Int64
-			var failed atomic.Value
-			ctx := context.Background()
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for range proposers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if _, err := leader.Propose(ctx, payload); err != nil {
-							failed.Store(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if err, _ := failed.Load().(error); err != nil {
-				b.Fatalf("proposal failed: %v", err)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "proposals/s")
-		})
+	for _, storage := range []string{"memory", "wal"} {
+		for _, proposers := range []int{1, 16, 256} {
+			b.Run(fmt.Sprintf("storage=%s/proposers=%d", storage, proposers), func(b *testing.B) {
+				benchNodePropose(b, storage, proposers)
+			})
+		}
 	}
+}
+
+func benchNodePropose(b *testing.B, storage string, proposers int) {
+	leader := nodeBenchLeader(b, storage)
+	payload := make([]byte, 128)
+	var next atomic.Int64
+	var failed atomic.Value
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range proposers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if _, err := leader.Propose(ctx, payload); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatalf("proposal failed: %v", err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "proposals/s")
+}
+
+// nodeBenchLeader starts a 3-Node cluster on the given storage and returns
+// its leader.
+func nodeBenchLeader(b *testing.B, storage string) *raft.Node {
+	b.Helper()
+	if storage == "wal" {
+		c := nodeWALCluster(b, func(cfg *raft.NodeConfig) { cfg.TickInterval = 10 * time.Millisecond })
+		lead := c.waitLeader()
+		c.propose("warm-up")
+		return c.members[lead].node
+	}
+	_, leader := nodeBenchCluster(b)
+	return leader
 }
 
 // BenchmarkNodeProposeLatency measures one sequential proposer's latency
