@@ -224,6 +224,25 @@ func (ms *MemoryStorage) Compact(compactIndex uint64) error {
 	return nil
 }
 
+// Save persists what a Ready asks for, in the order a crash must respect:
+// the snapshot (if not empty) first, then the entries (replacing any stored
+// at the same or higher indexes), then the hard state (if not empty). It
+// implements LogStorage; being in memory, it is "durable" on return.
+func (ms *MemoryStorage) Save(hs HardState, ents []Entry, snap Snapshot) error {
+	if !snap.IsEmpty() {
+		if err := ms.ApplySnapshot(snap); err != nil {
+			return err
+		}
+	}
+	if err := ms.Append(ents); err != nil {
+		return err
+	}
+	if !hs.IsEmpty() {
+		return ms.SetHardState(hs)
+	}
+	return nil
+}
+
 // Append adds entries to the log. Entries that overlap the log replace the
 // overlapping part and everything after it; entries already compacted away
 // are skipped. It returns ErrLogGap if the indexes of entries are not

@@ -1,0 +1,372 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults of NodeConfig.
+const (
+	// DefaultTickInterval is NodeConfig.TickInterval when zero.
+	DefaultTickInterval = 100 * time.Millisecond
+	// DefaultSnapshotEvery is NodeConfig.SnapshotEvery when zero.
+	DefaultSnapshotEvery = 10000
+	// DefaultCompactKeep is NodeConfig.CompactKeep when zero.
+	DefaultCompactKeep = 1000
+)
+
+// nodeMaxInflight bounds the Readies a Node has handed to its persist
+// goroutine, and the apply batches to its apply goroutine, that are not yet
+// acknowledged; beyond it the loop stops taking Readies until one is.
+const nodeMaxInflight = 256
+
+// nodeRecvQueue is the length of the queue of received messages; beyond it
+// messages are dropped (Raft recovers from loss).
+const nodeRecvQueue = 4096
+
+// NodeConfig holds a Node's parameters.
+type NodeConfig struct {
+	// Raft configures the protocol. PipelinedAcks is forced on; Applied is
+	// set by Start from the storage's snapshot.
+	Raft Config
+
+	// Storage is the node's durable state; Raft.Storage is set to it. The
+	// Node never closes it: the host does, after Stop.
+	Storage LogStorage
+
+	// Transport sends the node's messages. It may be nil at NewNode, for
+	// transports whose constructor needs the Node as their handler: set it
+	// with SetTransport before Start. The Node never closes it.
+	Transport Transport
+
+	// StateMachine is the replicated application state.
+	StateMachine StateMachine
+
+	// TickInterval is the duration of one tick (Raft.ElectionTick and
+	// Raft.HeartbeatTick count ticks). Default DefaultTickInterval.
+	TickInterval time.Duration
+
+	// SnapshotEvery is how many entries are applied between two automatic
+	// snapshots. Default DefaultSnapshotEvery.
+	SnapshotEvery uint64
+
+	// CompactKeep is how many entries before a snapshot's index stay in the
+	// log after compaction, so that a follower lagging by less catches up
+	// from the log rather than from a snapshot. Default DefaultCompactKeep.
+	CompactKeep uint64
+
+	// OnLeaderChange, if set, is called when the node learns of a new
+	// leader (None when it knows of none) or term. OnConfChange, if set,
+	// is called with the membership after each configuration change or
+	// snapshot is applied. Both are called in order from a goroutine of
+	// their own, never from the raft loop, so a slow callback delays only
+	// later callbacks; they must not call Stop.
+	OnLeaderChange func(leader, term uint64)
+	OnConfChange   func(cs ConfState)
+}
+
+// Node runs a RawNode with the goroutines, timers and I/O that the core
+// leaves to its host, and offers a blocking client API. Its methods are
+// safe for concurrent use. It is the Transport's TransportHandler.
+//
+// # Goroutines and ordering
+//
+// A started Node runs four goroutines, and no other code of the package
+// runs concurrently with them besides the transport:
+//
+//  1. The raft loop owns the RawNode (it is the only goroutine that touches
+//     it). It ticks every TickInterval, steps received messages, serves
+//     client requests, and takes Readies: it sends rd.Messages at once (a
+//     leader's appends leave before its own write), queues the Ready for
+//     the persist goroutine and its snapshot and committed entries for the
+//     apply goroutine.
+//  2. The persist goroutine writes every Ready queued so far with one
+//     LogStorage.Save (one fsync), then sends their MessagesAfterPersist,
+//     then has the loop acknowledge them (AckPersisted) in the order they
+//     were taken. No vote, vote request or append acknowledgement leaves
+//     before the state it promises is durable.
+//  3. The apply goroutine restores snapshots and applies committed entries
+//     in log order (they are durable locally before they are handed out),
+//     applies configuration changes through the loop (it waits for the
+//     resulting configuration before it goes on), completes the proposals
+//     and waiters, and has the loop acknowledge what it applied
+//     (AckApplied). Every SnapshotEvery entries it takes a StateMachine
+//     snapshot, which a fourth goroutine writes (CreateSnapshot) and
+//     compacts the log behind, leaving CompactKeep entries.
+//  4. The notifier calls OnLeaderChange and OnConfChange in order.
+//
+// # Failure
+//
+// An error from LogStorage.Save, CreateSnapshot or Compact (other than the
+// benign ones documented there), or from StateMachine.Restore or Snapshot,
+// stops the node: every pending and later call returns an error wrapping
+// it (Err returns it). A StateMachine panic is not recovered.
+type Node struct {
+	cfg       NodeConfig
+	id        uint64
+	storage   LogStorage
+	sm        StateMachine
+	logger    *zap.Logger
+	transport Transport
+
+	recvc      chan Message       // from the transport
+	reportc    chan nodeReport    // unreachable and snapshot reports
+	reqc       chan func()        // closures run on the loop
+	persistc   chan Ready         // loop -> persist
+	persistedc chan int           // persist -> loop: number of Readies durable
+	applyc     chan nodeApplyTask // loop -> apply
+	appliedc   chan uint64        // apply -> loop: index applied
+	snapc      chan nodeSnapTask  // apply -> snapshotter
+
+	notifier *nodeNotifier
+	props    nodeProposals
+	reads    nodeReads
+	watch    nodeWatch
+
+	// rn and the fields below it belong to the loop goroutine.
+	rn              *RawNode
+	persistInflight []Ready
+	applyInflight   int
+	ticks           uint64
+
+	startOnce sync.Once
+	started   bool
+	wg        sync.WaitGroup
+	haltMu    sync.Mutex
+	halted    bool
+	err       error         // the error calls return once halted
+	stopc     chan struct{} // closed by halt
+	donec     chan struct{} // closed once every goroutine returned
+}
+
+type nodeReport struct {
+	id     uint64
+	snap   bool
+	status SnapshotStatus
+}
+
+var _ TransportHandler = (*Node)(nil)
+
+// NewNode checks cfg and returns a Node ready to Start. It starts nothing.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if cfg.Storage == nil || isNilPointer(cfg.Storage) {
+		return nil, fmt.Errorf("%w: NodeConfig.Storage must be set", ErrInvalidConfig)
+	}
+	if cfg.StateMachine == nil || isNilPointer(cfg.StateMachine) {
+		return nil, fmt.Errorf("%w: NodeConfig.StateMachine must be set", ErrInvalidConfig)
+	}
+	if cfg.TickInterval < 0 {
+		return nil, fmt.Errorf("%w: NodeConfig.TickInterval must not be negative, got %v", ErrInvalidConfig, cfg.TickInterval)
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = DefaultTickInterval
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if cfg.CompactKeep == 0 {
+		cfg.CompactKeep = DefaultCompactKeep
+	}
+	cfg.Raft.Storage = cfg.Storage
+	cfg.Raft.PipelinedAcks = true
+	cfg.Raft = cfg.Raft.withDefaults()
+	if err := cfg.Raft.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:        cfg,
+		id:         cfg.Raft.ID,
+		storage:    cfg.Storage,
+		sm:         cfg.StateMachine,
+		logger:     cfg.Raft.Logger,
+		transport:  cfg.Transport,
+		recvc:      make(chan Message, nodeRecvQueue),
+		reportc:    make(chan nodeReport, 64),
+		reqc:       make(chan func(), 64),
+		persistc:   make(chan Ready, nodeMaxInflight),
+		persistedc: make(chan int, nodeMaxInflight),
+		applyc:     make(chan nodeApplyTask, nodeMaxInflight),
+		appliedc:   make(chan uint64, nodeMaxInflight),
+		snapc:      make(chan nodeSnapTask, 1),
+		notifier:   newNodeNotifier(cfg.OnLeaderChange, cfg.OnConfChange),
+		stopc:      make(chan struct{}),
+		donec:      make(chan struct{}),
+	}
+	n.props.init()
+	n.reads.init()
+	n.watch.init()
+	return n, nil
+}
+
+// SetTransport sets the transport, for a host whose transport needs the
+// Node as its handler before it exists. It must be called before Start.
+func (n *Node) SetTransport(t Transport) {
+	n.haltMu.Lock()
+	defer n.haltMu.Unlock()
+	if !n.started {
+		n.transport = t
+	}
+}
+
+// Start starts the node's goroutines. With an empty storage, it
+// bootstraps a new cluster whose voters are bootstrapVoters, or, if that is
+// empty, waits to be added to an existing cluster (a leader then sends it
+// a snapshot). With a storage that holds state, it ignores bootstrapVoters,
+// restores the state machine from the storage's snapshot and re-applies the
+// committed entries after it. Start may be called once.
+func (n *Node) Start(bootstrapVoters []uint64) error {
+	err := ErrStopped
+	n.startOnce.Do(func() { err = n.start(bootstrapVoters) })
+	return err
+}
+
+func (n *Node) start(voters []uint64) error {
+	if n.transport == nil || isNilPointer(n.transport) {
+		return fmt.Errorf("%w: NodeConfig.Transport must be set before Start", ErrInvalidConfig)
+	}
+	snap, err := n.storage.Snapshot()
+	if err != nil {
+		return fmt.Errorf("raft: reading the snapshot: %w", err)
+	}
+	rcfg := n.cfg.Raft
+	rcfg.Applied = snap.Metadata.Index
+	rn, err := NewRawNode(rcfg)
+	if err != nil {
+		return err
+	}
+	cs := snap.Metadata.ConfState
+	if !snap.IsEmpty() {
+		if err := n.restore(snap); err != nil {
+			return err
+		}
+	} else if len(voters) > 0 {
+		if err := rn.Bootstrap(voters); err != nil {
+			return err
+		}
+	}
+	n.rn = rn
+	n.watch.setApplied(snap.Metadata.Index)
+	n.haltMu.Lock()
+	n.started = true
+	n.haltMu.Unlock()
+	ap := &nodeApplier{n: n, applied: snap.Metadata.Index, snapIndex: snap.Metadata.Index, cs: cs}
+	n.wg.Add(4)
+	go n.notifier.run(&n.wg, n.stopc)
+	go n.runPersist()
+	go ap.run()
+	go n.runSnapshotter()
+	go n.runLoop()
+	return nil
+}
+
+// Stop stops the node and waits for its goroutines to return. Pending calls
+// return ErrStopped (a proposal already appended: ErrProposalUnknown too).
+// It neither closes the storage nor the transport: the host does, after
+// Stop. Stop does not wait for queued writes: what is not yet durable is
+// lost, as in a crash. Calling Stop again, or on a node that failed, is
+// harmless.
+func (n *Node) Stop() {
+	n.halt(ErrStopped)
+	n.startOnce.Do(func() {}) // a later Start fails
+	n.haltMu.Lock()
+	started := n.started
+	n.haltMu.Unlock()
+	if started {
+		<-n.donec
+	}
+}
+
+// Err returns nil while the node runs, ErrStopped after Stop, or the error
+// that stopped it.
+func (n *Node) Err() error {
+	n.haltMu.Lock()
+	defer n.haltMu.Unlock()
+	return n.err
+}
+
+// halt records why the node stops (the first reason wins) and tells every
+// goroutine to return.
+func (n *Node) halt(err error) {
+	n.haltMu.Lock()
+	defer n.haltMu.Unlock()
+	if n.halted {
+		return
+	}
+	n.halted = true
+	n.err = err
+	if !errors.Is(err, ErrStopped) {
+		n.logger.Error("node stopped on an error", zap.Uint64("id", n.id), zap.Error(err))
+	}
+	close(n.stopc)
+}
+
+// fail stops the node on an I/O or state machine error.
+func (n *Node) fail(what string, err error) {
+	n.halt(fmt.Errorf("raft: node %d stopped: %s: %w", n.id, what, err))
+}
+
+// stopErr is the error calls return once the node halted.
+func (n *Node) stopErr() error {
+	if err := n.Err(); err != nil {
+		return err
+	}
+	return ErrStopped
+}
+
+// do runs f on the loop goroutine and waits for it; it returns the stop
+// error if the node stopped first, or ctx's error (wrapped) if ctx expired
+// before f was queued, in which case f never runs.
+func (n *Node) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	g := func() { f(); close(done) }
+	select {
+	case n.reqc <- g:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopc:
+		return n.stopErr()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.donec:
+		select {
+		case <-done:
+			return nil
+		default:
+			return n.stopErr()
+		}
+	}
+}
+
+// HandleMessage implements TransportHandler: it queues m for the loop, or
+// drops it if the queue is full.
+func (n *Node) HandleMessage(m Message) {
+	select {
+	case n.recvc <- m:
+	default:
+		n.logger.Debug("receive queue full; dropped a message", zap.Stringer("type", m.Type), zap.Uint64("from", m.From))
+	}
+}
+
+// ReportUnreachable implements TransportHandler.
+func (n *Node) ReportUnreachable(id uint64) {
+	select {
+	case n.reportc <- nodeReport{id: id}:
+	default: // a report is pending already or the loop is far behind
+	}
+}
+
+// ReportSnapshot implements TransportHandler. It waits for the loop (or
+// the node to stop): a leader must learn the outcome of every snapshot.
+func (n *Node) ReportSnapshot(id uint64, status SnapshotStatus) {
+	select {
+	case n.reportc <- nodeReport{id: id, snap: true, status: status}:
+	case <-n.stopc:
+	}
+}

@@ -1,0 +1,93 @@
+package raft
+
+import "context"
+
+// AddVoter adds node id as a voter (or promotes it, if it is a learner)
+// and returns the membership once this node applied the change. Like
+// Propose, it runs on the leader only and its errors say whether the change
+// may still apply; ErrPendingConfChange means an earlier change is not yet
+// applied (retry), an error wrapping ErrInvalidConfChange that the current
+// membership does not allow it. The host must make id's address known to
+// its transport (Transport.AddPeer) on every node.
+func (n *Node) AddVoter(ctx context.Context, id uint64) (ConfState, error) {
+	return n.changeMembership(ctx, ConfChangeAddNode, id)
+}
+
+// AddLearner adds node id as a learner (or demotes a voter), as AddVoter.
+// A learner receives the log but neither votes nor counts for a quorum;
+// add a new node as a learner first, then Promote it once it caught up.
+func (n *Node) AddLearner(ctx context.Context, id uint64) (ConfState, error) {
+	return n.changeMembership(ctx, ConfChangeAddLearnerNode, id)
+}
+
+// Promote makes learner id a voter, as AddVoter.
+func (n *Node) Promote(ctx context.Context, id uint64) (ConfState, error) {
+	return n.changeMembership(ctx, ConfChangeAddNode, id)
+}
+
+// Remove removes node id, voter or learner, as AddVoter. Removing the
+// leader itself is allowed: it steps down once a remaining voter holds the
+// change, and tells that voter to campaign at once.
+func (n *Node) Remove(ctx context.Context, id uint64) (ConfState, error) {
+	return n.changeMembership(ctx, ConfChangeRemoveNode, id)
+}
+
+func (n *Node) changeMembership(ctx context.Context, t ConfChangeType, id uint64) (ConfState, error) {
+	cc := ConfChange{Changes: []ConfChangeSingle{{Type: t, NodeID: id}}}
+	res, err := n.propose(ctx, []Entry{{Type: EntryConfChange, Data: cc.Marshal()}})
+	if err != nil {
+		return ConfState{}, err
+	}
+	cs, _ := res[0].(ConfState)
+	return cs, nil
+}
+
+// TransferLeadership asks the leader (this node or, forwarded, the one it
+// knows) to hand leadership to voter id, and waits until this node learns
+// that id leads. It returns ErrInvalidTransfer for a target that is not a
+// voter, ErrNotLeader if no leader is known, and ctx's error if the
+// transfer did not complete in time (the leader abandons it after an
+// election timeout).
+func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
+	var terr error
+	if err := n.do(ctx, func() {
+		if n.rn.raft.lead == id {
+			return
+		}
+		terr = n.rn.TransferLeader(id)
+	}); err != nil {
+		return err
+	}
+	if terr != nil {
+		return terr
+	}
+	for {
+		lead, ch := n.watch.leaderAndChan()
+		if lead == id {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stopc:
+			return n.stopErr()
+		}
+	}
+}
+
+// Status returns the node's protocol state, with per-peer progress on the
+// leader.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := n.do(ctx, func() { st = n.rn.Status() })
+	return st, err
+}
+
+// LeaderID returns the leader this node knows of (None if none) and its
+// term.
+func (n *Node) LeaderID() (leader, term uint64) {
+	n.watch.mu.Lock()
+	defer n.watch.mu.Unlock()
+	return n.watch.leader, n.watch.term
+}

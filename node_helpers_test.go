@@ -1,0 +1,251 @@
+package raft_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/memtransport"
+)
+
+// nodeWaitTimeout bounds every wait of the Node tests.
+const nodeWaitTimeout = 10 * time.Second
+
+// nodeTestSM is a state machine that records the data of every applied
+// entry; Apply returns each entry's index.
+type nodeTestSM struct {
+	mu       sync.Mutex
+	data     []string
+	restores int
+}
+
+func (sm *nodeTestSM) Apply(ents []raft.Entry) []any {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	out := make([]any, len(ents))
+	for i, e := range ents {
+		sm.data = append(sm.data, string(e.Data))
+		out[i] = e.Index
+	}
+	return out
+}
+
+func (sm *nodeTestSM) Snapshot() (io.ReadCloser, error) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	b, err := json.Marshal(sm.data)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (sm *nodeTestSM) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	var data []string
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &data); err != nil {
+			return err
+		}
+	}
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	sm.data = data
+	sm.restores++
+	return nil
+}
+
+func (sm *nodeTestSM) snapshot() []string {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	return slices.Clone(sm.data)
+}
+
+func (sm *nodeTestSM) restoreCount() int {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	return sm.restores
+}
+
+// nodeFaultyStorage is a MemoryStorage whose Save fails once failing is set.
+type nodeFaultyStorage struct {
+	*raft.MemoryStorage
+	failing atomic.Bool
+}
+
+var errNodeInjected = errors.New("injected disk failure")
+
+func (s *nodeFaultyStorage) Save(hs raft.HardState, ents []raft.Entry, snap raft.Snapshot) error {
+	if s.failing.Load() {
+		return errNodeInjected
+	}
+	return s.MemoryStorage.Save(hs, ents, snap)
+}
+
+// nodeMember is one node of a nodeCluster with what survives a restart.
+type nodeMember struct {
+	node    *raft.Node
+	tr      *memtransport.Transport
+	sm      *nodeTestSM
+	storage raft.LogStorage
+	leaders chan [2]uint64 // OnLeaderChange calls, if anyone listens
+}
+
+// nodeCluster is a cluster of Nodes on one memtransport network.
+type nodeCluster struct {
+	tb      testing.TB
+	net     *memtransport.Network
+	ids     []uint64 // every ID a transport knows as a peer
+	members map[uint64]*nodeMember
+	tune    func(*raft.NodeConfig)
+}
+
+// newNodeCluster starts n bootstrapped Nodes with fast ticks. tune, if not
+// nil, adjusts each node's config. Cleanup stops everything and then checks
+// that no goroutine leaked.
+func newNodeCluster(tb testing.TB, n int, tune func(*raft.NodeConfig)) *nodeCluster {
+	tb.Helper()
+	before := goleak.IgnoreCurrent() // goroutines of earlier tests
+	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
+	net, err := memtransport.NewNetwork(raft.CodecOptions{})
+	require.NoError(tb, err)
+	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune}
+	for id := uint64(1); id <= uint64(n); id++ {
+		c.ids = append(c.ids, id)
+	}
+	for _, id := range c.ids {
+		c.start(id, raft.NewMemoryStorage(), c.ids)
+	}
+	tb.Cleanup(c.stopAll)
+	return c
+}
+
+// start starts node id on storage (bootstrapping voters if the storage is
+// empty) with a fresh state machine, which restores from the storage.
+func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64) *nodeMember {
+	c.tb.Helper()
+	m := &nodeMember{sm: &nodeTestSM{}, storage: storage, leaders: make(chan [2]uint64, 1024)}
+	cfg := raft.NodeConfig{
+		Raft:         raft.Config{ID: id, ElectionTick: 10, HeartbeatTick: 1},
+		Storage:      storage,
+		StateMachine: m.sm,
+		TickInterval: 5 * time.Millisecond,
+		OnLeaderChange: func(leader, term uint64) {
+			select {
+			case m.leaders <- [2]uint64{leader, term}:
+			default:
+			}
+		},
+	}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	node, err := raft.NewNode(cfg)
+	require.NoError(c.tb, err)
+	tr, err := c.net.NewTransport(id, c.ids, node, memtransport.Options{})
+	require.NoError(c.tb, err)
+	node.SetTransport(tr)
+	m.node, m.tr = node, tr
+	require.NoError(c.tb, node.Start(voters))
+	c.members[id] = m
+	return m
+}
+
+// stop stops node id and closes its transport; its storage stays.
+func (c *nodeCluster) stop(id uint64) {
+	m := c.members[id]
+	m.node.Stop()
+	require.NoError(c.tb, m.tr.Close())
+}
+
+func (c *nodeCluster) stopAll() {
+	for id, m := range c.members {
+		m.node.Stop()
+		_ = m.tr.Close()
+		delete(c.members, id)
+	}
+}
+
+// addPeer makes id known to every open transport (and to the list new
+// transports start with).
+func (c *nodeCluster) addPeer(id uint64) {
+	c.ids = append(c.ids, id)
+	for _, m := range c.members {
+		m.tr.AddPeer(id, "")
+	}
+}
+
+// waitLeader waits until every running node in among agrees on one leader
+// from among, and returns it.
+func (c *nodeCluster) waitLeader(among ...uint64) uint64 {
+	c.tb.Helper()
+	if len(among) == 0 {
+		among = slices.Sorted(maps.Keys(c.members))
+	}
+	var lead uint64
+	nodeWaitFor(c.tb, "a leader all agree on", func() bool {
+		lead = 0
+		for _, id := range among {
+			l, _ := c.members[id].node.LeaderID()
+			if l == raft.None || (lead != 0 && l != lead) || !slices.Contains(among, l) {
+				return false
+			}
+			lead = l
+		}
+		return true
+	})
+	return lead
+}
+
+// propose proposes on the current leader, following NotLeaderError hints
+// and retrying dropped proposals until it succeeds.
+func (c *nodeCluster) propose(data string) uint64 {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitTimeout)
+	defer cancel()
+	for {
+		lead := c.waitLeader()
+		res, err := c.members[lead].node.Propose(ctx, []byte(data))
+		if err == nil {
+			return res.(uint64)
+		}
+		require.NoError(c.tb, ctx.Err(), "proposing %q: last error %v", data, err)
+		require.True(c.tb, errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped),
+			"proposing %q: %v", data, err)
+	}
+}
+
+// nodeWaitFor polls cond until it holds or nodeWaitTimeout passes.
+func nodeWaitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(nodeWaitTimeout)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", nodeWaitTimeout, what)
+		}
+		<-tick.C
+	}
+}
+
+func nodeCtx(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitTimeout)
+	tb.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,94 @@
+package raft
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// runLoop is the raft loop: the only goroutine that touches n.rn.
+func (n *Node) runLoop() {
+	defer n.finish()
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	prevSoft := n.rn.raft.softState()
+	prevTerm := n.rn.raft.Term
+	n.watch.setLeader(prevSoft.Lead, prevTerm)
+	for {
+		for len(n.persistInflight) < nodeMaxInflight && n.applyInflight < nodeMaxInflight && n.rn.HasReady() {
+			n.handleReady()
+		}
+		if soft, term := n.rn.raft.softState(), n.rn.raft.Term; soft != prevSoft || term != prevTerm {
+			n.onRoleChange(prevSoft, soft, term)
+			prevSoft, prevTerm = soft, term
+		}
+		select {
+		case <-n.stopc:
+			return
+		case <-ticker.C:
+			n.rn.Tick()
+			n.ticks++
+			n.props.expireLost(n.ticks)
+			n.reads.retry(n)
+		case m := <-n.recvc:
+			if err := n.rn.Step(m); err != nil {
+				n.logger.Debug("step failed", zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Error(err))
+			}
+		case rep := <-n.reportc:
+			if rep.snap {
+				n.rn.ReportSnapshot(rep.id, rep.status)
+			} else {
+				n.rn.ReportUnreachable(rep.id)
+			}
+		case f := <-n.reqc:
+			f()
+		case k := <-n.persistedc:
+			for _, rd := range n.persistInflight[:k] {
+				n.rn.AckPersisted(rd)
+			}
+			n.persistInflight = append(n.persistInflight[:0], n.persistInflight[k:]...)
+		case idx := <-n.appliedc:
+			n.rn.AckApplied(idx)
+			n.applyInflight--
+		}
+	}
+}
+
+// handleReady takes one Ready and dispatches it: messages to the transport
+// now, writes to the persist goroutine, snapshot and committed entries to
+// the apply goroutine, read answers to their waiters.
+func (n *Node) handleReady() {
+	rd := n.rn.Ready()
+	if len(rd.Messages) > 0 {
+		n.transport.Send(rd.Messages)
+	}
+	if !rd.Snapshot.IsEmpty() || len(rd.Entries) > 0 || !rd.HardState.IsEmpty() || len(rd.MessagesAfterPersist) > 0 {
+		n.persistInflight = append(n.persistInflight, rd)
+		n.persistc <- rd // never blocks: at most nodeMaxInflight queued
+	}
+	if !rd.Snapshot.IsEmpty() || len(rd.CommittedEntries) > 0 {
+		n.applyInflight++
+		n.applyc <- nodeApplyTask{snap: rd.Snapshot, ents: rd.CommittedEntries} // never blocks either
+	}
+	for _, rs := range rd.ReadStates {
+		n.reads.answer(rs)
+	}
+}
+
+// onRoleChange publishes a new leader or term and handles proposals whose
+// leader lost office.
+func (n *Node) onRoleChange(_, soft SoftState, term uint64) {
+	n.watch.setLeader(soft.Lead, term)
+	n.notifier.leaderChanged(soft.Lead, term)
+	n.props.leaderLost(n.ticks+2*uint64(n.cfg.Raft.ElectionTick), term, soft.RaftState == StateLeader)
+}
+
+// finish runs when the loop returns: it waits for the other goroutines and
+// fails what still waits.
+func (n *Node) finish() {
+	n.wg.Wait()
+	err := n.stopErr()
+	n.props.failAll(err)
+	n.reads.failAll(err)
+	close(n.donec)
+}
