@@ -108,8 +108,9 @@ func FuzzRESPReader(f *testing.F) {
 				return
 			}
 			for _, a := range args {
-				if len(a) > 1024 {
-					t.Fatalf("bulk of %d bytes beyond the limit", len(a))
+				// Bulks are bounded by maxBulk, inline words by maxInline.
+				if len(a) > max(1024, defaultMaxInline) {
+					t.Fatalf("argument of %d bytes beyond the limits", len(a))
 				}
 				total += len(a)
 			}
