@@ -253,14 +253,27 @@ func TestE2EKillLeaderUnderWrites(t *testing.T) {
 	defer mu.Unlock()
 	require.Greater(t, len(acked), 50, "the cluster took writes")
 
+	// With one replica down, WAIT for two times out and reports one.
+	survivor := lead%3 + 1
+	cl := dialRESP(t, c.nodes[survivor].resp)
+	require.Equal(t, "OK", cl.must("SET", "wait-key", "1"))
+	start := time.Now()
+	assert.Equal(t, int64(1), cl.must("WAIT", "2", "300"))
+	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+
 	c.start(lead)
 	c.waitLeader(1, 2, 3)
 	for id := uint64(1); id <= 3; id++ {
 		cl := dialRESP(t, c.nodes[id].resp)
 		missing := 0
-		for _, k := range acked {
-			if v := cl.must("GET", k); string(v.([]byte)) != k {
-				missing++
+		for lo := 0; lo < len(acked); lo += 200 {
+			keys := acked[lo:min(lo+200, len(acked))]
+			vals, ok := cl.must(append([]string{"MGET"}, keys...)...).([]any)
+			require.True(t, ok)
+			for i, k := range keys {
+				if v, _ := vals[i].([]byte); string(v) != k {
+					missing++
+				}
 			}
 		}
 		assert.Zero(t, missing, "node %d misses %d of %d acknowledged writes", id, missing, len(acked))
