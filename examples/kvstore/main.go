@@ -167,6 +167,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	<-sig
 	signal.Stop(sig)
 	fmt.Fprintln(stdout, "stopping")
+	for _, s := range servers {
+		s.Close()
+	}
+	servers = nil
+	fmt.Fprintln(stdout, "stopped cleanly")
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -115,6 +116,11 @@ func (s *server) forward(ctx context.Context, httpAddr string, data [][]byte) ([
 	s.authorize(req)
 	resp, err := s.client.Do(req)
 	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			// Not connected: the leader certainly did not get it.
+			return nil, &forwardError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
+		}
 		// The request may have reached the leader.
 		return nil, &forwardError{Status: 0, Msg: errOutcomeUnknown.Error()}
 	}
