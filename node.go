@@ -117,6 +117,7 @@ type Node struct {
 	recvc      chan Message       // from the transport
 	reportc    chan nodeReport    // unreachable and snapshot reports
 	reqc       chan func()        // closures run on the loop
+	propc      chan *nodePropReq  // proposals, gathered by the loop
 	persistc   chan Ready         // loop -> persist
 	persistedc chan int           // persist -> loop: number of Readies durable
 	applyc     chan nodeApplyTask // loop -> apply
@@ -133,8 +134,10 @@ type Node struct {
 	persistInflight []Ready
 	applyInflight   int
 	ticks           uint64
+	propBatch       []*nodePropReq
 
 	startOnce sync.Once
+	doneOnce  sync.Once
 	started   bool
 	wg        sync.WaitGroup
 	haltMu    sync.Mutex
@@ -188,6 +191,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		recvc:      make(chan Message, nodeRecvQueue),
 		reportc:    make(chan nodeReport, 64),
 		reqc:       make(chan func(), 64),
+		propc:      make(chan *nodePropReq, nodeMaxPropBatch),
 		persistc:   make(chan Ready, nodeMaxInflight),
 		persistedc: make(chan int, nodeMaxInflight),
 		applyc:     make(chan nodeApplyTask, nodeMaxInflight),
@@ -218,10 +222,16 @@ func (n *Node) SetTransport(t Transport) {
 // empty, waits to be added to an existing cluster (a leader then sends it
 // a snapshot). With a storage that holds state, it ignores bootstrapVoters,
 // restores the state machine from the storage's snapshot and re-applies the
-// committed entries after it. Start may be called once.
+// committed entries after it. Start may be called once; if it fails, the
+// node is stopped with that error. Calls made before Start wait for it.
 func (n *Node) Start(bootstrapVoters []uint64) error {
 	err := ErrStopped
-	n.startOnce.Do(func() { err = n.start(bootstrapVoters) })
+	n.startOnce.Do(func() {
+		if err = n.start(bootstrapVoters); err != nil {
+			n.halt(fmt.Errorf("%w: Start failed: %w", ErrStopped, err))
+			n.closeDone()
+		}
+	})
 	return err
 }
 
@@ -272,14 +282,12 @@ func (n *Node) start(voters []uint64) error {
 // harmless.
 func (n *Node) Stop() {
 	n.halt(ErrStopped)
-	n.startOnce.Do(func() {}) // a later Start fails
-	n.haltMu.Lock()
-	started := n.started
-	n.haltMu.Unlock()
-	if started {
-		<-n.donec
-	}
+	n.startOnce.Do(n.closeDone) // never started: nothing runs; a later Start fails
+	<-n.donec
 }
+
+// closeDone marks every goroutine as returned.
+func (n *Node) closeDone() { n.doneOnce.Do(func() { close(n.donec) }) }
 
 // Err returns nil while the node runs, ErrStopped after Stop, or the error
 // that stopped it.

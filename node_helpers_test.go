@@ -29,6 +29,9 @@ type nodeTestSM struct {
 	mu       sync.Mutex
 	data     []string
 	restores int
+	// countOnly keeps no data (for benchmarks); applied counts entries.
+	countOnly bool
+	applied   int
 }
 
 func (sm *nodeTestSM) Apply(ents []raft.Entry) []any {
@@ -36,7 +39,10 @@ func (sm *nodeTestSM) Apply(ents []raft.Entry) []any {
 	defer sm.mu.Unlock()
 	out := make([]any, len(ents))
 	for i, e := range ents {
-		sm.data = append(sm.data, string(e.Data))
+		if !sm.countOnly {
+			sm.data = append(sm.data, string(e.Data))
+		}
+		sm.applied++
 		out[i] = e.Index
 	}
 	return out
@@ -82,15 +88,21 @@ func (sm *nodeTestSM) restoreCount() int {
 	return sm.restores
 }
 
-// nodeFaultyStorage is a MemoryStorage whose Save fails once failing is set.
+// nodeFaultyStorage is a MemoryStorage whose Save fails from the first
+// write of an entry whose data is failOn on, once armed.
 type nodeFaultyStorage struct {
 	*raft.MemoryStorage
+	failOn  string
+	armed   atomic.Bool
 	failing atomic.Bool
 }
 
 var errNodeInjected = errors.New("injected disk failure")
 
 func (s *nodeFaultyStorage) Save(hs raft.HardState, ents []raft.Entry, snap raft.Snapshot) error {
+	if s.armed.Load() && slices.ContainsFunc(ents, func(e raft.Entry) bool { return string(e.Data) == s.failOn }) {
+		s.failing.Store(true)
+	}
 	if s.failing.Load() {
 		return errNodeInjected
 	}
@@ -113,6 +125,8 @@ type nodeCluster struct {
 	ids     []uint64 // every ID a transport knows as a peer
 	members map[uint64]*nodeMember
 	tune    func(*raft.NodeConfig)
+	// countOnly makes the state machines keep no data.
+	countOnly bool
 }
 
 // newNodeCluster starts n bootstrapped Nodes with fast ticks. tune, if not
@@ -120,11 +134,18 @@ type nodeCluster struct {
 // that no goroutine leaked.
 func newNodeCluster(tb testing.TB, n int, tune func(*raft.NodeConfig)) *nodeCluster {
 	tb.Helper()
+	return newNodeClusterSM(tb, n, tune, false)
+}
+
+// newNodeClusterSM is newNodeCluster with the choice of state machines
+// that keep no data.
+func newNodeClusterSM(tb testing.TB, n int, tune func(*raft.NodeConfig), countOnly bool) *nodeCluster {
+	tb.Helper()
 	before := goleak.IgnoreCurrent() // goroutines of earlier tests
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
 	net, err := memtransport.NewNetwork(raft.CodecOptions{})
 	require.NoError(tb, err)
-	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune}
+	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune, countOnly: countOnly}
 	for id := uint64(1); id <= uint64(n); id++ {
 		c.ids = append(c.ids, id)
 	}
@@ -139,7 +160,7 @@ func newNodeCluster(tb testing.TB, n int, tune func(*raft.NodeConfig)) *nodeClus
 // empty) with a fresh state machine, which restores from the storage.
 func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64) *nodeMember {
 	c.tb.Helper()
-	m := &nodeMember{sm: &nodeTestSM{}, storage: storage, leaders: make(chan [2]uint64, 1024)}
+	m := &nodeMember{sm: &nodeTestSM{countOnly: c.countOnly}, storage: storage, leaders: make(chan [2]uint64, 1024)}
 	cfg := raft.NodeConfig{
 		Raft:         raft.Config{ID: id, ElectionTick: 10, HeartbeatTick: 1},
 		Storage:      storage,
@@ -212,22 +233,10 @@ func (c *nodeCluster) waitLeader(among ...uint64) uint64 {
 	return lead
 }
 
-// propose proposes on the current leader, following NotLeaderError hints
-// and retrying dropped proposals until it succeeds.
+// propose proposes on whichever node leads, as proposeAmong.
 func (c *nodeCluster) propose(data string) uint64 {
 	c.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitTimeout)
-	defer cancel()
-	for {
-		lead := c.waitLeader()
-		res, err := c.members[lead].node.Propose(ctx, []byte(data))
-		if err == nil {
-			return res.(uint64)
-		}
-		require.NoError(c.tb, ctx.Err(), "proposing %q: last error %v", data, err)
-		require.True(c.tb, errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped),
-			"proposing %q: %v", data, err)
-	}
+	return c.proposeAmong(slices.Sorted(maps.Keys(c.members)), data)
 }
 
 // nodeWaitFor polls cond until it holds or nodeWaitTimeout passes.
@@ -248,4 +257,21 @@ func nodeCtx(tb testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitTimeout)
 	tb.Cleanup(cancel)
 	return ctx
+}
+
+// proposeAmong proposes on whichever of ids leads, as propose.
+func (c *nodeCluster) proposeAmong(ids []uint64, data string) uint64 {
+	c.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), nodeWaitTimeout)
+	defer cancel()
+	for {
+		lead := c.waitLeader(ids...)
+		res, err := c.members[lead].node.Propose(ctx, []byte(data))
+		if err == nil {
+			return res.(uint64)
+		}
+		require.NoError(c.tb, ctx.Err(), "proposing %q: last error %v", data, err)
+		require.True(c.tb, errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped),
+			"proposing %q: %v", data, err)
+	}
 }

@@ -42,6 +42,8 @@ func (n *Node) runLoop() {
 			}
 		case f := <-n.reqc:
 			f()
+		case req := <-n.propc:
+			n.stepProposals(req)
 		case k := <-n.persistedc:
 			for _, rd := range n.persistInflight[:k] {
 				n.rn.AckPersisted(rd)
@@ -90,5 +92,5 @@ func (n *Node) finish() {
 	err := n.stopErr()
 	n.props.failAll(err)
 	n.reads.failAll(err)
-	close(n.donec)
+	n.closeDone()
 }

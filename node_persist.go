@@ -1,7 +1,5 @@
 package raft
 
-import "slices"
-
 // runPersist is the persist goroutine: it writes every queued Ready with
 // one Save, sends their MessagesAfterPersist, then has the loop acknowledge
 // them in order.
@@ -49,18 +47,19 @@ func (n *Node) runPersist() {
 // log before it).
 func nodeMergeReadies(batch []Ready) (HardState, []Entry, Snapshot) {
 	var (
-		hs   HardState
-		ents []Entry
-		snap Snapshot
+		hs    HardState
+		ents  []Entry
+		owned bool
+		snap  Snapshot
 	)
 	for i := range batch {
 		rd := &batch[i]
 		if !rd.Snapshot.IsEmpty() {
 			snap = rd.Snapshot
-			ents = nil
+			ents, owned = nil, false
 		}
 		if len(rd.Entries) > 0 {
-			ents = nodeAppendEntries(ents, rd.Entries)
+			ents, owned = nodeAppendEntries(ents, owned, rd.Entries)
 		}
 		if !rd.HardState.IsEmpty() {
 			hs = rd.HardState
@@ -71,22 +70,25 @@ func nodeMergeReadies(batch []Ready) (HardState, []Entry, Snapshot) {
 
 // nodeAppendEntries returns ents with more written over it, replacing the
 // entries at more[0].Index and after. It never writes into the backing
-// array of ents or more (both belong to Readies).
-func nodeAppendEntries(ents, more []Entry) []Entry {
+// array of more, nor into that of ents unless owned reports that ents is
+// its own (made by an earlier call); it reports whether the result is.
+func nodeAppendEntries(ents []Entry, owned bool, more []Entry) ([]Entry, bool) {
 	if len(ents) == 0 {
-		return more
+		return more, false
 	}
 	first := more[0].Index
 	switch {
 	case first <= ents[0].Index:
-		return more
-	case first > ents[len(ents)-1].Index+1:
-		// A gap cannot happen between Readies of one node; pass it on
-		// for the storage to refuse (ErrLogGap).
-		return append(slices.Clip(ents), more...)
+		return more, false
+	case first <= ents[len(ents)-1].Index+1:
+		ents = ents[:first-ents[0].Index]
 	}
-	kept := ents[:first-ents[0].Index]
-	out := make([]Entry, 0, len(kept)+len(more))
-	out = append(out, kept...)
-	return append(out, more...)
+	// Past the last entry a gap cannot happen between Readies of one
+	// node; it is passed on for the storage to refuse (ErrLogGap).
+	if !owned {
+		out := make([]Entry, len(ents), 2*(len(ents)+len(more)))
+		copy(out, ents)
+		ents = out
+	}
+	return append(ents, more...), true
 }

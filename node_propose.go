@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -135,7 +136,8 @@ func (ps *nodeProposals) failAll(err error) {
 // Propose returns a *NotLeaderError naming the leader, if known, so that the
 // client retries there (a forwarded proposal's index is unknown, so its
 // outcome could not be tracked). Empty data is allowed; its entry is not
-// passed to Apply and its result is nil.
+// passed to Apply and its result is nil. data must not be modified after
+// the call. Concurrent proposals are appended together.
 //
 // The error tells whether the proposal may still apply:
 //   - ErrProposalDropped (also overwritten entries and ErrTransferInProgress),
@@ -170,44 +172,47 @@ func (n *Node) ProposeBatch(ctx context.Context, data [][]byte) ([]any, error) {
 	return n.propose(ctx, ents)
 }
 
+// nodePropReq is a proposal request on its way to the loop, which fills
+// in props or err and closes done.
+type nodePropReq struct {
+	ctx   context.Context
+	ents  []Entry
+	props []*nodeProposal
+	err   error
+	done  chan struct{}
+}
+
+// nodeMaxPropBatch bounds the entries the loop gathers from queued proposal
+// requests into one append.
+const nodeMaxPropBatch = 1024
+
 // propose appends ents on the leader and waits for their results.
 func (n *Node) propose(ctx context.Context, ents []Entry) ([]any, error) {
-	var (
-		props []*nodeProposal
-		perr  error
-	)
-	err := n.do(ctx, func() {
-		if err := ctx.Err(); err != nil {
-			perr = err
-			return
-		}
-		r := n.rn.raft
-		if r.state != StateLeader {
-			perr = &NotLeaderError{Leader: r.lead}
-			return
-		}
-		if err := r.Step(Message{Type: MsgProp, From: r.id, Entries: ents}); err != nil {
-			perr = err
-			return
-		}
-		last, term := r.raftLog.lastIndex(), r.Term
-		for i := range ents {
-			p := &nodeProposal{term: term, index: last - uint64(len(ents)-1-i), res: make(chan nodeResult, 1)}
-			n.props.add(p)
-			props = append(props, p)
-		}
-	})
-	if err == nil {
-		err = perr
+	req := &nodePropReq{ctx: ctx, ents: ents, done: make(chan struct{})}
+	select {
+	case n.propc <- req:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.stopc:
+		return nil, n.stopErr()
 	}
-	if err != nil {
-		return nil, err
+	select {
+	case <-req.done:
+	case <-n.donec:
+		select {
+		case <-req.done:
+		default:
+			return nil, n.stopErr()
+		}
 	}
-	out := make([]any, 0, len(props))
-	for _, p := range props {
+	if req.err != nil {
+		return nil, req.err
+	}
+	out := make([]any, 0, len(req.props))
+	for _, p := range req.props {
 		r := n.waitProposal(ctx, p)
 		if r.err != nil {
-			for _, q := range props[len(out)+1:] {
+			for _, q := range req.props[len(out)+1:] {
 				n.props.take(q.index, q) // withdraw the rest
 			}
 			return out, r.err
@@ -215,6 +220,74 @@ func (n *Node) propose(ctx context.Context, ents []Entry) ([]any, error) {
 		out = append(out, r.val)
 	}
 	return out, nil
+}
+
+// stepProposals runs on the loop: it gathers first and the proposal
+// requests queued behind it into one append, so that concurrent proposers
+// share replication messages and writes. A configuration change is
+// appended on its own.
+func (n *Node) stepProposals(first *nodePropReq) {
+	batch := append(n.propBatch[:0], first)
+	count := len(first.ents)
+gather:
+	for count < nodeMaxPropBatch {
+		select {
+		case req := <-n.propc:
+			batch = append(batch, req)
+			count += len(req.ents)
+		default:
+			break gather
+		}
+	}
+	r := n.rn.raft
+	var (
+		live []*nodePropReq
+		ents []Entry
+	)
+	for _, req := range batch {
+		switch {
+		case req.ctx.Err() != nil:
+			req.err = req.ctx.Err()
+			close(req.done)
+		case r.state != StateLeader:
+			req.err = &NotLeaderError{Leader: r.lead}
+			close(req.done)
+		case slices.ContainsFunc(req.ents, func(e Entry) bool { return e.Type == EntryConfChange }):
+			n.appendProposals([]*nodePropReq{req}, req.ents)
+		default:
+			live = append(live, req)
+			ents = append(ents, req.ents...)
+		}
+	}
+	if len(live) > 0 {
+		n.appendProposals(live, ents)
+	}
+	clear(batch)
+	n.propBatch = batch[:0]
+}
+
+// appendProposals steps ents, the entries of reqs in order, as one
+// proposal and registers each entry's proposal.
+func (n *Node) appendProposals(reqs []*nodePropReq, ents []Entry) {
+	r := n.rn.raft
+	err := r.Step(Message{Type: MsgProp, From: r.id, Entries: ents})
+	last, term := r.raftLog.lastIndex(), r.Term
+	index := last - uint64(len(ents)) + 1
+	for _, req := range reqs {
+		if err != nil {
+			req.err = err
+			close(req.done)
+			continue
+		}
+		req.props = make([]*nodeProposal, len(req.ents))
+		for i := range req.ents {
+			p := &nodeProposal{term: term, index: index, res: make(chan nodeResult, 1)}
+			n.props.add(p)
+			req.props[i] = p
+			index++
+		}
+		close(req.done)
+	}
 }
 
 // waitProposal waits for p's result, or withdraws it when ctx expires or the

@@ -92,3 +92,158 @@ func TestNodeRestartFromStorage(t *testing.T) {
 	assert.Equal(t, []string{"before", "while down", "while down 2"}, m.sm.snapshot())
 	assert.Equal(t, 1, m.sm.restoreCount(), "restored from the bootstrap snapshot, then replayed")
 }
+
+func TestNodeAddVoterFromSnapshot(t *testing.T) {
+	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
+		cfg.SnapshotEvery = 8
+		cfg.CompactKeep = 2
+	})
+	lead := c.waitLeader()
+	ctx := nodeCtx(t)
+	var want []string
+	for i := range 30 {
+		want = append(want, fmt.Sprintf("v%d", i))
+		c.propose(want[i])
+	}
+	// The leader compacted its log: a new node can only get a snapshot.
+	nodeWaitFor(t, "the leader to compact its log", func() bool {
+		first, err := c.members[lead].storage.FirstIndex()
+		return err == nil && first > 10
+	})
+
+	c.addPeer(4)
+	m := c.start(4, raft.NewMemoryStorage(), nil) // joins: no bootstrap
+	cs, err := c.members[lead].node.AddVoter(ctx, 4)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{1, 2, 3, 4}, cs.Voters)
+
+	last := c.propose("after join")
+	require.NoError(t, m.node.WaitApplied(ctx, last))
+	assert.Equal(t, append(want, "after join"), m.sm.snapshot())
+	assert.Positive(t, m.sm.restoreCount(), "node 4 started from a snapshot")
+	snap, err := m.storage.Snapshot()
+	require.NoError(t, err)
+	assert.Greater(t, snap.Metadata.Index, uint64(10), "node 4 stored the leader's snapshot")
+	st, err := m.node.Status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{1, 2, 3, 4}, st.Config.Voters)
+}
+
+func TestNodeRemoveLeader(t *testing.T) {
+	var confs = make(chan raft.ConfState, 64)
+	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
+		if cfg.Raft.ID == 1 {
+			cfg.OnConfChange = func(cs raft.ConfState) { confs <- cs }
+		}
+	})
+	lead := c.waitLeader()
+	ctx := nodeCtx(t)
+	c.propose("before")
+
+	cs, err := c.members[lead].node.Remove(ctx, lead)
+	require.NoError(t, err)
+	assert.NotContains(t, cs.Voters, lead)
+	assert.Len(t, cs.Voters, 2)
+
+	var rest []uint64
+	for _, id := range c.ids {
+		if id != lead {
+			rest = append(rest, id)
+		}
+	}
+	newLead := c.waitLeader(rest...)
+	assert.NotEqual(t, lead, newLead)
+	last := c.proposeAmong(rest, "after")
+	for _, id := range rest {
+		require.NoError(t, c.members[id].node.WaitApplied(ctx, last))
+		assert.Equal(t, []string{"before", "after"}, c.members[id].sm.snapshot())
+	}
+	// Node 1 reported the initial membership, then the change (node 1
+	// may be the removed one).
+	for _, want := range [][]uint64{c.ids, cs.Voters} {
+		select {
+		case got := <-confs:
+			assert.Equal(t, want, got.Voters)
+		case <-ctx.Done():
+			t.Fatalf("OnConfChange was not called with %v", want)
+		}
+	}
+}
+
+func TestNodeTransferLeadership(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	lead := c.waitLeader()
+	ctx := nodeCtx(t)
+	c.propose("before")
+	var target, asker uint64
+	for _, id := range c.ids {
+		switch {
+		case id == lead:
+		case target == 0:
+			target = id
+		default:
+			asker = id
+		}
+	}
+	// Ask the follower that is not the target: it forwards the request.
+	require.NoError(t, c.members[asker].node.TransferLeadership(ctx, target))
+	got, _ := c.members[asker].node.LeaderID()
+	assert.Equal(t, target, got)
+	assert.Equal(t, target, c.waitLeader())
+	res, err := c.members[target].node.Propose(ctx, []byte("after"))
+	require.NoError(t, err)
+	require.NoError(t, c.members[lead].node.WaitApplied(ctx, res.(uint64)))
+
+	err = c.members[target].node.TransferLeadership(ctx, 99)
+	assert.ErrorIs(t, err, raft.ErrInvalidTransfer)
+}
+
+func TestNodeStorageErrorStopsNode(t *testing.T) {
+	stores := map[uint64]*nodeFaultyStorage{}
+	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
+		s := &nodeFaultyStorage{MemoryStorage: raft.NewMemoryStorage(), failOn: "lost"}
+		stores[cfg.Raft.ID] = s
+		cfg.Storage = s
+	})
+	lead := c.waitLeader()
+	ctx := nodeCtx(t)
+	c.propose("ok")
+	stores[lead].armed.Store(true)
+	_, err := c.members[lead].node.Propose(ctx, []byte("lost"))
+	require.ErrorIs(t, err, errNodeInjected)
+	assert.ErrorIs(t, err, raft.ErrProposalUnknown, "the entry was appended in memory before the write failed")
+	assert.ErrorIs(t, c.members[lead].node.Err(), errNodeInjected)
+	_, err = c.members[lead].node.Propose(ctx, []byte("later"))
+	assert.ErrorIs(t, err, errNodeInjected)
+	assert.NotErrorIs(t, err, raft.ErrProposalUnknown)
+	assert.ErrorIs(t, c.members[lead].node.Read(ctx), errNodeInjected)
+	_, err = c.members[lead].node.Status(ctx)
+	assert.ErrorIs(t, err, errNodeInjected)
+}
+
+func TestNodeStartErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  raft.NodeConfig
+	}{
+		{name: "no storage", cfg: raft.NodeConfig{Raft: raft.Config{ID: 1}, StateMachine: &nodeTestSM{}}},
+		{name: "no state machine", cfg: raft.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage()}},
+		{name: "zero ID", cfg: raft.NodeConfig{Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}}},
+		{name: "negative tick", cfg: raft.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(),
+			StateMachine: &nodeTestSM{}, TickInterval: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := raft.NewNode(tt.cfg)
+			assert.ErrorIs(t, err, raft.ErrInvalidConfig)
+		})
+	}
+	t.Run("no transport", func(t *testing.T) {
+		n, err := raft.NewNode(raft.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}})
+		require.NoError(t, err)
+		assert.ErrorIs(t, n.Start([]uint64{1}), raft.ErrInvalidConfig)
+		n.Stop()
+		_, err = n.Propose(context.Background(), []byte("x"))
+		assert.ErrorIs(t, err, raft.ErrStopped)
+	})
+}

@@ -1,0 +1,80 @@
+package raft_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keelraft/raft"
+)
+
+// nodeBenchCluster starts a 3-Node memtransport cluster with MemoryStorage
+// and returns its leader.
+func nodeBenchCluster(b *testing.B) (*nodeCluster, *raft.Node) {
+	b.Helper()
+	c := newNodeClusterSM(b, 3, func(cfg *raft.NodeConfig) { cfg.TickInterval = 10 * time.Millisecond }, true)
+	lead := c.waitLeader()
+	c.propose("warm-up")
+	return c, c.members[lead].node
+}
+
+// BenchmarkNodePropose measures committed-and-applied proposals per second
+// (128-byte payloads) for concurrent proposers on the leader.
+func BenchmarkNodePropose(b *testing.B) {
+	for _, proposers := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("proposers=%d", proposers), func(b *testing.B) {
+			_, leader := nodeBenchCluster(b)
+			payload := make([]byte, 128)
+			var next atomic.Int64
+			var failed atomic.Value
+			ctx := context.Background()
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range proposers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if _, err := leader.Propose(ctx, payload); err != nil {
+							failed.Store(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if err, _ := failed.Load().(error); err != nil {
+				b.Fatalf("proposal failed: %v", err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "proposals/s")
+		})
+	}
+}
+
+// BenchmarkNodeProposeLatency measures one sequential proposer's latency
+// from Propose to the leader's applied result.
+func BenchmarkNodeProposeLatency(b *testing.B) {
+	_, leader := nodeBenchCluster(b)
+	payload := make([]byte, 128)
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if _, err := leader.Propose(ctx, payload); err != nil {
+			b.Fatalf("proposal failed: %v", err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
