@@ -50,7 +50,11 @@ func e2eBinary(t testing.TB) string {
 			return
 		}
 		e2eBin = filepath.Join(e2eBuildDir, "kvstore")
-		out, err := exec.Command("go", "build", "-o", e2eBin, ".").CombinedOutput()
+		args := []string{"build", "-o", e2eBin}
+		if e2eRace {
+			args = append(args, "-race") // the nodes run under the race detector too
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
 			e2eBuildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -126,6 +130,11 @@ func newE2ECluster(t testing.TB, n int, extra ...string) *e2eCluster {
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
 			c.kill(nd.id)
+		}
+		for id, nd := range c.nodes {
+			if b, _ := os.ReadFile(nd.logPath); strings.Contains(string(b), "DATA RACE") {
+				t.Errorf("node %d reported a data race", id)
+			}
 		}
 		if t.Failed() {
 			for id, nd := range c.nodes {

@@ -17,6 +17,11 @@ import (
 // reads behind one read barrier).
 const maxPipeline = 256
 
+// maxPipelineBytes bounds the argument bytes of such a group (a single
+// command may exceed it, up to the reader's own limits), so that a
+// pipelining client holds a bounded amount of memory.
+const maxPipelineBytes = 1 << 20
+
 func (s *server) acceptRESP() {
 	defer s.wg.Done()
 	for {
@@ -90,7 +95,8 @@ func (s *server) serveConn(c net.Conn) {
 		_ = c.SetReadDeadline(time.Now().Add(s.cfg.ClientTimeout))
 		batch = batch[:0]
 		var perr error
-		for len(batch) < maxPipeline {
+		size := 0
+		for len(batch) < maxPipeline && size < maxPipelineBytes {
 			args, err := rd.ReadCommand()
 			if err != nil {
 				if !errors.Is(err, errProtocol) {
@@ -103,6 +109,9 @@ func (s *server) serveConn(c net.Conn) {
 			}
 			if args != nil {
 				batch = append(batch, args)
+				for _, a := range args {
+					size += len(a)
+				}
 			}
 			if rd.Buffered() == 0 {
 				break
