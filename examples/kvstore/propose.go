@@ -233,7 +233,7 @@ func (s *server) status(ctx context.Context) (nodeStatus, error) {
 		return nodeStatus{}, err
 	}
 	ns := nodeStatus{
-		ID: st.ID, Role: st.RaftState.String(), Term: st.Term, Leader: st.Lead, Commit: st.Commit,
+		ID: st.ID, Role: roleName(st.RaftState.String()), Term: st.Term, Leader: st.Lead, Commit: st.Commit,
 		Applied: s.node.AppliedIndex(), Voters: st.Config.Voters, Learners: st.Config.Learners,
 		Nodes: s.kv.allNodes(),
 	}

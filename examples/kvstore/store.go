@@ -46,7 +46,9 @@ func (it *kvItem) expired(now int64) bool { return it.exp != 0 && now > it.exp }
 // it announces when it becomes leader) and its raft address (recorded when
 // it is added through POST /members).
 type nodeInfo struct {
-	HTTP, RESP, Raft string
+	HTTP string `json:"http,omitempty"`
+	RESP string `json:"resp,omitempty"`
+	Raft string `json:"raft,omitempty"`
 }
 
 // kvStore is the replicated state machine: a map of keys with expiry
