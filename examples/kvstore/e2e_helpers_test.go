@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,6 +96,7 @@ type e2eCluster struct {
 	t     testing.TB
 	bin   string
 	auth  string
+	tls   *tls.Config // the clients' TLS configuration, when the nodes use TLS
 	nodes map[uint64]*e2eNode
 }
 
@@ -244,6 +246,10 @@ func (c *e2eCluster) httpDo(id uint64, method, path string, body string, out any
 		req.Header.Set("Authorization", "Bearer "+c.auth)
 	}
 	cl := &http.Client{Timeout: 70 * time.Second}
+	if c.tls != nil {
+		req.URL.Scheme = "https"
+		cl.Transport = &http.Transport{TLSClientConfig: c.tls}
+	}
 	resp, err := cl.Do(req)
 	require.NoError(c.t, err)
 	defer resp.Body.Close()
@@ -302,7 +308,18 @@ func (e respError) Error() string { return string(e) }
 
 func dialRESP(t testing.TB, addr string) *respClient {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	return dialRESPTLS(t, addr, nil)
+}
+
+func dialRESPTLS(t testing.TB, addr string, cfg *tls.Config) *respClient {
+	t.Helper()
+	var conn net.Conn
+	var err error
+	if cfg != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, cfg)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, 2*time.Second)
+	}
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return &respClient{t: t, conn: conn, r: bufio.NewReader(conn)}

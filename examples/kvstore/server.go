@@ -177,9 +177,16 @@ func newServer(cfg config) (*server, error) {
 			peers[id] = addr
 		}
 	}
+	var raftTLS *tls.Config
+	if tlsCfg != nil {
+		// Between nodes, TLS is mutual: a peer must present a certificate
+		// that the CA signed. Clients of RESP and HTTP need not.
+		raftTLS = tlsCfg.Clone()
+		raftTLS.ClientAuth = tls.RequireAndVerifyClientCert
+	}
 	s.tr, err = tcptransport.New(tcptransport.Config{
 		ID: cfg.ID, ClusterID: cfg.ClusterID, Listener: raftLn, Peers: peers,
-		Handler: s.node, TLS: tlsCfg, Logger: s.log,
+		Handler: s.node, TLS: raftTLS, Logger: s.log,
 	})
 	if err != nil {
 		_ = raftLn.Close()
