@@ -259,13 +259,19 @@ func (s *server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		httpError(w, memberErr(err), err.Error())
 		return
 	}
+	// Caught up: it holds what was committed when it was added (the
+	// commit index keeps moving under load, so it is not chased).
+	var target uint64
 	for {
 		st, err := s.node.Status(ctx)
 		if err != nil {
 			httpError(w, memberErr(err), err.Error())
 			return
 		}
-		if pr, ok := st.Progress[id]; ok && pr.Match >= st.Commit {
+		if target == 0 {
+			target = st.Commit
+		}
+		if pr, ok := st.Progress[id]; ok && pr.Match >= target {
 			break
 		}
 		select {

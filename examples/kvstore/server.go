@@ -120,33 +120,34 @@ func newServer(cfg config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cleanup := func() {
-		for _, c := range []interface{ Close() error }{s.respLn, s.httpLn, s.tr, s.wal} {
-			if c != nil && !isNil(c) {
-				_ = c.Close()
-			}
-		}
-	}
+	// On failure, close what was opened, in reverse order.
+	var closers []func() error
 	ok := false
 	defer func() {
 		if !ok {
-			cleanup()
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
 		}
 	}()
 	if s.wal, err = wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.Options{}); err != nil {
 		return nil, err
 	}
+	closers = append(closers, s.wal.Close)
 	// Listen before starting raft, so a busy port fails fast.
 	if s.respLn, err = net.Listen("tcp", cfg.RESPAddr); err != nil {
 		return nil, fmt.Errorf("RESP listener: %w", err)
 	}
+	closers = append(closers, s.respLn.Close)
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("HTTP listener: %w", err)
 	}
+	closers = append(closers, s.httpLn.Close)
 	raftLn, err := net.Listen("tcp", cfg.Peers[cfg.ID])
 	if err != nil {
 		return nil, fmt.Errorf("raft listener: %w", err)
 	}
+	closers = append(closers, raftLn.Close) // the transport closes it once it owns it
 	if tlsCfg != nil {
 		s.respLn = tls.NewListener(s.respLn, tlsCfg)
 		s.httpLn = tls.NewListener(s.httpLn, tlsCfg)
@@ -168,7 +169,6 @@ func newServer(cfg config) (*server, error) {
 		OnLeaderChange: s.onLeaderChange, OnConfChange: s.onConfChange,
 	})
 	if err != nil {
-		_ = raftLn.Close()
 		return nil, err
 	}
 	peers := map[uint64]string{}
@@ -189,9 +189,9 @@ func newServer(cfg config) (*server, error) {
 		Handler: s.node, TLS: raftTLS, Logger: s.log,
 	})
 	if err != nil {
-		_ = raftLn.Close()
 		return nil, err
 	}
+	closers = append(closers, s.tr.Close)
 	s.node.SetTransport(s.tr)
 	var voters []uint64
 	if !cfg.Join {
@@ -206,8 +206,10 @@ func newServer(cfg config) (*server, error) {
 	ok = true
 
 	s.httpSrv = &http.Server{
-		Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(s.log),
+		Handler: s.routes(), ReadHeaderTimeout: cfg.ClientTimeout, ReadTimeout: cfg.ClientTimeout,
+		IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(s.log),
 	}
+	s.httpLn = newLimitListener(s.httpLn, cfg.MaxClients)
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
@@ -216,18 +218,6 @@ func newServer(cfg config) (*server, error) {
 	go s.acceptRESP()
 	go s.expireLoop()
 	return s, nil
-}
-
-func isNil(c any) bool {
-	switch v := c.(type) {
-	case net.Listener:
-		return v == nil
-	case *tcptransport.Transport:
-		return v == nil
-	case *wal.Log:
-		return v == nil
-	}
-	return false
 }
 
 // Close stops the node cleanly: no new requests, raft stopped, storage

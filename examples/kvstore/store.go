@@ -303,11 +303,15 @@ func (s *kvStore) revision(k string) (uint64, <-chan struct{}) {
 // Snapshot implements raft.StateMachine: the image is encoded at once
 // under the lock, so later Applies do not change it.
 //
-//	"KVS1" nodes(uvarint) {id addrs(3 strings)}... keys(uvarint) {key val exp(varint) rev(uvarint)}...
+//	"KVS1" last(uvarint) nodes(uvarint) {id addrs(3 strings)}... keys(uvarint) {key val exp(varint) rev(uvarint)}...
+//
+// The image is built in memory: fine for the data sizes this example is
+// meant for.
 func (s *kvStore) Snapshot() (io.ReadCloser, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	b := []byte("KVS1")
+	b = binary.AppendUvarint(b, s.last)
 	ids := make([]uint64, 0, len(s.nodes))
 	for id := range s.nodes {
 		ids = append(ids, id)
@@ -345,12 +349,13 @@ func (s *kvStore) Restore(r io.Reader) error {
 	}
 	data := map[string]*kvItem{}
 	nodes := map[uint64]nodeInfo{}
-	var maxRev uint64
+	var last uint64
 	if len(img) > 0 {
 		if !bytes.HasPrefix(img, []byte("KVS1")) {
 			return errors.New("kvstore: snapshot image has no KVS1 header")
 		}
 		d := &decoder{b: img[4:]}
+		last = d.uvarint()
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			id := d.uvarint()
@@ -359,9 +364,7 @@ func (s *kvStore) Restore(r io.Reader) error {
 		n = d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			k := string(d.bytes())
-			it := &kvItem{val: d.bytes(), exp: d.varint(), rev: d.uvarint()}
-			data[k] = it
-			maxRev = max(maxRev, it.rev)
+			data[k] = &kvItem{val: d.bytes(), exp: d.varint(), rev: d.uvarint()}
 		}
 		if d.err != nil || len(d.b) != 0 {
 			return fmt.Errorf("kvstore: corrupt snapshot image: %v", d.err)
@@ -371,8 +374,8 @@ func (s *kvStore) Restore(r io.Reader) error {
 	s.data, s.nodes = data, nodes
 	clear(s.tomb)
 	// Deletions before the snapshot are unknown: treat them as happening
-	// at the newest revision the image shows.
-	s.floor = maxRev
+	// at the last command the image covers.
+	s.floor, s.last = last, last
 	if s.onPeer != nil {
 		for id, ni := range nodes {
 			if ni.Raft != "" {

@@ -149,6 +149,8 @@ func TestStoreSnapshotRestore(t *testing.T) {
 	_, _, ok = dst.get([]byte("a"), 51)
 	assert.False(t, ok, "expiry survives the snapshot")
 	assert.Equal(t, []string{"h:7004"}, peers, "raft addresses are handed to the transport")
+	rev, _ = dst.revision("deleted-before-the-snapshot")
+	assert.Equal(t, uint64(5), rev, "a missing key's history is unknown up to the snapshot: watches from before it fire")
 	ni, ok := dst.nodeInfo(1)
 	require.True(t, ok)
 	assert.Equal(t, "h:8081", ni.HTTP)

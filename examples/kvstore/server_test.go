@@ -1,0 +1,69 @@
+package main
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func testConfig(t testing.TB, dir string) config {
+	t.Helper()
+	ports := freePorts(t, 3)
+	return config{
+		ID: 1, Peers: map[uint64]string{1: addrOf(ports[0])}, RESPAddr: addrOf(ports[1]), HTTPAddr: addrOf(ports[2]),
+		DataDir: dir, Tick: 10 * time.Millisecond, RequestTimeout: 2 * time.Second, ClientTimeout: time.Second,
+		MaxBulk: 1 << 20, MaxClients: 10, ClusterID: 1, SnapshotEntries: 100,
+	}
+}
+
+func addrOf(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// A node that cannot start (its RESP port is taken) reports which
+// listener failed and releases its data directory, so that a retry works.
+func TestNewServerFailsCleanlyOnBusyPort(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	busy, err := net.Listen("tcp", cfg.RESPAddr)
+	require.NoError(t, err)
+	_, err = newServer(cfg)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "RESP listener")
+	require.NoError(t, busy.Close())
+
+	s, err := newServer(cfg)
+	require.NoError(t, err, "the data directory was unlocked and the ports released")
+	defer s.Close()
+	cl := dialRESP(t, cfg.RESPAddr)
+	assert.Eventually(t, func() bool { v, _ := cl.do("SET", "k", "v"); return v == "OK" }, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestParseCluster(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    map[uint64]string
+		wantErr bool
+	}{
+		{name: "three", in: "1=a:1,2=b:2,3=c:3", want: map[uint64]string{1: "a:1", 2: "b:2", 3: "c:3"}},
+		{name: "spaces", in: "1=a:1, 2=b:2", want: map[uint64]string{1: "a:1", 2: "b:2"}},
+		{name: "zero id", in: "0=a:1", wantErr: true},
+		{name: "no address", in: "1=", wantErr: true},
+		{name: "no equals", in: "1", wantErr: true},
+		{name: "duplicate", in: "1=a:1,1=b:2", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCluster(tt.in)
+			if tt.wantErr {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
