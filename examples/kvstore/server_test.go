@@ -2,7 +2,9 @@ package main
 
 import (
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +68,44 @@ func TestParseCluster(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
+}
+
+func TestHTTPBadInput(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s, err := newServer(cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	base := "http://" + cfg.HTTPAddr
+	do := func(method, path string, body string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Eventually(t, func() bool { return do("PUT", "/kv/ok", "v") == http.StatusOK }, 5*time.Second, 10*time.Millisecond)
+	tests := []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{name: "value over --max-bulk", method: "PUT", path: "/kv/big", body: strings.Repeat("x", 1<<20+1), want: http.StatusRequestEntityTooLarge},
+		{name: "unknown consistency", method: "GET", path: "/kv/ok?consistency=bogus", want: http.StatusBadRequest},
+		{name: "watch index not a number", method: "GET", path: "/kv/ok?index=abc", want: http.StatusBadRequest},
+		{name: "negative wait", method: "GET", path: "/kv/ok?index=1&wait=-1s", want: http.StatusBadRequest},
+		{name: "bad ttl", method: "PUT", path: "/kv/ok?ttl=soon", body: "v", want: http.StatusBadRequest},
+		{name: "member without id", method: "POST", path: "/members?addr=x:1", want: http.StatusBadRequest},
+		{name: "member id not a number", method: "DELETE", path: "/members/abc", want: http.StatusBadRequest},
+		{name: "transfer without target", method: "POST", path: "/transfer?to=x", want: http.StatusBadRequest},
+		{name: "transfer to a non-member", method: "POST", path: "/transfer?to=9", want: http.StatusBadRequest},
+		{name: "unknown path", method: "GET", path: "/nope", want: http.StatusNotFound},
+		{name: "missing key", method: "GET", path: "/kv/missing", want: http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, do(tt.method, tt.path, tt.body))
+		})
+	}
+	assert.Equal(t, http.StatusOK, do("GET", "/kv/ok", ""), "the server still serves")
 }
