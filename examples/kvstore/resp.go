@@ -20,7 +20,7 @@ const (
 
 // errProtocol is wrapped by every error respReader returns for malformed
 // input (as opposed to I/O errors).
-var errProtocol = errors.New("Protocol error")
+var errProtocol = errors.New("protocol error")
 
 // respReader reads RESP2 commands: arrays of bulk strings, as clients send
 // them, or inline commands (a line of space-separated words) as typed into

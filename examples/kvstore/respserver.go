@@ -120,7 +120,8 @@ func (s *server) serveConn(c net.Conn) {
 		rc.serveBatch(batch)
 		if perr != nil && errors.Is(perr, errProtocol) {
 			s.metrics.protocolErrors.Add(1)
-			rc.w.err("ERR " + perr.Error())
+			// Redis's wording, which clients recognise.
+			rc.w.err("ERR Protocol error: " + strings.TrimPrefix(perr.Error(), errProtocol.Error()+": "))
 			rc.quit = true
 		}
 		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.ClientTimeout))
