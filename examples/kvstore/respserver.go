@@ -381,11 +381,7 @@ func (rc *respConn) serveReads(names []string, batch [][][]byte) {
 				rc.w.err(wrongArgs(name))
 				continue
 			}
-			keys, err := kv.keys(string(args[1]), now, 1<<20)
-			if err != nil {
-				rc.w.err("ERR invalid pattern")
-				continue
-			}
+			keys := kv.keys(string(args[1]), now, 1<<20)
 			rc.w.array(len(keys))
 			for _, k := range keys {
 				rc.w.bulk([]byte(k))

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"sort"
 	"strconv"
 	"sync"
@@ -245,19 +244,16 @@ func (s *kvStore) count(now int64) int {
 	return n
 }
 
-// keys returns the live keys matching the glob pattern (path.Match syntax,
-// which covers Redis's *, ?, [...] and \), sorted, at most limit of them.
-func (s *kvStore) keys(pattern string, now int64, limit int) ([]string, error) {
-	if _, err := path.Match(pattern, ""); err != nil {
-		return nil, err
-	}
+// keys returns the live keys matching the Redis glob pattern, sorted, at
+// most limit of them.
+func (s *kvStore) keys(pattern string, now int64, limit int) []string {
 	s.mu.RLock()
 	var out []string
 	for k, it := range s.data {
 		if it.expired(now) {
 			continue
 		}
-		if ok, _ := path.Match(pattern, k); ok || pattern == "*" {
+		if pattern == "*" || globMatch(pattern, k) {
 			out = append(out, k)
 		}
 	}
@@ -266,7 +262,7 @@ func (s *kvStore) keys(pattern string, now int64, limit int) ([]string, error) {
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	return out, nil
+	return out
 }
 
 func (s *kvStore) nodeInfo(id uint64) (nodeInfo, bool) {

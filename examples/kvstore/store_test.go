@@ -139,8 +139,7 @@ func TestStoreSnapshotRestore(t *testing.T) {
 	dst := newKVStore(func(id uint64, addr string) { peers = append(peers, addr) })
 	applyCmds(t, dst, 2, &command{Op: opSet, Now: 1, Key: []byte("old"), Val: []byte("gone")})
 	require.NoError(t, dst.Restore(bytesReader(img)))
-	keys, err := dst.keys("*", 10, 100)
-	require.NoError(t, err)
+	keys := dst.keys("*", 10, 100)
 	assert.Equal(t, []string{"a", "b\x00"}, keys)
 	v, rev, ok := dst.get([]byte("b\x00"), 10)
 	require.True(t, ok)
@@ -199,13 +198,46 @@ func TestStoreKeysPattern(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.keys(tt.pattern, 1, 100)
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.want, s.keys(tt.pattern, 1, 100))
 		})
 	}
-	_, err := s.keys("[", 1, 100)
-	assert.Error(t, err)
+}
+
+func TestGlobMatch(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"*", "", true},
+		{"*", "a/b", true},
+		{"a*", "a/b/c", true},
+		{"*b", "a/b", true},
+		{"a*c", "abbbc", true},
+		{"a*c", "abbb", false},
+		{"a?c", "abc", true},
+		{"a?c", "ac", false},
+		{"[abc]x", "bx", true},
+		{"[^abc]x", "bx", false},
+		{"[^abc]x", "dx", true},
+		{"[a-c]", "b", true},
+		{"[c-a]", "b", true},
+		{"[a-c]", "d", false},
+		{`\*`, `*`, true},
+		{`\*`, `a`, false},
+		{`\\*`, `\abc`, true},
+		{`\*x`, "*x", true},
+		{`\*x`, "ax", false},
+		{`h[\]]llo`, "h]llo", true},
+		{"*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false},
+		{"[", "", false},
+		{"user:*", "user:1", true},
+		{"user:*", "item:1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern+" "+tt.s, func(t *testing.T) {
+			assert.Equal(t, tt.want, globMatch(tt.pattern, tt.s))
+		})
+	}
 }
 
 // FuzzDecodeCommand: a log entry's data never crashes a replica, and what
