@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 func testConfig(t testing.TB, dir string) config {
@@ -108,4 +109,28 @@ func TestHTTPBadInput(t *testing.T) {
 		})
 	}
 	assert.Equal(t, http.StatusOK, do("GET", "/kv/ok", ""), "the server still serves")
+}
+
+// A server started and closed in-process leaves no goroutine behind, even
+// with client connections open, a watch waiting and a pipelined write in
+// flight.
+func TestServerCloseLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cfg := testConfig(t, t.TempDir())
+	s, err := newServer(cfg)
+	require.NoError(t, err)
+	cl := dialRESP(t, cfg.RESPAddr)
+	require.Eventually(t, func() bool { v, _ := cl.do("SET", "k", "v"); return v == "OK" }, 5*time.Second, 10*time.Millisecond)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		resp, err := http.Get("http://" + cfg.HTTPAddr + "/kv/k?index=1000000&wait=1m")
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	require.NoError(t, cl.send("SET", "k2", "v"))
+	s.Close()
+	<-watchDone
+	http.DefaultClient.CloseIdleConnections()
 }
