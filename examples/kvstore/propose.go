@@ -57,7 +57,7 @@ func (s *server) write(ctx context.Context, cmds []*command) ([]*result, error) 
 			if !ok || ni.HTTP == "" || nl.Leader == s.cfg.ID {
 				break // leader unknown, or its address not applied here yet
 			}
-			res, ferr := s.forward(ctx, ni.HTTP, data)
+			res, ferr := s.forwardGrouped(ctx, ni.HTTP, data)
 			if ferr == nil {
 				s.metrics.forwarded.Add(uint64(len(cmds)))
 				return res, nil

@@ -65,6 +65,8 @@ type server struct {
 
 	stopc chan struct{}
 	wg    sync.WaitGroup
+	// fwdc queues writes for the forward workers.
+	fwdc chan *fwdReq
 	// base is cancelled when the server stops, ending every request.
 	base       context.Context
 	cancelBase context.CancelFunc
@@ -114,6 +116,7 @@ func newServer(cfg config) (*server, error) {
 	s := &server{
 		cfg: cfg, log: cfg.Logger.With(zap.Uint64("node", cfg.ID)), metrics: newMetrics(),
 		stopc: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
+		fwdc: make(chan *fwdReq, fwdQueue),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	tlsCfg, err := loadTLS(cfg)
@@ -217,6 +220,10 @@ func newServer(cfg config) (*server, error) {
 	}()
 	go s.acceptRESP()
 	go s.expireLoop()
+	for i := 0; i < fwdWorkers; i++ {
+		s.wg.Add(1)
+		go s.forwardWorker()
+	}
 	return s, nil
 }
 
