@@ -58,6 +58,7 @@ func (a *nodeApplier) apply(t nodeApplyTask) bool {
 				return false
 			}
 		case len(e.Data) == 0:
+			a.flush() // complete proposals in log order
 			n.props.applied(e, nil, nil)
 		default:
 			a.batch = append(a.batch, *e)

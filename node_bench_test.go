@@ -77,4 +77,6 @@ func BenchmarkNodeProposeLatency(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)*90/100].Microseconds()), "p90-µs")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds()), "p95-µs")
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
@@ -162,7 +165,7 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 	c.tb.Helper()
 	m := &nodeMember{sm: &nodeTestSM{countOnly: c.countOnly}, storage: storage, leaders: make(chan [2]uint64, 1024)}
 	cfg := raft.NodeConfig{
-		Raft:         raft.Config{ID: id, ElectionTick: 10, HeartbeatTick: 1},
+		Raft:         raft.Config{ID: id, ElectionTick: 20, HeartbeatTick: 1},
 		Storage:      storage,
 		StateMachine: m.sm,
 		TickInterval: 5 * time.Millisecond,
@@ -172,6 +175,9 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 			default:
 			}
 		},
+	}
+	if os.Getenv("NODE_DEBUG") != "" {
+		cfg.Raft.Logger = zaptest.NewLogger(c.tb).With(zap.Uint64("node", id))
 	}
 	if c.tune != nil {
 		c.tune(&cfg)

@@ -19,7 +19,7 @@ func (n *Node) runLoop() {
 			n.handleReady()
 		}
 		if soft, term := n.rn.raft.softState(), n.rn.raft.Term; soft != prevSoft || term != prevTerm {
-			n.onRoleChange(prevSoft, soft, term)
+			n.onRoleChange(soft, term)
 			prevSoft, prevTerm = soft, term
 		}
 		select {
@@ -31,9 +31,7 @@ func (n *Node) runLoop() {
 			n.props.expireLost(n.ticks)
 			n.reads.retry(n)
 		case m := <-n.recvc:
-			if err := n.rn.Step(m); err != nil {
-				n.logger.Debug("step failed", zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Error(err))
-			}
+			n.step(m)
 		case rep := <-n.reportc:
 			if rep.snap {
 				n.rn.ReportSnapshot(rep.id, rep.status)
@@ -45,15 +43,57 @@ func (n *Node) runLoop() {
 		case req := <-n.propc:
 			n.stepProposals(req)
 		case k := <-n.persistedc:
-			for _, rd := range n.persistInflight[:k] {
-				n.rn.AckPersisted(rd)
-			}
-			n.persistInflight = append(n.persistInflight[:0], n.persistInflight[k:]...)
+			n.ackPersisted(k)
 		case idx := <-n.appliedc:
-			n.rn.AckApplied(idx)
-			n.applyInflight--
+			n.ackApplied(idx)
+		}
+		n.drainEvents()
+	}
+}
+
+// nodeEventBatch bounds the events the loop handles before it takes the
+// next Ready.
+const nodeEventBatch = 64
+
+// drainEvents handles the messages, proposals and acknowledgements already
+// queued, so that they share one Ready (one append message per peer, one
+// write) instead of taking one each.
+func (n *Node) drainEvents() {
+	for range nodeEventBatch {
+		select {
+		case m := <-n.recvc:
+			n.step(m)
+		case req := <-n.propc:
+			n.stepProposals(req)
+		case k := <-n.persistedc:
+			n.ackPersisted(k)
+		case idx := <-n.appliedc:
+			n.ackApplied(idx)
+		default:
+			return
 		}
 	}
+}
+
+func (n *Node) step(m Message) {
+	if err := n.rn.Step(m); err != nil {
+		n.logger.Debug("step failed", zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Error(err))
+	}
+}
+
+// ackPersisted acknowledges the k oldest Readies the persist goroutine
+// made durable.
+func (n *Node) ackPersisted(k int) {
+	for _, rd := range n.persistInflight[:k] {
+		n.rn.AckPersisted(rd)
+	}
+	clear(n.persistInflight[:k])
+	n.persistInflight = append(n.persistInflight[:0], n.persistInflight[k:]...)
+}
+
+func (n *Node) ackApplied(index uint64) {
+	n.rn.AckApplied(index)
+	n.applyInflight--
 }
 
 // handleReady takes one Ready and dispatches it: messages to the transport
@@ -79,7 +119,7 @@ func (n *Node) handleReady() {
 
 // onRoleChange publishes a new leader or term and handles proposals whose
 // leader lost office.
-func (n *Node) onRoleChange(_, soft SoftState, term uint64) {
+func (n *Node) onRoleChange(soft SoftState, term uint64) {
 	n.watch.setLeader(soft.Lead, term)
 	n.notifier.leaderChanged(soft.Lead, term)
 	n.props.leaderLost(n.ticks+2*uint64(n.cfg.Raft.ElectionTick), term, soft.RaftState == StateLeader)

@@ -185,9 +185,3 @@ func (w *nodeWatch) leaderAndChan() (uint64, chan struct{}) {
 	defer w.mu.Unlock()
 	return w.leader, w.changed
 }
-
-func (w *nodeWatch) leaderTerm() uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.term
-}

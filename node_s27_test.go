@@ -56,24 +56,75 @@ func (c *nodeCluster) proposeAsync(ctx context.Context, id uint64, data string) 
 	return out
 }
 
+// appendCut runs a scenario on a leader: cut (given the leader and the
+// others) isolates it in some way, then data is proposed on it until the
+// storage of the node that watch picks holds it. If the leader lost office
+// before it could append (a spurious election on a loaded machine), the
+// links are healed and the scenario starts again with the new leader.
+func (c *nodeCluster) appendCut(ctx context.Context, data string, cut func(lead uint64, others []uint64),
+	watch func(lead uint64, others []uint64) uint64) (uint64, chan nodeProposeOutcome) {
+	c.tb.Helper()
+	for attempt := 0; ; attempt++ {
+		require.Less(c.tb, attempt, 5, "no leader stayed long enough to run the scenario")
+		c.net.HealAll()
+		lead := c.waitLeader()
+		c.waitReplicating(lead)
+		others := nodeOthers(c.ids, lead)
+		cut(lead, others)
+		out := c.proposeAsync(ctx, lead, data)
+		storage := c.members[watch(lead, others)].storage
+		var early *nodeProposeOutcome
+		nodeWaitFor(c.tb, "the entry to be appended", func() bool {
+			select {
+			case o := <-out:
+				early = &o
+				return true
+			default:
+				return nodeHasEntry(storage, data)
+			}
+		})
+		if early == nil {
+			return lead, out
+		}
+		require.True(c.tb, errors.Is(early.err, raft.ErrNotLeader) || errors.Is(early.err, raft.ErrProposalDropped),
+			"the proposal ended before it was appended with %v", early.err)
+		c.tb.Logf("leader %d lost office before appending (%v); again", lead, early.err)
+	}
+}
+
+// waitReplicating waits until leader lead streams its whole log to every
+// follower, so that an entry it appends is sent at once (a follower whose
+// acknowledgements were never heard is only probed).
+func (c *nodeCluster) waitReplicating(lead uint64) {
+	c.tb.Helper()
+	nodeWaitFor(c.tb, "the followers to catch up", func() bool {
+		st, err := c.members[lead].node.Status(context.Background())
+		if err != nil || st.RaftState != raft.StateLeader {
+			return true // the caller finds out
+		}
+		for id, pr := range st.Progress {
+			if id != lead && (pr.State != raft.ProgressStateReplicate || pr.Match < st.Commit) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // TestNodeS27LostLeaderEntryCommits: a leader appends an entry and
 // replicates it to one follower, but hears no acknowledgement and loses
 // office; the entry commits under the next leader. The proposer must learn
 // success or "unknown", never failure (RELIABILITY.md S27).
 func TestNodeS27LostLeaderEntryCommits(t *testing.T) {
 	c := newNodeCluster(t, 3, nil)
-	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 	c.propose("before")
-	others := nodeOthers(c.ids, lead)
-	a, b := others[0], others[1]
-	// The leader reaches a only; nothing reaches the leader.
-	c.net.Cut(lead, b)
-	c.net.Cut(a, lead)
-	c.net.Cut(b, lead)
-
-	out := c.proposeAsync(ctx, lead, "s27")
-	nodeWaitFor(t, "the entry to reach the follower", func() bool { return nodeHasEntry(c.members[a].storage, "s27") })
+	// The leader reaches one follower only; nothing reaches the leader.
+	lead, out := c.appendCut(ctx, "s27", func(lead uint64, others []uint64) {
+		c.net.Cut(lead, others[1])
+		c.net.Cut(others[0], lead)
+		c.net.Cut(others[1], lead)
+	}, func(_ uint64, others []uint64) uint64 { return others[0] })
 	nodeWaitFor(t, "the leader to step down", func() bool {
 		l, _ := c.members[lead].node.LeaderID()
 		return l != lead
@@ -100,17 +151,15 @@ func TestNodeS27LostLeaderEntryCommits(t *testing.T) {
 // failure or "unknown", never success, and the entry applies nowhere.
 func TestNodeOverwrittenProposalFails(t *testing.T) {
 	c := newNodeCluster(t, 3, nil)
-	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 	c.propose("before")
-	others := nodeOthers(c.ids, lead)
-	for _, id := range others {
-		c.net.Cut(lead, id)
-		c.net.Cut(id, lead)
-	}
-	out := c.proposeAsync(ctx, lead, "doomed")
-	nodeWaitFor(t, "the isolated leader to append", func() bool { return nodeHasEntry(c.members[lead].storage, "doomed") })
-	c.proposeAmong(others, "other")
+	lead, out := c.appendCut(ctx, "doomed", func(lead uint64, others []uint64) {
+		for _, id := range others {
+			c.net.Cut(lead, id)
+			c.net.Cut(id, lead)
+		}
+	}, func(lead uint64, _ []uint64) uint64 { return lead })
+	c.proposeAmong(nodeOthers(c.ids, lead), "other")
 	c.net.HealAll()
 
 	o := <-out
@@ -129,13 +178,12 @@ func TestNodeOverwrittenProposalFails(t *testing.T) {
 // ErrStopped.
 func TestNodeStopWithPendingProposal(t *testing.T) {
 	c := newNodeCluster(t, 3, nil)
-	lead := c.waitLeader()
 	ctx := nodeCtx(t)
-	for _, id := range nodeOthers(c.ids, lead) {
-		c.net.Cut(lead, id)
-	}
-	out := c.proposeAsync(ctx, lead, "pending")
-	nodeWaitFor(t, "the leader to append", func() bool { return nodeHasEntry(c.members[lead].storage, "pending") })
+	lead, out := c.appendCut(ctx, "pending", func(lead uint64, others []uint64) {
+		for _, id := range others {
+			c.net.Cut(lead, id)
+		}
+	}, func(lead uint64, _ []uint64) uint64 { return lead })
 	c.stop(lead)
 	o := <-out
 	assert.ErrorIs(t, o.err, raft.ErrProposalUnknown)
