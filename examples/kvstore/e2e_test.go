@@ -98,7 +98,13 @@ func TestE2ECluster(t *testing.T) {
 	t.Run("WAIT", func(t *testing.T) {
 		cl := clients[2]
 		require.Equal(t, "OK", cl.must("SET", "waited", "1"))
-		assert.Equal(t, int64(2), cl.must("WAIT", "2", "5000"), "both replicas hold the write")
+		assert.Equal(t, int64(2), cl.must("WAIT", "2", "5000"), "both other nodes applied the write")
+		// So a stale read anywhere sees it.
+		for id := uint64(1); id <= 3; id++ {
+			ro := dialRESP(t, c.nodes[id].resp)
+			require.Equal(t, "OK", ro.must("READONLY"))
+			assert.Equal(t, []byte("1"), ro.must("GET", "waited"), "node %d", id)
+		}
 	})
 
 	t.Run("READONLY reads locally", func(t *testing.T) {

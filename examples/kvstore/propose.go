@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/keelraft/raft"
@@ -246,18 +247,9 @@ func (s *server) status(ctx context.Context) (nodeStatus, error) {
 	return ns, nil
 }
 
-// leaderStatus returns the leader's status: this node's, or fetched from
-// the leader's HTTP API.
-func (s *server) leaderStatus(ctx context.Context) (nodeStatus, error) {
-	lead, _ := s.node.LeaderID()
-	if lead == s.cfg.ID {
-		return s.status(ctx)
-	}
-	ni, ok := s.kv.nodeInfo(lead)
-	if lead == raft.None || !ok || ni.HTTP == "" {
-		return nodeStatus{}, errUnavailable
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.scheme+"://"+ni.HTTP+"/status", nil)
+// remoteStatus fetches GET /status from the node at httpAddr.
+func (s *server) remoteStatus(ctx context.Context, httpAddr string) (nodeStatus, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.scheme+"://"+httpAddr+"/status", nil)
 	if err != nil {
 		return nodeStatus{}, err
 	}
@@ -277,33 +269,61 @@ func (s *server) leaderStatus(ctx context.Context) (nodeStatus, error) {
 	return ns, nil
 }
 
-// waitReplicas implements WAIT: it returns how many nodes other than the
-// leader hold the log up to index (their Match, which the leader tracks;
-// a replica applies an entry as soon as it learns it is committed), once
-// that reaches n or timeout expires (0: no limit).
+// waitReplicas implements WAIT: once this node has applied the log up to
+// index (the connection's last write), it returns how many other members
+// have applied it too (each asked over its HTTP API), as soon as that
+// reaches n or when timeout expires (0: no limit). After "WAIT 2" returned
+// 2 on a 3-node cluster, a stale read on any node sees the write.
 func (s *server) waitReplicas(ctx context.Context, index uint64, n int64, timeout time.Duration) int64 {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	var got int64
+	if err := s.node.WaitApplied(ctx, index); err != nil {
+		return 0
+	}
+	reached := map[uint64]bool{} // applied only grows: a node counted stays counted
 	for {
-		if ns, err := s.leaderStatus(ctx); err == nil {
-			got = 0
-			for id, pr := range ns.Progress {
-				if id != ns.Leader && pr.Match >= index {
-					got++
-				}
-			}
-			if got >= n {
-				return got
-			}
+		s.markApplied(ctx, index, reached)
+		if got := int64(len(reached)); got >= n || ctx.Err() != nil {
+			return got
 		}
 		select {
 		case <-ctx.Done():
-			return got
+			return int64(len(reached))
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// markApplied asks every other member not yet in reached, at once, how far
+// it applied, and adds those at index or beyond. A member that does not
+// answer within half a second is not added.
+func (s *server) markApplied(ctx context.Context, index uint64, reached map[uint64]bool) {
+	s.mu.Lock()
+	members := append(append([]uint64(nil), s.members.Voters...), s.members.Learners...)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	addrs := map[uint64]string{}
+	for _, id := range members {
+		if ni, ok := s.kv.nodeInfo(id); ok && id != s.cfg.ID && !reached[id] && ni.HTTP != "" {
+			addrs[id] = ni.HTTP
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, addr := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if st, err := s.remoteStatus(ctx, addr); err == nil && st.Applied >= index {
+				mu.Lock()
+				reached[id] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -220,6 +220,7 @@ func newServer(cfg config) (*server, error) {
 	}()
 	go s.acceptRESP()
 	go s.expireLoop()
+	s.announce()
 	for i := 0; i < fwdWorkers; i++ {
 		s.wg.Add(1)
 		go s.forwardWorker()
@@ -259,23 +260,28 @@ func (s *server) onLeaderChange(leader, term uint64) {
 	if leader != s.cfg.ID {
 		return
 	}
-	// Announce our client addresses through the log, so that followers can
-	// forward writes to us.
+	// Announce our client addresses again, so that followers can forward
+	// writes to us (the log may hold an older address, or none yet).
+	s.announce()
+}
+
+// announce records this node's client addresses in the log (through the
+// leader), retrying until it succeeds or the server stops. Followers use
+// the leader's to forward writes; WAIT uses everyone's to ask each node
+// how far it applied.
+func (s *server) announce() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		c := &command{Op: opNode, ID: s.cfg.ID, Addrs: []string{s.httpLn.Addr().String(), s.respLn.Addr().String()}}
-		for i := 0; i < 50; i++ {
-			ctx, cancel := s.ctx(s.cfg.RequestTimeout)
-			_, err := s.node.Propose(ctx, c.encode())
-			cancel()
-			if err == nil || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrStopped) {
+		for {
+			c := &command{Op: opNode, ID: s.cfg.ID, Addrs: []string{s.httpLn.Addr().String(), s.respLn.Addr().String()}}
+			if _, err := s.write(s.base, []*command{c}); err == nil {
 				return
 			}
 			select {
 			case <-s.stopc:
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(200 * time.Millisecond):
 			}
 		}
 	}()
