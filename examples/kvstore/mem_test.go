@@ -1,0 +1,17 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"runtime"
+)
+
+type runtimeMem struct{ total uint64 }
+
+func (m *runtimeMem) read() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.total = ms.TotalAlloc
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/tcptransport"
+	"github.com/keelraft/raft/wal"
+)
+
+// config is one node's configuration, from the flags.
+type config struct {
+	ID       uint64
+	Peers    map[uint64]string // raft addresses, this node's included
+	RESPAddr string
+	HTTPAddr string
+	DataDir  string
+	// Join starts the node empty, waiting to be added to a running cluster
+	// (POST /members on any member), instead of bootstrapping one.
+	Join            bool
+	Auth            string
+	TLSCert, TLSKey string
+	TLSCA           string
+	SnapshotEntries uint64
+	LeaseReads      bool
+	Tick            time.Duration
+	RequestTimeout  time.Duration
+	ClientTimeout   time.Duration // a started command must arrive within it
+	MaxBulk         int64
+	MaxClients      int
+	ClusterID       uint64
+	Logger          *zap.Logger
+}
+
+// server is one kvstore node: a raft.Node on a wal.Log and a TCP transport,
+// with the RESP and HTTP front ends. Its methods are safe for concurrent
+// use.
+type server struct {
+	cfg     config
+	log     *zap.Logger
+	wal     *wal.Log
+	tr      *tcptransport.Transport
+	node    *raft.Node
+	kv      *kvStore
+	metrics *metrics
+
+	respLn  net.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+	client  *http.Client // for forwarding to the leader's HTTP API
+	scheme  string
+
+	stopc chan struct{}
+	wg    sync.WaitGroup
+	// fwdc queues writes for the forward workers.
+	fwdc chan *fwdReq
+	// base is cancelled when the server stops, ending every request.
+	base       context.Context
+	cancelBase context.CancelFunc
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	members raft.ConfState
+}
+
+// errUnavailable is returned when a request could not be served in time
+// (no leader, no quorum).
+var errUnavailable = errors.New("TRYAGAIN no leader or no quorum")
+
+func loadTLS(cfg config) (*tls.Config, error) {
+	if cfg.TLSCert == "" && cfg.TLSKey == "" && cfg.TLSCA == "" {
+		return nil, nil
+	}
+	if cfg.TLSCert == "" || cfg.TLSKey == "" || cfg.TLSCA == "" {
+		return nil, errors.New("--tls-cert, --tls-key and --tls-ca go together")
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(cfg.TLSCA)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", cfg.TLSCA)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
+		ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12,
+	}, nil
+}
+
+// newServer opens the node's storage and listeners and starts it.
+func newServer(cfg config) (*server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if _, ok := cfg.Peers[cfg.ID]; !ok {
+		return nil, fmt.Errorf("--cluster has no address for --id %d", cfg.ID)
+	}
+	s := &server{
+		cfg: cfg, log: cfg.Logger.With(zap.Uint64("node", cfg.ID)), metrics: newMetrics(),
+		stopc: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
+		fwdc: make(chan *fwdReq, fwdQueue),
+	}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// On failure, close what was opened, in reverse order.
+	var closers []func() error
+	ok := false
+	defer func() {
+		if !ok {
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
+	if s.wal, err = wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.Options{}); err != nil {
+		return nil, err
+	}
+	closers = append(closers, s.wal.Close)
+	// Listen before starting raft, so a busy port fails fast.
+	if s.respLn, err = net.Listen("tcp", cfg.RESPAddr); err != nil {
+		return nil, fmt.Errorf("RESP listener: %w", err)
+	}
+	closers = append(closers, s.respLn.Close)
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("HTTP listener: %w", err)
+	}
+	closers = append(closers, s.httpLn.Close)
+	raftLn, err := net.Listen("tcp", cfg.Peers[cfg.ID])
+	if err != nil {
+		return nil, fmt.Errorf("raft listener: %w", err)
+	}
+	closers = append(closers, raftLn.Close) // the transport closes it once it owns it
+	if tlsCfg != nil {
+		s.respLn = tls.NewListener(s.respLn, tlsCfg)
+		s.httpLn = tls.NewListener(s.httpLn, tlsCfg)
+		s.scheme = "https"
+	}
+	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 64}}
+
+	s.kv = newKVStore(s.onPeer)
+	rcfg := raft.Config{
+		ID: cfg.ID, ElectionTick: 10, HeartbeatTick: 1, Logger: s.log,
+		Seed: uint64(time.Now().UnixNano()),
+	}
+	if cfg.LeaseReads {
+		rcfg.ReadOnlyOption = raft.ReadOnlyLeaseBased
+	}
+	s.node, err = raft.NewNode(raft.NodeConfig{
+		Raft: rcfg, Storage: s.wal, StateMachine: s.kv, TickInterval: cfg.Tick,
+		SnapshotEvery: cfg.SnapshotEntries, CompactKeep: min(cfg.SnapshotEntries, raft.DefaultCompactKeep),
+		OnLeaderChange: s.onLeaderChange, OnConfChange: s.onConfChange,
+	})
+	if err != nil {
+		return nil, err
+	}
+	peers := map[uint64]string{}
+	for id, addr := range cfg.Peers {
+		if id != cfg.ID {
+			peers[id] = addr
+		}
+	}
+	var raftTLS *tls.Config
+	if tlsCfg != nil {
+		// Between nodes, TLS is mutual: a peer must present a certificate
+		// that the CA signed. Clients of RESP and HTTP need not.
+		raftTLS = tlsCfg.Clone()
+		raftTLS.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	s.tr, err = tcptransport.New(tcptransport.Config{
+		ID: cfg.ID, ClusterID: cfg.ClusterID, Listener: raftLn, Peers: peers,
+		Handler: s.node, TLS: raftTLS, Logger: s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, s.tr.Close)
+	s.node.SetTransport(s.tr)
+	var voters []uint64
+	if !cfg.Join {
+		for id := range cfg.Peers {
+			voters = append(voters, id)
+		}
+		slices.Sort(voters)
+	}
+	if err := s.node.Start(voters); err != nil {
+		return nil, err
+	}
+	ok = true
+
+	s.httpSrv = &http.Server{
+		Handler: s.routes(), ReadHeaderTimeout: cfg.ClientTimeout, ReadTimeout: cfg.ClientTimeout,
+		IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(s.log),
+	}
+	s.httpLn = newLimitListener(s.httpLn, cfg.MaxClients)
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		_ = s.httpSrv.Serve(s.httpLn)
+	}()
+	go s.acceptRESP()
+	go s.expireLoop()
+	s.announce()
+	for i := 0; i < fwdWorkers; i++ {
+		s.wg.Add(1)
+		go s.forwardWorker()
+	}
+	return s, nil
+}
+
+// Close stops the node cleanly: no new requests, raft stopped, storage
+// closed. Writes acknowledged before are durable.
+func (s *server) Close() {
+	close(s.stopc)
+	s.cancelBase()
+	_ = s.respLn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = s.httpSrv.Shutdown(ctx)
+	cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.node.Stop()
+	_ = s.tr.Close()
+	s.wg.Wait()
+	_ = s.wal.Close()
+}
+
+func (s *server) onPeer(id uint64, addr string) {
+	if id != s.cfg.ID && s.tr != nil {
+		s.tr.AddPeer(id, addr)
+	}
+}
+
+func (s *server) onLeaderChange(leader, term uint64) {
+	s.metrics.leaderChanges.Add(1)
+	s.log.Info("leader", zap.Uint64("leader", leader), zap.Uint64("term", term))
+	if leader != s.cfg.ID {
+		return
+	}
+	// Announce our client addresses again, so that followers can forward
+	// writes to us (the log may hold an older address, or none yet).
+	s.announce()
+}
+
+// announce records this node's client addresses in the log (through the
+// leader), retrying until it succeeds or the server stops. Followers use
+// the leader's to forward writes; WAIT uses everyone's to ask each node
+// how far it applied.
+func (s *server) announce() {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c := &command{Op: opNode, ID: s.cfg.ID, Addrs: []string{s.httpLn.Addr().String(), s.respLn.Addr().String()}}
+			if _, err := s.write(s.base, []*command{c}); err == nil {
+				return
+			}
+			select {
+			case <-s.stopc:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+func (s *server) onConfChange(cs raft.ConfState) {
+	s.mu.Lock()
+	old := s.members
+	s.members = cs
+	s.mu.Unlock()
+	for _, id := range append(old.Voters, old.Learners...) {
+		if id != s.cfg.ID && !slices.Contains(cs.Voters, id) && !slices.Contains(cs.Learners, id) {
+			s.tr.RemovePeer(id)
+		}
+	}
+	s.log.Info("membership", zap.Uint64s("voters", cs.Voters), zap.Uint64s("learners", cs.Learners))
+}
+
+// ctx returns a context that ends after d or when the server stops.
+func (s *server) ctx(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.base, d)
+}
+
+// expireLoop has the leader remove expired keys through the log.
+func (s *server) expireLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixMilli()
+		if lead, _ := s.node.LeaderID(); lead != s.cfg.ID || !s.kv.hasExpired(now) {
+			continue
+		}
+		ctx, cancel := s.ctx(s.cfg.RequestTimeout)
+		_, _ = s.node.Propose(ctx, (&command{Op: opExpire, Now: now}).encode())
+		cancel()
+	}
+}
