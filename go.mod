@@ -2,10 +2,13 @@ module github.com/keelraft/raft
 
 go 1.24
 
-require go.uber.org/zap v1.28.0
+require (
+	github.com/anishathalye/porcupine v1.3.1
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/zap v1.28.0
+)
 
 require (
-	github.com/stretchr/testify v1.12.1 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )
