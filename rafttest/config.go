@@ -129,9 +129,11 @@ type Counts struct {
 	LeaderChanges      int
 	Crashes            int
 	PowerLosses        int
+	ClusterCrashes     int
 	LostWrites         int
 	Partitions         int
 	Pauses             int
+	ConfProposals      int
 	ConfChanges        int
 	SnapshotsCreated   int
 	SnapshotsInstalled int
@@ -150,9 +152,11 @@ func (c *Counts) Add(o Counts) {
 	c.LeaderChanges += o.LeaderChanges
 	c.Crashes += o.Crashes
 	c.PowerLosses += o.PowerLosses
+	c.ClusterCrashes += o.ClusterCrashes
 	c.LostWrites += o.LostWrites
 	c.Partitions += o.Partitions
 	c.Pauses += o.Pauses
+	c.ConfProposals += o.ConfProposals
 	c.ConfChanges += o.ConfChanges
 	c.SnapshotsCreated += o.SnapshotsCreated
 	c.SnapshotsInstalled += o.SnapshotsInstalled
@@ -167,10 +171,10 @@ func (c *Counts) Add(o Counts) {
 
 // String summarises the counts on one line.
 func (c Counts) String() string {
-	return fmt.Sprintf("steps=%d leader_changes=%d crashes=%d power_losses=%d lost_writes=%d partitions=%d pauses=%d "+
-		"conf_changes=%d snapshots=%d/%d(created/installed) msgs=%d dropped=%d dup=%d writes=%d reads=%d stale_reads=%d indeterminate=%d",
-		c.Steps, c.LeaderChanges, c.Crashes, c.PowerLosses, c.LostWrites, c.Partitions, c.Pauses,
-		c.ConfChanges, c.SnapshotsCreated, c.SnapshotsInstalled, c.Delivered, c.Dropped, c.Duplicated,
+	return fmt.Sprintf("steps=%d leader_changes=%d crashes=%d power_losses=%d cluster_crashes=%d lost_writes=%d partitions=%d pauses=%d "+
+		"conf_changes=%d/%d(proposed/applied) snapshots=%d/%d(created/installed) msgs=%d dropped=%d dup=%d writes=%d reads=%d stale_reads=%d indeterminate=%d",
+		c.Steps, c.LeaderChanges, c.Crashes, c.PowerLosses, c.ClusterCrashes, c.LostWrites, c.Partitions, c.Pauses,
+		c.ConfProposals, c.ConfChanges, c.SnapshotsCreated, c.SnapshotsInstalled, c.Delivered, c.Dropped, c.Duplicated,
 		c.Writes, c.Reads, c.StaleReads, c.Indeterminate)
 }
 

@@ -9,13 +9,18 @@ import (
 // injectFaults draws this step's faults.
 func (s *sim) injectFaults() {
 	f := s.cfg.Faults
-	forced := func(kind string) bool {
-		at, ok := s.p.forced[kind]
-		if ok && at <= s.now {
-			delete(s.p.forced, kind)
-			return true
+	// due reports whether fault kind happens this step: at random, or
+	// because the run must have one by now. do reports whether it could
+	// happen; a forced fault that could not waits for the next step.
+	due := func(kind string, p float64, do func() bool) {
+		at, forced := s.p.forced[kind]
+		forced = forced && at <= s.now
+		if !forced && s.rng.Float64() >= p {
+			return
 		}
-		return false
+		if do() && forced {
+			delete(s.p.forced, kind)
+		}
 	}
 	if f.Partitions {
 		if s.partitionEnd != 0 && s.now >= s.partitionEnd {
@@ -23,44 +28,65 @@ func (s *sim) injectFaults() {
 			s.partitionEnd = 0
 			s.tracef("partition healed")
 		}
-		if s.partitionEnd == 0 && (forced("partition") || s.rng.Float64() < s.p.pPartition) {
+		due("partition", s.p.pPartition, func() bool {
+			if s.partitionEnd != 0 {
+				return false
+			}
 			s.partition()
-		}
+			return true
+		})
 	}
-	if f.Crashes && (forced("crash") || s.rng.Float64() < s.p.pCrash) {
-		if n := s.randomNode(func(n *simNode) bool { return n.up() }); n != nil {
-			s.crash(n, false)
-		}
+	upNode := func(n *simNode) bool { return n.up() }
+	if f.Crashes {
+		due("crash", s.p.pCrash, func() bool {
+			n := s.randomNode(upNode)
+			if n != nil {
+				s.crash(n, false)
+			}
+			return n != nil
+		})
 	}
 	if f.PowerLoss {
-		if forced("powerloss") {
-			if n := s.randomNode(func(n *simNode) bool { return n.up() }); n != nil {
+		// Power losses in the middle of a Ready happen at random in
+		// processReady; this makes sure there is at least one.
+		due("powerloss", 0, func() bool {
+			n := s.randomNode(upNode)
+			if n != nil {
 				n.crashInReady = true
 			}
-		}
-		if s.rng.Float64() < s.p.pClusterCrash {
+			return n != nil
+		})
+		due("clustercrash", s.p.pClusterCrash, func() bool {
 			s.tracef("every node loses power")
+			s.res.Counts.ClusterCrashes++
 			for _, id := range s.ids {
 				if n := s.nodes[id]; n != nil && n.up() {
 					s.crash(n, true)
 				}
 			}
-		}
+			return true
+		})
 	}
-	if f.Pauses && (forced("pause") || s.rng.Float64() < s.p.pPause) {
-		if n := s.randomNode(func(n *simNode) bool { return n.up() && n.pausedUntil <= s.now }); n != nil {
+	if f.Pauses {
+		due("pause", s.p.pPause, func() bool {
+			n := s.randomNode(func(n *simNode) bool { return n.up() && n.pausedUntil <= s.now })
+			if n == nil {
+				return false
+			}
 			n.pausedUntil = s.now + 1 + s.rng.Int64N(int64(3*s.cfg.ElectionTick))
 			s.res.Counts.Pauses++
 			s.tracef("n%d paused until %d", n.id, n.pausedUntil)
-		}
+			return true
+		})
 	}
-	if f.Membership && (forced("conf") || s.rng.Float64() < s.p.pConf) {
-		s.changeMembership()
+	if f.Membership {
+		due("conf", s.p.pConf, s.changeMembership)
 	}
-	if f.Snapshots && (forced("snap") || s.rng.Float64() < s.p.pSnap) {
-		if n := s.randomNode(func(n *simNode) bool { return n.up() && n.pausedUntil <= s.now }); n != nil {
-			s.snapshot(n)
-		}
+	if f.Snapshots {
+		due("snap", s.p.pSnap, func() bool {
+			n := s.randomNode(func(n *simNode) bool { return n.up() && n.pausedUntil <= s.now })
+			return n != nil && s.snapshot(n)
+		})
 	}
 }
 
@@ -136,19 +162,23 @@ func (s *sim) partition() {
 	}
 }
 
-// changeMembership proposes a random membership change at the leader.
-func (s *sim) changeMembership() {
+// changeMembership proposes a random membership change at the leader. It
+// reports whether the leader accepted the proposal.
+func (s *sim) changeMembership() bool {
 	l := s.leader()
 	if l == nil {
-		return
+		return false
 	}
 	cs := l.conf
 	if len(cs.VotersOutgoing) > 0 {
-		return // the leader leaves the joint configuration on its own
+		return false // the leader leaves the joint configuration on its own
 	}
+	// Spares are never-added nodes: not members, never removed (a removed
+	// node's ID is never reused). A spare may have been started by a
+	// proposal that did not commit.
 	var spares []uint64
 	for _, id := range s.ids {
-		if !s.started[id] {
+		if !s.retired[id] && !slices.Contains(cs.Voters, id) && !slices.Contains(cs.Learners, id) {
 			spares = append(spares, id)
 		}
 	}
@@ -158,12 +188,12 @@ func (s *sim) changeMembership() {
 	switch s.rng.IntN(6) {
 	case 0, 1: // add a learner
 		if len(spares) == 0 {
-			return
+			return false
 		}
 		cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeAddLearnerNode, NodeID: spares[0]}}
 	case 2: // promote a learner
 		if len(learners) == 0 {
-			return
+			return false
 		}
 		cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeAddNode, NodeID: pick(learners)}}
 	case 3: // remove a voter or a learner
@@ -172,16 +202,16 @@ func (s *sim) changeMembership() {
 		} else if len(voters) > 3 {
 			cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: pick(voters)}}
 		} else {
-			return
+			return false
 		}
 	case 4: // demote a voter
 		if len(voters) <= 3 {
-			return
+			return false
 		}
 		cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeAddLearnerNode, NodeID: pick(voters)}}
 	case 5: // replace a voter by a learner: a joint change
 		if len(learners) == 0 {
-			return
+			return false
 		}
 		cc.Changes = []raft.ConfChangeSingle{
 			{Type: raft.ConfChangeAddNode, NodeID: pick(learners)},
@@ -194,29 +224,31 @@ func (s *sim) changeMembership() {
 	err := l.rn.ProposeConfChange(cc)
 	s.tracef("n%d proposes %s: err=%v", l.id, cc, err)
 	if err != nil {
-		return
+		return false
 	}
+	s.res.Counts.ConfProposals++
 	for _, c := range cc.Changes {
 		if c.Type == raft.ConfChangeAddLearnerNode && !s.started[c.NodeID] {
 			s.startNode(c.NodeID, nil)
 		}
 	}
 	s.handleReady(l)
+	return true
 }
 
 // snapshot makes n snapshot its state at its applied index and compact its
 // log, keeping a few entries.
-func (s *sim) snapshot(n *simNode) {
+func (s *sim) snapshot(n *simNode) bool {
 	snap, _ := n.disk.Snapshot()
 	if n.applied <= snap.Metadata.Index {
-		return
+		return false
 	}
 	store := n.sm.Snapshot()
 	data := hostSnapshot{digest: n.digest, clientSeq: n.clientSeq, store: store}.marshal()
 	conf := n.conf
 	if err := n.disk.CreateSnapshot(n.applied, &conf, data); err != nil {
 		s.fail("storage", "node %d cannot snapshot at %d: %v", n.id, n.applied, err)
-		return
+		return true
 	}
 	s.res.Counts.SnapshotsCreated++
 	s.chk.snapshotState(n, n.applied, hashBytes(store))
@@ -225,10 +257,11 @@ func (s *sim) snapshot(n *simNode) {
 	if n.applied >= first+keep {
 		if err := n.disk.Compact(n.applied - keep); err != nil {
 			s.fail("storage", "node %d cannot compact to %d: %v", n.id, n.applied-keep, err)
-			return
+			return true
 		}
 	}
 	s.tracef("n%d snapshots at %d, compacts to %d", n.id, n.applied, n.applied-keep)
+	return true
 }
 
 // heal ends every fault and checks that the cluster recovers: a leader
@@ -239,7 +272,10 @@ func (s *sim) heal() {
 	s.healing = true
 	s.net.heal()
 	s.partitionEnd = 0
-	s.p.drop, s.p.dup = 0, 0
+	// A healthy network delivers within a step: message delays are faults
+	// too (Raft's timing assumption is that a round trip is much shorter
+	// than an election timeout).
+	s.p.drop, s.p.dup, s.p.maxDelay = 0, 0, 1
 	minRate := 1.0
 	for _, id := range s.ids {
 		n := s.nodes[id]

@@ -45,3 +45,33 @@ func (r *Result) WriteVisualization(w io.Writer) error {
 	}
 	return porcupine.Visualize(kvModel, *r.linearization, w)
 }
+
+// CheckInjected returns an error naming the first enabled kind of fault
+// that never happened in the run, or nil. A run that injected nothing it
+// was asked to proves nothing, and a test should fail it.
+func (r *Result) CheckInjected() error {
+	c := r.Counts
+	missing := func(what string) error {
+		return fmt.Errorf("rafttest: seed %d injected no %s (%s)", r.Seed, what, c)
+	}
+	f := r.Faults
+	switch {
+	case c.LeaderChanges == 0:
+		return missing("leader election")
+	case f.Network && c.Dropped == 0:
+		return missing("message drop")
+	case f.Partitions && c.Partitions == 0:
+		return missing("partition")
+	case f.Crashes && c.Crashes == 0:
+		return missing("crash")
+	case f.PowerLoss && (c.PowerLosses == 0 || c.ClusterCrashes == 0):
+		return missing("power loss")
+	case f.Pauses && c.Pauses == 0:
+		return missing("pause")
+	case f.Membership && c.ConfProposals == 0:
+		return missing("membership change")
+	case f.Snapshots && c.SnapshotsCreated == 0:
+		return missing("snapshot")
+	}
+	return nil
+}

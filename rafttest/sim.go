@@ -2,7 +2,7 @@ package rafttest
 
 import (
 	"fmt"
-		"math/rand/v2"
+	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -61,7 +61,7 @@ type sim struct {
 	nextOpID   int
 	// mustComplete makes every new client operation a liveness check.
 	mustComplete bool
-	stopped    bool
+	stopped      bool
 }
 
 // simNode is one node and its host.
@@ -85,6 +85,8 @@ type simNode struct {
 	pausedUntil int64
 	downUntil   int64
 	incarnation int
+	// bootstrapping is set while the bootstrap snapshot is handled.
+	bootstrapping bool
 	// crashInReady makes the next Ready that must sync crash before the
 	// sync.
 	crashInReady bool
@@ -94,7 +96,7 @@ type simNode struct {
 	staleSeen                      map[string]uint64
 
 	// Client operations waiting at this node.
-	writes   map[[2]uint64]*op // {client, seq}
+	writes   map[[2]uint64]*op       // {client, seq}
 	reads    map[string]*readAttempt // by read context
 	readWait []*readAttempt
 }
@@ -196,12 +198,12 @@ func (s *sim) drawParams() {
 	r := s.rng
 	p := params{maxDelay: 1, forced: map[string]int64{}, pOp: 0.2 + 0.3*r.Float64()}
 	if f.Network {
-		p.drop = 0.3 * r.Float64()
+		p.drop = 0.01 + 0.29*r.Float64()
 		p.dup = 0.1 * r.Float64()
 		p.maxDelay = 1 + r.IntN(5)
 	}
+	steps := int64(s.cfg.Steps)
 	force := func(kind string) {
-		steps := int64(s.cfg.Steps)
 		p.forced[kind] = steps/10 + r.Int64N(steps/2)
 	}
 	if f.Partitions {
@@ -219,6 +221,7 @@ func (s *sim) drawParams() {
 		}
 		p.pClusterCrash = 0.001 * r.Float64()
 		force("powerloss")
+		force("clustercrash")
 	}
 	if f.Pauses {
 		p.pPause = 0.002 + 0.01*r.Float64()
@@ -226,7 +229,9 @@ func (s *sim) drawParams() {
 	}
 	if f.Membership {
 		p.pConf = 0.005 + 0.02*r.Float64()
-		force("conf")
+		// Early: a membership change needs a leader that has committed an
+		// entry of its term, which may take a while under faults.
+		p.forced["conf"] = steps/20 + r.Int64N(steps/5)
 	}
 	if f.Snapshots {
 		p.pSnap = 0.01 + 0.04*r.Float64()
@@ -285,6 +290,10 @@ func (s *sim) boot(n *simNode, voters []uint64) {
 			s.fail("restart", "node %d cannot bootstrap: %v", n.id, err)
 			return
 		}
+		// The bootstrap configuration comes as a snapshot; it is not an
+		// install.
+		n.bootstrapping = true
+		defer func() { n.bootstrapping = false }()
 	}
 	hs := n.disk.HardState()
 	n.rn = rn
@@ -401,19 +410,18 @@ func (s *sim) deliver() {
 }
 
 // reportSnapshot tells the sender how sending a snapshot went, as a
-// transport would; a lost snapshot is reported only sometimes.
+// transport must (doc.go): a leader waits for the report before it sends
+// the peer anything else.
 func (s *sim) reportSnapshot(m raft.Message, ok bool) {
 	from := s.nodes[m.From]
 	if from == nil || !from.up() {
 		return
 	}
+	status := raft.SnapshotFailure
 	if ok {
-		from.rn.ReportSnapshot(m.To, raft.SnapshotFinish)
-	} else if s.rng.IntN(2) == 0 {
-		from.rn.ReportSnapshot(m.To, raft.SnapshotFailure)
-	} else {
-		return
+		status = raft.SnapshotFinish
 	}
+	from.rn.ReportSnapshot(m.To, status)
 	s.handleReady(from)
 }
 
@@ -473,7 +481,9 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 			s.fail("snapshot", "node %d cannot restore snapshot %d: %v", n.id, rd.Snapshot.Metadata.Index, err)
 			return false
 		}
-		s.res.Counts.SnapshotsInstalled++
+		if !n.bootstrapping {
+			s.res.Counts.SnapshotsInstalled++
+		}
 		s.tracef("n%d installs snapshot index=%d term=%d", n.id, rd.Snapshot.Metadata.Index, rd.Snapshot.Metadata.Term)
 	}
 	if len(rd.Entries) > 0 {
