@@ -58,7 +58,7 @@ var chaosProperties = []chaosProperty{
 		},
 	},
 	{
-		name:   "C3",
+		name:    "C3",
 		desc:    "C1 + C2 with 8 clients, ReadIndex reads and stale reads: the history is linearizable",
 		faults:  with(c1Faults, func(f *Faults) { f.PowerLoss = true }),
 		clients: 8,
