@@ -81,6 +81,10 @@ type Bugs struct {
 	// ForgeCommit makes a leader's host rewrite the commit index of outgoing
 	// appends and heartbeats to its last index: commit without a quorum.
 	ForgeCommit bool
+	// ForgeVoteLog makes a candidate's host overstate its log in vote and
+	// pre-vote requests, as if voters did not check that a candidate's log
+	// is up to date.
+	ForgeVoteLog bool
 	// ReadBeforeApplied serves a ReadIndex read as soon as the read index
 	// arrives, without waiting for the state machine to apply it.
 	ReadBeforeApplied bool
@@ -120,6 +124,12 @@ type Config struct {
 	PowerLossRate float64
 	// Trace, if set, receives a text timeline of the run.
 	Trace io.Writer
+
+	// skipRestartAudit turns off the check that a restarted node kept the
+	// votes and terms it promised, so that the package's tests can show
+	// that the outcome checks (double vote, election safety) catch a lost
+	// vote too.
+	skipRestartAudit bool
 }
 
 // Counts are what a run did: the faults that actually happened and the

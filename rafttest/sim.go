@@ -466,6 +466,10 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 			}
 		}
 	}
+	if bugs.ForgeVoteLog {
+		forgeVoteLog(rd.Messages)
+		forgeVoteLog(rd.MessagesAfterPersist)
+	}
 	s.send(n, rd.Messages)
 	if bugs.SendBeforePersist {
 		s.sendAfterPersist(n, rd.MessagesAfterPersist)
@@ -548,6 +552,15 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 	}
 	s.serveReads(n)
 	return true
+}
+
+// forgeVoteLog is the ForgeVoteLog bug.
+func forgeVoteLog(msgs []raft.Message) {
+	for i := range msgs {
+		if m := &msgs[i]; m.Type == raft.MsgVote || m.Type == raft.MsgPreVote {
+			m.LogTerm, m.Index = m.Term-1, 1<<40
+		}
+	}
 }
 
 // sendAfterPersist sends votes and acknowledgements, recording the promises
