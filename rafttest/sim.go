@@ -397,6 +397,7 @@ func (s *sim) deliver() {
 			continue
 		}
 		s.res.Counts.Delivered++
+		s.tracef("deliver %s", describeMsg(m))
 		if s.rng.Float64() < s.p.dup {
 			s.res.Counts.Duplicated++
 			s.net.send(m, s.now+1+s.rng.Int64N(int64(s.p.maxDelay)))
