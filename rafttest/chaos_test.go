@@ -19,8 +19,12 @@ var (
 		"and porcupine's HTML view of a non-linearizable history to this file + .html")
 )
 
-// defaultSeeds is the number of seeds each chaos property runs in CI.
-const defaultSeeds = 100
+// defaultSeeds is the number of seeds each chaos property runs in CI; with
+// the race detector, raceSeeds.
+const (
+	defaultSeeds = 100
+	raceSeeds    = 30
+)
 
 // chaosProperty is one of the chaos properties C1-C6 of RELIABILITY.md.
 type chaosProperty struct {
@@ -102,7 +106,10 @@ func seeds(base uint64) []uint64 {
 		return []uint64{*flagSeed}
 	}
 	n := *flagSeeds
-	if n == 0 {
+	switch {
+	case n == 0 && raceEnabled:
+		n = raceSeeds
+	case n == 0:
 		n = defaultSeeds
 	}
 	out := make([]uint64, n)

@@ -200,7 +200,10 @@ func (s *sim) drawParams() {
 	if f.Network {
 		p.drop = 0.01 + 0.29*r.Float64()
 		p.dup = 0.1 * r.Float64()
-		p.maxDelay = 1 + r.IntN(5)
+		// Up to 3 steps each way: a round trip stays below an election
+		// timeout even for a leader ticking twice as fast as the others
+		// (Raft needs broadcast time << election timeout to make progress).
+		p.maxDelay = 1 + r.IntN(3)
 	}
 	steps := int64(s.cfg.Steps)
 	force := func(kind string) {
@@ -707,11 +710,13 @@ func (s *sim) crash(n *simNode, powerLoss bool) {
 	for _, o := range n.writes {
 		s.indeterminate(o)
 	}
+	// A read without an answer has no effect: the client gives up on it
+	// (if it is still waiting for it).
 	for _, ra := range n.reads {
-		ra.o.c.cur = nil
+		s.indeterminate(ra.o)
 	}
 	for _, ra := range n.readWait {
-		ra.o.c.cur = nil
+		s.indeterminate(ra.o)
 	}
 	n.writes, n.reads, n.readWait = nil, nil, nil
 }
