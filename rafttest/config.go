@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/keelraft/raft"
 )
 
 // Faults selects the kinds of fault a run injects. The rates and durations
@@ -115,6 +117,10 @@ type Config struct {
 	// Liveness heals every fault after Steps and requires a leader and a
 	// committed write within a bound, and client operations to complete.
 	Liveness bool
+	// ReadOnlyOption is every node's read mode. ReadOnlyLeaseBased is safe
+	// only while clocks drift within its documented bound: a paused node's
+	// clock stops in the simulator, and TickSkew exceeds the bound.
+	ReadOnlyOption raft.ReadOnlyOption
 	// NewStateMachine builds each node's state machine; default NewMapKV.
 	NewStateMachine func() StateMachine
 	// Bugs injects host bugs (for the simulator's own tests).

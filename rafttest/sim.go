@@ -282,6 +282,7 @@ func (s *sim) boot(n *simNode, voters []uint64) {
 		Applied:         n.applied,
 		MaxSizePerMsg:   4 << 10,
 		MaxInflightMsgs: 32,
+		ReadOnlyOption:  s.cfg.ReadOnlyOption,
 		Rand:            s.rng,
 	})
 	if err != nil {
