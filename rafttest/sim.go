@@ -185,11 +185,11 @@ func newSim(cfg Config) *sim {
 	for i := range cfg.Clients {
 		s.clients = append(s.clients, &client{id: i})
 	}
+	s.tracef("start seed=%d nodes=%d clients=%d keys=%d faults=%s %s", cfg.Seed, cfg.Nodes, cfg.Clients, cfg.Keys, cfg.Faults, s.p)
 	voters := s.ids[:cfg.Nodes]
 	for _, id := range voters {
 		s.startNode(id, voters)
 	}
-	s.tracef("start seed=%d nodes=%d clients=%d keys=%d faults=%s %s", cfg.Seed, cfg.Nodes, cfg.Clients, cfg.Keys, cfg.Faults, s.p)
 	return s
 }
 
@@ -258,6 +258,7 @@ func (s *sim) startNode(id uint64, voters []uint64) {
 	}
 	s.nodes[id] = n
 	s.started[id] = true
+	s.tracef("n%d starts, tick rate %.2f", id, n.rate)
 	s.boot(n, voters)
 }
 
