@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/keelraft/raft"
 )
@@ -201,7 +202,10 @@ func (c *checker) snapshotState(n *simNode, index, hash uint64) {
 
 // promise records the vote or term a message from n promises.
 func (c *checker) promise(n *simNode, m raft.Message) {
-	c.promisedTerm[n.id] = max(c.promisedTerm[n.id], m.Term)
+	if m.Type != raft.MsgPreVote && m.Type != raft.MsgPreVoteResp {
+		// A pre-vote carries a term the sender has not taken.
+		c.promisedTerm[n.id] = max(c.promisedTerm[n.id], m.Term)
+	}
 	var cand uint64
 	switch {
 	case m.Type == raft.MsgVote:
@@ -229,13 +233,18 @@ func (c *checker) afterRestart(n *simNode) {
 		c.s.fail("term durability", "node %d restarted at term %d after sending messages of term %d", n.id, hs.Term, c.promisedTerm[n.id])
 		return
 	}
-	for key, cand := range c.votes {
-		if key[0] != n.id || key[1] < hs.Term {
-			continue
+	// Terms in order, so that a replay reports the same violation.
+	var terms []uint64
+	for key := range c.votes {
+		if key[0] == n.id && key[1] >= hs.Term {
+			terms = append(terms, key[1])
 		}
-		if key[1] > hs.Term || hs.Vote != cand {
+	}
+	slices.Sort(terms)
+	for _, term := range terms {
+		if cand := c.votes[[2]uint64{n.id, term}]; term > hs.Term || hs.Vote != cand {
 			c.s.fail("vote durability", "node %d restarted with term %d vote %d after voting for %d in term %d",
-				n.id, hs.Term, hs.Vote, cand, key[1])
+				n.id, hs.Term, hs.Vote, cand, term)
 			return
 		}
 	}
