@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,4 +239,16 @@ func TestRunThatInjectedNothingFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTraceIsReproducible checks that a replay writes the same trace.
+func TestTraceIsReproducible(t *testing.T) {
+	var a, b strings.Builder
+	cfg := Config{Seed: 11, Faults: AllFaults, Linearizability: true, StaleReads: true, Liveness: true}
+	cfg.Trace = &a
+	Run(cfg)
+	cfg.Trace = &b
+	Run(cfg)
+	require.NotEmpty(t, a.String())
+	assert.Equal(t, a.String(), b.String())
 }

@@ -709,16 +709,21 @@ func (s *sim) crash(n *simNode, powerLoss bool) {
 	n.rn = nil
 	n.role, n.lead = raft.StateFollower, raft.None
 	n.downUntil = s.now + 1 + s.rng.Int64N(int64(3*s.cfg.ElectionTick))
+	// The clients waiting at n give up, in client order so that a replay
+	// traces the same. A read without an answer has no effect.
+	var waiting []*op
 	for _, o := range n.writes {
-		s.indeterminate(o)
+		waiting = append(waiting, o)
 	}
-	// A read without an answer has no effect: the client gives up on it
-	// (if it is still waiting for it).
 	for _, ra := range n.reads {
-		s.indeterminate(ra.o)
+		waiting = append(waiting, ra.o)
 	}
 	for _, ra := range n.readWait {
-		s.indeterminate(ra.o)
+		waiting = append(waiting, ra.o)
+	}
+	slices.SortStableFunc(waiting, func(a, b *op) int { return a.c.id - b.c.id })
+	for _, o := range waiting {
+		s.indeterminate(o)
 	}
 	n.writes, n.reads, n.readWait = nil, nil, nil
 }
