@@ -249,6 +249,3 @@ func (c *checker) afterRestart(n *simNode) {
 		}
 	}
 }
-
-// step runs the per-step checks.
-func (c *checker) step() {}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -241,12 +240,4 @@ var kvModel = porcupine.Model{
 		}
 		return "(unset)"
 	},
-}
-
-// describeValue shortens a value for the trace.
-func describeValue(v string) string {
-	if v == "" {
-		return `""`
-	}
-	return strings.TrimSpace(v)
 }

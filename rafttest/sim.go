@@ -22,7 +22,6 @@ type params struct {
 	pConf         float64 // per step
 	pSnap         float64 // per step
 	pOp           float64 // per idle client per step
-	opTimeout     int64
 	// forced[k] is the step at which fault kind k happens at the latest,
 	// so that every enabled kind happens in every run.
 	forced map[string]int64
@@ -353,7 +352,7 @@ func (s *sim) step() {
 			continue
 		}
 		if !n.up() {
-			if n.downUntil <= s.now && !s.healingBlocks(n) {
+			if n.downUntil <= s.now {
 				s.restart(n)
 			}
 			continue
@@ -376,12 +375,7 @@ func (s *sim) step() {
 			s.serveReads(n)
 		}
 	}
-	s.chk.step()
 }
-
-// healingBlocks is false: a down node restarts when its downtime ends, and
-// at once while healing.
-func (s *sim) healingBlocks(*simNode) bool { return false }
 
 // deliver hands every due message to its receiver.
 func (s *sim) deliver() {
