@@ -228,7 +228,9 @@ func (c *checker) afterRestart(n *simNode) {
 	if c.s.cfg.skipRestartAudit {
 		return
 	}
-	hs := n.disk.HardState()
+	// The node's term and vote as loaded: the disk's hard state, or the term
+	// of its last entry if that is later (a crash between the two writes).
+	hs := n.rn.BasicStatus().HardState
 	if hs.Term < c.promisedTerm[n.id] {
 		c.s.fail("term durability", "node %d restarted at term %d after sending messages of term %d", n.id, hs.Term, c.promisedTerm[n.id])
 		return

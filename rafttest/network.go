@@ -68,6 +68,15 @@ func (nw *simNetwork) takeDue(now int64, ready func(id uint64) bool) []envelope 
 	return out
 }
 
+// redelay gives every message in flight to id a new arrival step.
+func (nw *simNetwork) redelay(id uint64, due func() int64) {
+	for i := range nw.inflight {
+		if nw.inflight[i].m.To == id {
+			nw.inflight[i].due = due()
+		}
+	}
+}
+
 // blocked reports whether the link from -> to is cut.
 func (nw *simNetwork) blocked(from, to uint64) bool { return nw.cut[[2]uint64{from, to}] }
 

@@ -3,6 +3,7 @@ package rafttest
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -135,9 +136,19 @@ type op struct {
 }
 
 // Run simulates one run and checks it.
+//
+// A panic in a node (or the host) ends the run with a "panic" violation
+// instead of crashing the caller.
 func Run(cfg Config) *Result {
 	s := newSim(cfg)
-	s.run()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				s.fail("panic", "%v\n%s", p, debug.Stack())
+			}
+		}()
+		s.run()
+	}()
 	return s.res
 }
 
@@ -359,6 +370,14 @@ func (s *sim) step() {
 		}
 		if n.pausedUntil > s.now {
 			continue
+		}
+		if n.pausedUntil != 0 {
+			// Resumed: the messages that waited arrive in any order and
+			// interleaved with client requests, like a process catching
+			// up after a stall.
+			n.pausedUntil = 0
+			s.net.redelay(n.id, func() int64 { return s.now + s.rng.Int64N(int64(s.p.maxDelay)+1) })
+			s.tracef("n%d resumes", n.id)
 		}
 		n.acc += n.rate
 		for n.acc >= 1 && n.up() {
