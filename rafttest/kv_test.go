@@ -151,3 +151,15 @@ func ExampleRun() {
 	fmt.Println("ok:", res.CheckInjected() == nil)
 	// Output: ok: true
 }
+
+// panickyKV panics on its first write.
+type panickyKV struct{ MapKV }
+
+func (kv *panickyKV) Put(string, string) { panic("panickyKV: boom") }
+
+func TestPanicEndsTheRunAsAViolation(t *testing.T) {
+	res := Run(Config{Seed: 1, NewStateMachine: func() StateMachine { return &panickyKV{MapKV{m: map[string]string{}}} }})
+	require.True(t, res.Failed())
+	assert.Equal(t, "panic", res.Violations[0].Property)
+	assert.Contains(t, res.Violations[0].Detail, "panickyKV: boom")
+}
