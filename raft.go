@@ -160,6 +160,14 @@ func (r *raft) loadState(hs HardState) error {
 	r.raftLog.committed = hs.Commit
 	r.Term = hs.Term
 	r.Vote = hs.Vote
+	// A crash between appending a Ready's entries and writing its hard
+	// state (allowed by the host contract) can leave entries of a later
+	// term than the hard state's. The node promised nothing in that term
+	// (votes and acks wait for the hard state), so it takes the term with
+	// no vote, as the lost write would have recorded.
+	if t := r.raftLog.lastTerm(); t > r.Term {
+		r.Term, r.Vote = t, None
+	}
 	return nil
 }
 

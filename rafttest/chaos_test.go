@@ -1,0 +1,254 @@
+package rafttest
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	flagSeeds = flag.Int("rafttest.seeds", 0, "seeds per chaos property (0: the CI default); e.g. 100000 for a soak")
+	flagSeed  = flag.Uint64("rafttest.seed", 0, "replay only this seed")
+	flagSteps = flag.Int("rafttest.steps", 0, "steps with faults per run (0: the default, 400)")
+	flagTrace = flag.String("rafttest.trace", "", "with -rafttest.seed: write the run's timeline to this file, "+
+		"and porcupine's HTML view of a non-linearizable history to this file + .html")
+)
+
+// defaultSeeds is the number of seeds each chaos property runs in CI; with
+// the race detector, raceSeeds.
+const (
+	defaultSeeds = 100
+	raceSeeds    = 30
+)
+
+// chaosProperty is one of the chaos properties C1-C6 of RELIABILITY.md.
+type chaosProperty struct {
+	name   string
+	desc   string
+	faults Faults
+	// liveness heals everything at the end and requires progress.
+	liveness bool
+	// clients, if not zero, fixes the number of clients.
+	clients int
+	// check runs on the counts summed over every seed.
+	check func(t *testing.T, total Counts)
+}
+
+// c1Faults are C1's faults; the other properties add to them.
+var c1Faults = Faults{Network: true, TickSkew: true, Partitions: true, Crashes: true, Pauses: true}
+
+func with(f Faults, add func(*Faults)) Faults {
+	add(&f)
+	return f
+}
+
+var chaosProperties = []chaosProperty{
+	{
+		name:   "C1",
+		desc:   "drop, duplicate, reorder, partitions, crash/restart, pauses, tick skew",
+		faults: c1Faults,
+	},
+	{
+		name:   "C2",
+		desc:   "C1 + power loss: unsynced writes lost, torn last write, every node crashing together",
+		faults: with(c1Faults, func(f *Faults) { f.PowerLoss = true }),
+		check: func(t *testing.T, total Counts) {
+			assert.Positive(t, total.LostWrites, "no power loss lost an unsynced write")
+		},
+	},
+	{
+		name:    "C3",
+		desc:    "C1 + C2 with 8 clients, ReadIndex reads and stale reads: the history is linearizable",
+		faults:  with(c1Faults, func(f *Faults) { f.PowerLoss = true }),
+		clients: 8,
+		check: func(t *testing.T, total Counts) {
+			assert.Positive(t, total.Indeterminate, "no operation ended indeterminate")
+			assert.Positive(t, total.Reads, "no read completed")
+		},
+	},
+	{
+		name:   "C4",
+		desc:   "C1 + membership churn: learners, promotions, removals, joint changes",
+		faults: with(c1Faults, func(f *Faults) { f.Membership = true }),
+		check: func(t *testing.T, total Counts) {
+			assert.Greater(t, total.ConfChanges, total.ConfProposals/2, "few proposed membership changes were applied")
+		},
+	},
+	{
+		name:   "C5",
+		desc:   "C1 + snapshots and compaction at random points, snapshots dropped or duplicated",
+		faults: with(c1Faults, func(f *Faults) { f.Snapshots = true }),
+		check: func(t *testing.T, total Counts) {
+			assert.Positive(t, total.SnapshotsInstalled, "no follower installed a snapshot")
+		},
+	},
+	{
+		name:     "C6",
+		desc:     "every fault, then heal: a leader within 3 election timeouts, a committed write, every operation completes",
+		faults:   AllFaults,
+		liveness: true,
+		check: func(t *testing.T, total Counts) {
+			assert.Positive(t, total.ConfChanges, "no membership change was applied")
+			assert.Positive(t, total.SnapshotsInstalled, "no follower installed a snapshot")
+		},
+	},
+}
+
+// seeds returns the seeds to run: base+1, base+2, ... so that each test
+// explores its own runs.
+func seeds(base uint64) []uint64 {
+	if *flagSeed != 0 {
+		return []uint64{*flagSeed}
+	}
+	n := *flagSeeds
+	switch {
+	case n == 0 && raceEnabled:
+		n = raceSeeds
+	case n == 0:
+		n = defaultSeeds
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = base + uint64(i+1)
+	}
+	return out
+}
+
+// TestChaos runs the chaos properties C1-C6 of RELIABILITY.md over many
+// seeds. Every run checks the Raft safety properties as it goes and the
+// client history for linearizability at the end; a failure prints the seed,
+// the property and the command that replays it with a trace.
+func TestChaos(t *testing.T) {
+	for i, p := range chaosProperties {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			runChaos(t, p, uint64(i+1)*1_000_000)
+		})
+	}
+}
+
+func runChaos(t *testing.T, p chaosProperty, base uint64) {
+	t.Logf("%s: %s", p.name, p.desc)
+	var total Counts
+	start := time.Now()
+	list := seeds(base)
+	for _, seed := range list {
+		cfg := Config{
+			Seed:            seed,
+			Steps:           *flagSteps,
+			Faults:          p.faults,
+			Linearizability: true,
+			StaleReads:      true,
+			Liveness:        p.liveness,
+			Clients:         p.clients,
+		}
+		res := runTraced(t, cfg, p.name)
+		total.Add(res.Counts)
+		t.Logf("%s", res)
+		if res.Failed() {
+			continue
+		}
+		if err := res.CheckInjected(); err != nil {
+			t.Errorf("%s: %v", p.name, err)
+		}
+	}
+	elapsed := time.Since(start)
+	t.Logf("%s: %d seeds x %.0f steps in %v (%.1f s per 1000 seeds): %s", p.name, len(list),
+		float64(total.Steps)/float64(len(list)), elapsed.Round(time.Millisecond),
+		elapsed.Seconds()*1000/float64(len(list)), total)
+	if p.check != nil && *flagSeed == 0 {
+		p.check(t, total)
+	}
+}
+
+// runTraced runs cfg, with a trace if asked, and reports a failure with the
+// command that replays it.
+func runTraced(t *testing.T, cfg Config, test string) *Result {
+	t.Helper()
+	var trace *os.File
+	if *flagTrace != "" && *flagSeed != 0 {
+		var err error
+		trace, err = os.Create(*flagTrace)
+		require.NoError(t, err)
+		defer trace.Close()
+		cfg.Trace = trace
+	}
+	res := Run(cfg)
+	if !res.Failed() {
+		return res
+	}
+	v := res.Violations[0]
+	msg := fmt.Sprintf("%s: seed %d violated %s at step %d: %s\n  run: %s\n  replay: go test ./rafttest -run 'TestChaos/%s$' -rafttest.seed=%d -rafttest.trace=out.txt",
+		test, cfg.Seed, v.Property, v.Step, v.Detail, res, test, cfg.Seed)
+	if trace != nil {
+		msg += "\n  trace written to " + *flagTrace
+		if v.Property == "linearizability" {
+			html := *flagTrace + ".html"
+			f, err := os.Create(html)
+			require.NoError(t, err)
+			require.NoError(t, res.WriteVisualization(f))
+			require.NoError(t, f.Close())
+			msg += "\n  porcupine visualization written to " + html
+		}
+	}
+	t.Error(msg)
+	return res
+}
+
+// TestRunIsReproducible checks that a seed determines the whole run.
+func TestRunIsReproducible(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		cfg := Config{Seed: seed, Faults: AllFaults, Linearizability: true, StaleReads: true, Liveness: true}
+		a, b := Run(cfg), Run(cfg)
+		require.False(t, a.Failed(), "%s", a)
+		assert.Equal(t, a.Counts, b.Counts, "seed %d", seed)
+		assert.Equal(t, len(a.History), len(b.History), "seed %d", seed)
+		assert.Equal(t, a.Params, b.Params, "seed %d", seed)
+	}
+}
+
+// TestRunThatInjectedNothingFails checks that CheckInjected refuses a run
+// whose faults never happened.
+func TestRunThatInjectedNothingFails(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults Faults
+		steps  int
+		ok     bool
+	}{
+		{name: "crashes asked, run too short to crash", faults: Faults{Crashes: true}, steps: 3},
+		{name: "partitions asked, run too short", faults: Faults{Partitions: true}, steps: 3},
+		{name: "no faults and no election", faults: Faults{}, steps: 3},
+		{name: "every fault, long enough", faults: AllFaults, steps: 400, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := Run(Config{Seed: 7, Steps: tt.steps, Faults: tt.faults})
+			require.False(t, res.Failed(), "%s", res)
+			err := res.CheckInjected()
+			if tt.ok {
+				assert.NoError(t, err)
+			} else {
+				assert.Error(t, err)
+			}
+		})
+	}
+}
+
+// TestTraceIsReproducible checks that a replay writes the same trace.
+func TestTraceIsReproducible(t *testing.T) {
+	var a, b strings.Builder
+	cfg := Config{Seed: 11, Faults: AllFaults, Linearizability: true, StaleReads: true, Liveness: true}
+	cfg.Trace = &a
+	Run(cfg)
+	cfg.Trace = &b
+	Run(cfg)
+	require.NotEmpty(t, a.String())
+	assert.Equal(t, a.String(), b.String())
+}

@@ -1,0 +1,209 @@
+package rafttest
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/keelraft/raft"
+)
+
+// Faults selects the kinds of fault a run injects. The rates and durations
+// are drawn from the run's seed (and printed in Result.Params), so that
+// different seeds explore different mixes.
+type Faults struct {
+	// Network drops (0-30%), duplicates (0-10%) and delays messages by a
+	// random number of steps, which also reorders them.
+	Network bool
+	// TickSkew gives every node its own tick rate, 0.5x to 2x.
+	TickSkew bool
+	// Partitions cuts links: random splits, the leader isolated, one-way
+	// links and a bridge node that sees both sides.
+	Partitions bool
+	// Crashes stops nodes and restarts them later from their disk. A crash
+	// is a process kill: written data survives.
+	Crashes bool
+	// PowerLoss crashes nodes in the middle of handling a Ready, losing
+	// unsynced writes (possibly tearing the last one), and sometimes crashes
+	// every node at once.
+	PowerLoss bool
+	// Pauses freezes nodes: no ticks, no messages, no Ready handling.
+	Pauses bool
+	// Membership adds learners, promotes, demotes, removes and replaces
+	// voters (single-step and joint changes).
+	Membership bool
+	// Snapshots makes nodes snapshot and compact their logs at random
+	// points, so lagging followers need snapshots from the leader.
+	Snapshots bool
+}
+
+// AllFaults enables every kind of fault.
+var AllFaults = Faults{
+	Network: true, TickSkew: true, Partitions: true, Crashes: true,
+	PowerLoss: true, Pauses: true, Membership: true, Snapshots: true,
+}
+
+// String lists the enabled kinds.
+func (f Faults) String() string {
+	var s []string
+	add := func(on bool, name string) {
+		if on {
+			s = append(s, name)
+		}
+	}
+	add(f.Network, "network")
+	add(f.TickSkew, "skew")
+	add(f.Partitions, "partitions")
+	add(f.Crashes, "crashes")
+	add(f.PowerLoss, "powerloss")
+	add(f.Pauses, "pauses")
+	add(f.Membership, "membership")
+	add(f.Snapshots, "snapshots")
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ",")
+}
+
+// Bugs injects known host bugs, to check that the simulator's checkers
+// catch them. A correct host sets none.
+type Bugs struct {
+	// SendBeforePersist sends MessagesAfterPersist (votes, acks) before the
+	// Ready's writes are persisted and synced.
+	SendBeforePersist bool
+	// SkipSync never syncs the disk: acknowledgements go out for writes a
+	// power loss may undo.
+	SkipSync bool
+	// ForgetVote loses the vote from the hard state when a node restarts,
+	// so it may vote twice in a term.
+	ForgetVote bool
+	// ApplyUncommitted applies entries to the state machine as soon as they
+	// are persisted, before they commit.
+	ApplyUncommitted bool
+	// ForgeCommit makes a leader's host rewrite the commit index of outgoing
+	// appends and heartbeats to its last index: commit without a quorum.
+	ForgeCommit bool
+	// ForgeVoteLog makes a candidate's host overstate its log in vote and
+	// pre-vote requests, as if voters did not check that a candidate's log
+	// is up to date.
+	ForgeVoteLog bool
+	// ReadBeforeApplied serves a ReadIndex read as soon as the read index
+	// arrives, without waiting for the state machine to apply it.
+	ReadBeforeApplied bool
+}
+
+// Config describes one simulated run. The zero value of every field but Seed
+// means a default, mostly drawn from the seed.
+type Config struct {
+	// Seed determines everything about the run.
+	Seed uint64
+	// Nodes is the initial number of voters; 0 draws 3, 5 or 7.
+	Nodes int
+	// Steps is the number of simulated steps with faults; default 400.
+	// A node ticks about once per step.
+	Steps int
+	// ElectionTick is every node's election timeout in ticks; default 10.
+	ElectionTick int
+	// Faults selects the faults to inject.
+	Faults Faults
+	// Clients is the number of concurrent clients (default drawn 1-8) and
+	// Keys the number of keys they use (default drawn 1-10).
+	Clients, Keys int
+	// StaleReads adds local reads that bypass ReadIndex; they may be stale
+	// and are checked only for monotonicity per node incarnation.
+	StaleReads bool
+	// Linearizability checks the client history with porcupine.
+	Linearizability bool
+	// Liveness heals every fault after Steps and requires a leader and a
+	// committed write within a bound, and client operations to complete.
+	Liveness bool
+	// ReadOnlyOption is every node's read mode. ReadOnlyLeaseBased is safe
+	// only while clocks drift within its documented bound: a paused node's
+	// clock stops in the simulator, and TickSkew exceeds the bound.
+	ReadOnlyOption raft.ReadOnlyOption
+	// NewStateMachine builds each node's state machine; default NewMapKV.
+	NewStateMachine func() StateMachine
+	// Bugs injects host bugs (for the simulator's own tests).
+	Bugs Bugs
+	// PowerLossRate overrides the per-Ready probability of a power loss
+	// (when Faults.PowerLoss is set); 0 means the default.
+	PowerLossRate float64
+	// Trace, if set, receives a text timeline of the run.
+	Trace io.Writer
+
+	// skipRestartAudit turns off the check that a restarted node kept the
+	// votes and terms it promised, so that the package's tests can show
+	// that the outcome checks (double vote, election safety) catch a lost
+	// vote too.
+	skipRestartAudit bool
+}
+
+// Counts are what a run did: the faults that actually happened and the
+// client operations.
+type Counts struct {
+	Steps              int
+	LeaderChanges      int
+	Crashes            int
+	PowerLosses        int
+	ClusterCrashes     int
+	LostWrites         int
+	Partitions         int
+	Pauses             int
+	ConfProposals      int
+	ConfChanges        int
+	SnapshotsCreated   int
+	SnapshotsInstalled int
+	Delivered          int
+	Dropped            int
+	Duplicated         int
+	Writes             int
+	Reads              int
+	StaleReads         int
+	Indeterminate      int
+}
+
+// Add accumulates o into c.
+func (c *Counts) Add(o Counts) {
+	c.Steps += o.Steps
+	c.LeaderChanges += o.LeaderChanges
+	c.Crashes += o.Crashes
+	c.PowerLosses += o.PowerLosses
+	c.ClusterCrashes += o.ClusterCrashes
+	c.LostWrites += o.LostWrites
+	c.Partitions += o.Partitions
+	c.Pauses += o.Pauses
+	c.ConfProposals += o.ConfProposals
+	c.ConfChanges += o.ConfChanges
+	c.SnapshotsCreated += o.SnapshotsCreated
+	c.SnapshotsInstalled += o.SnapshotsInstalled
+	c.Delivered += o.Delivered
+	c.Dropped += o.Dropped
+	c.Duplicated += o.Duplicated
+	c.Writes += o.Writes
+	c.Reads += o.Reads
+	c.StaleReads += o.StaleReads
+	c.Indeterminate += o.Indeterminate
+}
+
+// String summarises the counts on one line.
+func (c Counts) String() string {
+	return fmt.Sprintf("steps=%d leader_changes=%d crashes=%d power_losses=%d cluster_crashes=%d lost_writes=%d partitions=%d pauses=%d "+
+		"conf_changes=%d/%d(proposed/applied) snapshots=%d/%d(created/installed) msgs=%d dropped=%d dup=%d writes=%d reads=%d stale_reads=%d indeterminate=%d",
+		c.Steps, c.LeaderChanges, c.Crashes, c.PowerLosses, c.ClusterCrashes, c.LostWrites, c.Partitions, c.Pauses,
+		c.ConfProposals, c.ConfChanges, c.SnapshotsCreated, c.SnapshotsInstalled, c.Delivered, c.Dropped, c.Duplicated,
+		c.Writes, c.Reads, c.StaleReads, c.Indeterminate)
+}
+
+// Violation is a property the run broke.
+type Violation struct {
+	// Property names the property, e.g. "election safety".
+	Property string
+	// Step is the simulated step at which it was detected.
+	Step int64
+	// Detail describes what was seen.
+	Detail string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s at step %d: %s", v.Property, v.Step, v.Detail)
+}

@@ -1,0 +1,345 @@
+package rafttest
+
+import (
+	"slices"
+
+	"github.com/keelraft/raft"
+)
+
+// injectFaults draws this step's faults.
+func (s *sim) injectFaults() {
+	f := s.cfg.Faults
+	// due reports whether fault kind happens this step: at random, or
+	// because the run must have one by now. do reports whether it could
+	// happen; a forced fault that could not waits for the next step.
+	due := func(kind string, p float64, do func() bool) {
+		at, forced := s.p.forced[kind]
+		forced = forced && at <= s.now
+		if !forced && s.rng.Float64() >= p {
+			return
+		}
+		if do() && forced {
+			delete(s.p.forced, kind)
+		}
+	}
+	if f.Partitions {
+		if s.partitionEnd != 0 && s.now >= s.partitionEnd {
+			s.net.heal()
+			s.partitionEnd = 0
+			s.tracef("partition healed")
+		}
+		due("partition", s.p.pPartition, func() bool {
+			if s.partitionEnd != 0 {
+				return false
+			}
+			s.partition()
+			return true
+		})
+	}
+	upNode := func(n *simNode) bool { return n.up() }
+	if f.Crashes {
+		due("crash", s.p.pCrash, func() bool {
+			n := s.randomNode(upNode)
+			if n != nil {
+				s.crash(n, false)
+			}
+			return n != nil
+		})
+	}
+	if f.PowerLoss {
+		// Power losses in the middle of a Ready happen at random in
+		// processReady; this makes sure there is at least one.
+		due("powerloss", 0, func() bool {
+			n := s.randomNode(upNode)
+			if n != nil {
+				n.crashInReady = true
+			}
+			return n != nil
+		})
+		due("clustercrash", s.p.pClusterCrash, func() bool {
+			s.tracef("every node loses power")
+			s.res.Counts.ClusterCrashes++
+			for _, id := range s.ids {
+				if n := s.nodes[id]; n != nil && n.up() {
+					s.crash(n, true)
+				}
+			}
+			return true
+		})
+	}
+	if f.Pauses {
+		due("pause", s.p.pPause, func() bool {
+			n := s.randomNode(func(n *simNode) bool { return n.up() && n.pausedUntil <= s.now })
+			if n == nil {
+				return false
+			}
+			n.pausedUntil = s.now + 1 + s.rng.Int64N(int64(3*s.cfg.ElectionTick))
+			s.res.Counts.Pauses++
+			s.tracef("n%d paused until %d", n.id, n.pausedUntil)
+			return true
+		})
+	}
+	if f.Membership {
+		due("conf", s.p.pConf, s.changeMembership)
+	}
+	if f.Snapshots {
+		due("snap", s.p.pSnap, func() bool {
+			n := s.randomNode(func(n *simNode) bool { return n.up() && n.pausedUntil <= s.now })
+			return n != nil && s.snapshot(n)
+		})
+	}
+}
+
+// randomNode picks a started node satisfying ok, or nil.
+func (s *sim) randomNode(ok func(*simNode) bool) *simNode {
+	var c []*simNode
+	for _, id := range s.ids {
+		if n := s.nodes[id]; n != nil && ok(n) {
+			c = append(c, n)
+		}
+	}
+	if len(c) == 0 {
+		return nil
+	}
+	return c[s.rng.IntN(len(c))]
+}
+
+// startedIDs returns the IDs of the started nodes.
+func (s *sim) startedIDs() []uint64 {
+	var ids []uint64
+	for _, id := range s.ids {
+		if s.started[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// leader returns the up node that leads the highest term, or nil.
+func (s *sim) leader() *simNode {
+	var l *simNode
+	for _, id := range s.ids {
+		n := s.nodes[id]
+		if n != nil && n.up() && n.role == raft.StateLeader && (l == nil || n.term > l.term) {
+			l = n
+		}
+	}
+	return l
+}
+
+// partition cuts links in one of four shapes.
+func (s *sim) partition() {
+	ids := s.startedIDs()
+	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	s.partitionEnd = s.now + int64(s.cfg.ElectionTick) + s.rng.Int64N(int64(5*s.cfg.ElectionTick))
+	s.res.Counts.Partitions++
+	switch s.rng.IntN(4) {
+	case 0: // random split
+		k := 1 + s.rng.IntN(len(ids)-1)
+		s.net.cutBetween(ids[:k], ids[k:], false)
+		s.tracef("partition split %v | %v until %d", ids[:k], ids[k:], s.partitionEnd)
+	case 1: // the leader isolated
+		l := s.leader()
+		if l == nil {
+			l = s.nodes[ids[0]]
+		}
+		rest := slices.DeleteFunc(slices.Clone(ids), func(id uint64) bool { return id == l.id })
+		s.net.cutBetween([]uint64{l.id}, rest, false)
+		s.tracef("partition leader n%d isolated until %d", l.id, s.partitionEnd)
+	case 2: // one-way links
+		k := 1 + s.rng.IntN(len(ids)-1)
+		s.net.cutBetween(ids[:k], ids[k:], true)
+		s.tracef("partition one-way %v -> %v cut until %d", ids[:k], ids[k:], s.partitionEnd)
+	case 3: // a bridge node sees both sides
+		if len(ids) < 3 {
+			s.net.cutBetween(ids[:1], ids[1:], false)
+			return
+		}
+		bridge, rest := ids[0], ids[1:]
+		k := 1 + s.rng.IntN(len(rest)-1)
+		s.net.cutBetween(rest[:k], rest[k:], false)
+		s.tracef("partition bridge n%d between %v | %v until %d", bridge, rest[:k], rest[k:], s.partitionEnd)
+	}
+}
+
+// changeMembership proposes a random membership change at the leader. It
+// reports whether the leader accepted the proposal.
+func (s *sim) changeMembership() bool {
+	l := s.leader()
+	if l == nil {
+		return false
+	}
+	cs := l.conf
+	if len(cs.VotersOutgoing) > 0 {
+		return false // the leader leaves the joint configuration on its own
+	}
+	// Spares are never-added nodes: not members, never removed (a removed
+	// node's ID is never reused). A spare may have been started by a
+	// proposal that did not commit.
+	var spares []uint64
+	for _, id := range s.ids {
+		if !s.retired[id] && !slices.Contains(cs.Voters, id) && !slices.Contains(cs.Learners, id) {
+			spares = append(spares, id)
+		}
+	}
+	voters, learners := cs.Voters, cs.Learners
+	pick := func(ids []uint64) uint64 { return ids[s.rng.IntN(len(ids))] }
+	var cc raft.ConfChange
+	switch s.rng.IntN(6) {
+	case 0, 1: // add a learner
+		if len(spares) == 0 {
+			return false
+		}
+		cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeAddLearnerNode, NodeID: spares[0]}}
+	case 2: // promote a learner
+		if len(learners) == 0 {
+			return false
+		}
+		cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeAddNode, NodeID: pick(learners)}}
+	case 3: // remove a voter or a learner
+		if s.rng.IntN(2) == 0 && len(learners) > 0 {
+			cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: pick(learners)}}
+		} else if len(voters) > 3 {
+			cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: pick(voters)}}
+		} else {
+			return false
+		}
+	case 4: // demote a voter
+		if len(voters) <= 3 {
+			return false
+		}
+		cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeAddLearnerNode, NodeID: pick(voters)}}
+	case 5: // replace a voter by a learner: a joint change
+		if len(learners) == 0 {
+			return false
+		}
+		cc.Changes = []raft.ConfChangeSingle{
+			{Type: raft.ConfChangeAddNode, NodeID: pick(learners)},
+			{Type: raft.ConfChangeRemoveNode, NodeID: pick(voters)},
+		}
+		if s.rng.IntN(2) == 0 {
+			cc.Transition = raft.ConfChangeTransitionJointImplicit
+		}
+	}
+	err := l.rn.ProposeConfChange(cc)
+	s.tracef("n%d proposes %s: err=%v", l.id, cc, err)
+	if err != nil {
+		return false
+	}
+	s.res.Counts.ConfProposals++
+	for _, c := range cc.Changes {
+		if c.Type == raft.ConfChangeAddLearnerNode && !s.started[c.NodeID] {
+			s.startNode(c.NodeID, nil)
+		}
+	}
+	s.handleReady(l)
+	return true
+}
+
+// snapshot makes n snapshot its state at its applied index and compact its
+// log, keeping a few entries.
+func (s *sim) snapshot(n *simNode) bool {
+	snap, _ := n.disk.Snapshot()
+	if n.applied <= snap.Metadata.Index {
+		return false
+	}
+	store := n.sm.Snapshot()
+	data := hostSnapshot{digest: n.digest, clientSeq: n.clientSeq, store: store}.marshal()
+	conf := n.conf
+	if err := n.disk.CreateSnapshot(n.applied, &conf, data); err != nil {
+		s.fail("storage", "node %d cannot snapshot at %d: %v", n.id, n.applied, err)
+		return true
+	}
+	s.res.Counts.SnapshotsCreated++
+	s.chk.snapshotState(n, n.applied, hashBytes(store))
+	first, _ := n.disk.FirstIndex()
+	keep := uint64(s.rng.IntN(5))
+	if n.applied >= first+keep {
+		if err := n.disk.Compact(n.applied - keep); err != nil {
+			s.fail("storage", "node %d cannot compact to %d: %v", n.id, n.applied-keep, err)
+			return true
+		}
+	}
+	s.tracef("n%d snapshots at %d, compacts to %d", n.id, n.applied, n.applied-keep)
+	return true
+}
+
+// heal ends every fault and checks that the cluster recovers: a leader
+// within three election timeouts (at the slowest node's tick rate, plus
+// message delays), then a committed write, then client operations that
+// complete.
+func (s *sim) heal() {
+	s.healing = true
+	s.net.heal()
+	s.partitionEnd = 0
+	// A healthy network delivers within a step: message delays are faults
+	// too (Raft's timing assumption is that a round trip is much shorter
+	// than an election timeout).
+	s.p.drop, s.p.dup, s.p.maxDelay = 0, 0, 1
+	minRate := 1.0
+	for _, id := range s.ids {
+		n := s.nodes[id]
+		if n == nil {
+			continue
+		}
+		n.pausedUntil = 0
+		n.crashInReady = false
+		if !n.up() && !s.retired[id] {
+			n.downUntil = s.now
+		}
+		minRate = min(minRate, n.rate)
+	}
+	s.tracef("healed every fault")
+	start := s.now
+	et := float64(s.cfg.ElectionTick)
+	// A leader within three election timeouts of the slowest member, plus
+	// a pre-vote and a vote round trip.
+	leaderBound := s.now + int64(3*et/minRate) + int64(4*s.p.maxDelay) + 2
+	commitBound := leaderBound + int64(2*et/minRate) + int64(4*s.p.maxDelay)
+	var probe *op
+	probeSeq := uint64(0)
+	haveLeader := false
+	for !s.stopped {
+		s.step()
+		l := s.leader()
+		if l != nil && !haveLeader && slices.Contains(l.conf.Voters, l.id) {
+			haveLeader = true
+			s.tracef("liveness: leader n%d after healing", l.id)
+		}
+		if !haveLeader && s.now > leaderBound {
+			s.fail("liveness", "no leader within %d steps of healing (3 election timeouts at tick rate %.2f)", leaderBound-start, minRate)
+			return
+		}
+		if probe != nil && probe.c.cur == nil {
+			break // committed
+		}
+		if l != nil && (probe == nil || probe.node != l.id) {
+			if probe != nil {
+				delete(s.nodes[probe.node].writes, [2]uint64{probeClient, probe.seq})
+			}
+			probeSeq++
+			c := &client{id: probeClient, seq: probeSeq}
+			probe = &op{c: c, put: true, key: "probe", value: "probe", seq: probeSeq, node: l.id, inc: l.incarnation, deadline: math64}
+			c.cur = probe
+			cmd := putCmd{Client: probeClient, Seq: probeSeq, Key: "probe", Value: "probe"}
+			if l.rn.Propose(cmd.marshal()) == nil {
+				l.writes[[2]uint64{probeClient, probeSeq}] = probe
+				s.handleReady(l)
+			} else {
+				probe = nil
+			}
+		}
+		if s.now > commitBound {
+			s.fail("liveness", "no write committed within %d steps of healing", commitBound-start)
+			return
+		}
+	}
+	// Every client operation issued from now on must complete.
+	end := s.now + 3*s.opTimeout()
+	s.mustComplete = true
+	for !s.stopped && s.now < end {
+		s.step()
+	}
+}
+
+const math64 = int64(^uint64(0) >> 1)
