@@ -54,6 +54,13 @@ var (
 	// storage already holds state.
 	ErrAlreadyBootstrapped = errors.New("raft: storage is not empty, cannot bootstrap")
 
+	// ErrStorage is wrapped by the error a RawNode returns once its Storage
+	// failed (an error other than ErrCompacted or ErrUnavailable, or an
+	// answer inconsistent with what the node knows). The node has stopped:
+	// every later call returns the same error and changes nothing. The host
+	// should stop the node and recover the storage.
+	ErrStorage = errors.New("raft: storage failed, node stopped")
+
 	// ErrNotLeader is returned by calls only a leader can serve when this
 	// node is not the leader and knows of none to forward to.
 	ErrNotLeader = errors.New("raft: not the leader")

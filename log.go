@@ -180,7 +180,7 @@ func (l *raftLog) nextCommittedEnts(allowUnstable bool) []Entry {
 	}
 	ents, err := l.slice(lo, hi, l.maxApplyingSize)
 	if err != nil {
-		l.logger.Panic("raft: cannot read committed entries", zap.Uint64("lo", lo), zap.Uint64("hi", hi), zap.Error(err))
+		l.storageFailed("reading committed entries", err, zap.Uint64("lo", lo), zap.Uint64("hi", hi))
 	}
 	return ents
 }
@@ -228,7 +228,7 @@ func (l *raftLog) firstIndex() uint64 {
 	}
 	index, err := l.storage.FirstIndex()
 	if err != nil {
-		l.logger.Panic("raft: storage.FirstIndex failed", zap.Error(err))
+		l.storageFailed("FirstIndex", err)
 	}
 	return index
 }
@@ -240,7 +240,7 @@ func (l *raftLog) lastIndex() uint64 {
 	}
 	i, err := l.storage.LastIndex()
 	if err != nil {
-		l.logger.Panic("raft: storage.LastIndex failed", zap.Error(err))
+		l.storageFailed("LastIndex", err)
 	}
 	return i
 }
@@ -285,7 +285,7 @@ func (l *raftLog) stableSnapTo(i uint64) bool { return l.unstable.stableSnapTo(i
 func (l *raftLog) lastTerm() uint64 {
 	t, err := l.term(l.lastIndex())
 	if err != nil {
-		l.logger.Panic("raft: unexpected error reading the last term", zap.Error(err))
+		l.storageFailed("reading the last term", err)
 	}
 	return t
 }
@@ -310,7 +310,7 @@ func (l *raftLog) term(i uint64) (uint64, error) {
 	if errors.Is(err, ErrCompacted) || errors.Is(err, ErrUnavailable) {
 		return 0, err
 	}
-	l.logger.Panic("raft: storage.Term failed", zap.Uint64("index", i), zap.Error(err))
+	l.storageFailed("Term", err, zap.Uint64("index", i))
 	return 0, err
 }
 
@@ -379,7 +379,7 @@ func (l *raftLog) slice(lo, hi, maxSize uint64) ([]Entry, error) {
 		if errors.Is(err, ErrCompacted) {
 			return nil, err
 		} else if err != nil {
-			l.logger.Panic("raft: storage.Entries failed", zap.Uint64("lo", lo), zap.Uint64("hi", storedHi), zap.Error(err))
+			l.storageFailed("Entries", err, zap.Uint64("lo", lo), zap.Uint64("hi", storedHi))
 		}
 		if uint64(len(stored)) < storedHi-lo || storedHi == hi {
 			return stored, nil
@@ -426,8 +426,20 @@ func (l *raftLog) zeroTermOnOutOfBounds(t uint64, err error) uint64 {
 	if errors.Is(err, ErrCompacted) || errors.Is(err, ErrUnavailable) {
 		return 0
 	}
-	l.logger.Panic("raft: unexpected error", zap.Error(err))
+	l.storageFailed("Term", err)
 	return 0
+}
+
+// storageError carries a Storage failure from deep inside the log to the
+// RawNode boundary, which recovers it, stops the node and returns the error:
+// the node never carries on with an unknown storage state, and the host
+// never sees a panic for an I/O failure.
+type storageError struct{ err error }
+
+// storageFailed logs a Storage failure and unwinds to the RawNode boundary.
+func (l *raftLog) storageFailed(what string, err error, fields ...zap.Field) {
+	l.logger.Error("storage failed; the node stops", append(fields, zap.String("call", what), zap.Error(err))...)
+	panic(storageError{fmt.Errorf("%w: %s: %w", ErrStorage, what, err)})
 }
 
 // noLimit means no size limit.

@@ -48,6 +48,11 @@ func (n *Node) runLoop() {
 			n.ackApplied(idx)
 		}
 		n.drainEvents()
+		if err := n.rn.Err(); err != nil {
+			// The core's storage reads failed: the node cannot go on.
+			n.fail("reading storage", err)
+			return
+		}
 	}
 }
 

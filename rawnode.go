@@ -66,6 +66,32 @@ type RawNode struct {
 	raft       *raft
 	prevSoftSt SoftState
 	prevHardSt HardState
+	// err is set once the storage failed (it wraps ErrStorage); from then
+	// on the node does nothing and every call returns it.
+	err error
+}
+
+// Err returns the error that stopped the node, wrapping ErrStorage, or nil
+// while it runs. Calls without an error result (Tick, Ready, Advance…) do
+// nothing once the node has stopped; check Err after them, or watch the
+// errors of Step and Propose.
+func (rn *RawNode) Err() error { return rn.err }
+
+// recoverStorage turns a storage failure raised inside the node into a
+// stopped node and an error; any other panic (a bug) goes on.
+func (rn *RawNode) recoverStorage(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	se, ok := r.(storageError)
+	if !ok {
+		panic(r)
+	}
+	rn.err = se.err
+	if err != nil {
+		*err = se.err
+	}
 }
 
 // NewRawNode builds a node from c. It validates c and the state in
@@ -85,7 +111,11 @@ func NewRawNode(c Config) (*RawNode, error) {
 // the Snapshot of the next Ready (at index 1, term 1, with no data), to be
 // persisted like any snapshot, so every node bootstrapped with the same
 // voters starts from the same log position.
-func (rn *RawNode) Bootstrap(voters []uint64) error {
+func (rn *RawNode) Bootstrap(voters []uint64) (err error) {
+	if rn.err != nil {
+		return rn.err
+	}
+	defer rn.recoverStorage(&err)
 	r := rn.raft
 	if r.raftLog.lastIndex() != 0 || !rn.prevHardSt.IsEmpty() {
 		return ErrAlreadyBootstrapped
@@ -110,13 +140,21 @@ func (rn *RawNode) Bootstrap(voters []uint64) error {
 // Tick advances the node's logical clock by one tick. Election and heartbeat
 // timeouts are counted in ticks.
 func (rn *RawNode) Tick() {
+	if rn.err != nil {
+		return
+	}
+	defer rn.recoverStorage(nil)
 	rn.raft.tick()
 	rn.raft.checkInvariants()
 }
 
 // Campaign makes the node start an election now (with a pre-vote first
 // unless disabled).
-func (rn *RawNode) Campaign() error {
+func (rn *RawNode) Campaign() (err error) {
+	if rn.err != nil {
+		return rn.err
+	}
+	defer rn.recoverStorage(&err)
 	return rn.raft.Step(Message{Type: MsgHup, From: rn.raft.id})
 }
 
@@ -124,7 +162,11 @@ func (rn *RawNode) Campaign() error {
 // the leader. It returns ErrProposalDropped if the proposal was not accepted
 // (no known leader, forwarding disabled, uncommitted tail full). A nil error
 // does not mean the proposal will commit: a leader change can still lose it.
-func (rn *RawNode) Propose(data []byte) error {
+func (rn *RawNode) Propose(data []byte) (err error) {
+	if rn.err != nil {
+		return rn.err
+	}
+	defer rn.recoverStorage(&err)
 	return rn.raft.Step(Message{
 		Type:    MsgProp,
 		From:    rn.raft.id,
@@ -137,7 +179,11 @@ func (rn *RawNode) Propose(data []byte) error {
 // ErrStepPeerNotFound for a response from a node outside the configuration,
 // and an error wrapping ErrInvalidMessage for a message that fails
 // validation. Rejected messages change nothing.
-func (rn *RawNode) Step(m Message) error {
+func (rn *RawNode) Step(m Message) (err error) {
+	if rn.err != nil {
+		return rn.err
+	}
+	defer rn.recoverStorage(&err)
 	r := rn.raft
 	if m.Type.isLocal() {
 		r.logger.Warn("dropped a local message type stepped from outside",
@@ -153,7 +199,7 @@ func (rn *RawNode) Step(m Message) error {
 			zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
 		return ErrStepPeerNotFound
 	}
-	err := r.Step(m)
+	err = r.Step(m)
 	r.checkInvariants()
 	return err
 }
@@ -164,7 +210,11 @@ func (rn *RawNode) Step(m Message) error {
 // an entry of its term, and with ErrInvalidConfChange if the current
 // configuration does not allow it. The change takes effect on each node
 // when the host applies its entry and calls ApplyConfChange.
-func (rn *RawNode) ProposeConfChange(cc ConfChange) error {
+func (rn *RawNode) ProposeConfChange(cc ConfChange) (err error) {
+	if rn.err != nil {
+		return rn.err
+	}
+	defer rn.recoverStorage(&err)
 	return rn.raft.Step(Message{
 		Type:    MsgProp,
 		From:    rn.raft.id,
@@ -179,8 +229,12 @@ func (rn *RawNode) ProposeConfChange(cc ConfChange) error {
 // that is not valid against the current configuration is refused with an
 // error wrapping ErrInvalidConfChange and changes nothing: every node
 // refuses it alike, so the host can report the refusal to the proposer.
-func (rn *RawNode) ApplyConfChange(cc ConfChange) (ConfState, error) {
-	cs, err := rn.raft.applyConfChange(cc)
+func (rn *RawNode) ApplyConfChange(cc ConfChange) (cs ConfState, err error) {
+	if rn.err != nil {
+		return rn.raft.trk.confState(), rn.err
+	}
+	defer rn.recoverStorage(&err)
+	cs, err = rn.raft.applyConfChange(cc)
 	rn.raft.checkInvariants()
 	return cs, err
 }
@@ -191,6 +245,10 @@ func (rn *RawNode) ApplyConfChange(cc ConfChange) (ConfState, error) {
 // cannot be served (no leader, leadership lost) gets no answer: the host
 // times it out and retries. A follower forwards the request to the leader.
 func (rn *RawNode) ReadIndex(rctx []byte) {
+	if rn.err != nil {
+		return
+	}
+	defer rn.recoverStorage(nil)
 	_ = rn.raft.Step(Message{Type: MsgReadIndex, From: rn.raft.id, Entries: []Entry{{Data: rctx}}})
 }
 
@@ -201,13 +259,21 @@ func (rn *RawNode) ReadIndex(rctx []byte) {
 // the request is forwarded to the leader. It returns ErrInvalidTransfer for
 // a target that is not a voter or already leads, and ErrNotLeader if no
 // leader is known.
-func (rn *RawNode) TransferLeader(to uint64) error {
+func (rn *RawNode) TransferLeader(to uint64) (err error) {
+	if rn.err != nil {
+		return rn.err
+	}
+	defer rn.recoverStorage(&err)
 	return rn.raft.Step(Message{Type: MsgTransferLeader, From: rn.raft.id, Index: to})
 }
 
 // ReportUnreachable tells the node that the last message to id could not be
 // delivered; a leader then probes that peer again instead of streaming.
 func (rn *RawNode) ReportUnreachable(id uint64) {
+	if rn.err != nil {
+		return
+	}
+	defer rn.recoverStorage(nil)
 	_ = rn.raft.Step(Message{Type: MsgUnreachable, From: id})
 }
 
@@ -224,11 +290,19 @@ const (
 // ReportSnapshot tells the node whether the snapshot it asked to send to id
 // arrived.
 func (rn *RawNode) ReportSnapshot(id uint64, status SnapshotStatus) {
+	if rn.err != nil {
+		return
+	}
+	defer rn.recoverStorage(nil)
 	_ = rn.raft.Step(Message{Type: MsgSnapStatus, From: id, Reject: status == SnapshotFailure})
 }
 
 // HasReady reports whether Ready would return anything.
-func (rn *RawNode) HasReady() bool {
+func (rn *RawNode) HasReady() (has bool) {
+	if rn.err != nil {
+		return false
+	}
+	defer rn.recoverStorage(nil)
 	r := rn.raft
 	if r.softState() != rn.prevSoftSt {
 		return true
@@ -245,10 +319,19 @@ func (rn *RawNode) HasReady() bool {
 // Ready returns the work accumulated since the last Ready. What it hands out
 // is never handed out again. The host must handle it and call Advance
 // before calling Ready again.
-func (rn *RawNode) Ready() Ready {
+func (rn *RawNode) Ready() (rd Ready) {
+	if rn.err != nil {
+		return Ready{}
+	}
+	defer func() {
+		if rn.err != nil {
+			rd = Ready{}
+		}
+	}()
+	defer rn.recoverStorage(nil)
 	r := rn.raft
 	r.flushReadRound()
-	rd := Ready{
+	rd = Ready{
 		ReadStates:           r.readStates,
 		Entries:              r.raftLog.nextUnstableEntries(),
 		CommittedEntries:     r.raftLog.nextCommittedEnts(!r.pipelined),
@@ -291,6 +374,10 @@ func (rn *RawNode) Ready() Ready {
 // committed entries. A leader counts its own log only from here on. With
 // Config.PipelinedAcks, use AckPersisted and AckApplied instead.
 func (rn *RawNode) Advance(rd Ready) {
+	if rn.err != nil {
+		return
+	}
+	defer rn.recoverStorage(nil)
 	r := rn.raft
 	rn.ackPersisted(rd)
 	applied := uint64(0)
@@ -322,6 +409,10 @@ func (rn *RawNode) Advance(rd Ready) {
 // of the entries from here on, and committed entries up to them can be
 // handed out for applying.
 func (rn *RawNode) AckPersisted(rd Ready) {
+	if rn.err != nil {
+		return
+	}
+	defer rn.recoverStorage(nil)
 	rn.ackPersisted(rd)
 	rn.raft.checkInvariants()
 }
@@ -341,6 +432,10 @@ func (rn *RawNode) ackPersisted(rd Ready) {
 // every entry (and snapshot) handed out up to index. Applying is in log
 // order, so one call covers everything before index too.
 func (rn *RawNode) AckApplied(index uint64) {
+	if rn.err != nil {
+		return
+	}
+	defer rn.recoverStorage(nil)
 	rn.ackApplied(index)
 	rn.raft.checkInvariants()
 }
