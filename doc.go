@@ -97,5 +97,17 @@ The host learns the outcome by watching CommittedEntries.
 Sentinel errors are documented in errors.go and are matched with errors.Is.
 Step validates every message before it touches any state: a malformed or
 unexpected message is dropped with an error and a log line, never a panic.
+If the Storage fails (an error other than ErrCompacted or ErrUnavailable),
+the node stops: the call returns an error wrapping ErrStorage, Err reports
+it, and every later call returns it and changes nothing. The core panics
+only on a broken internal invariant, which is a bug.
+
+# Storage and transport duties
+
+A host's storage must return what was written, as a prefix after a crash;
+persisting a snapshot must also raise the stored commit index to the
+snapshot's index (MemoryStorage.ApplySnapshot does). A host's transport must
+report the outcome of every MsgSnap with ReportSnapshot, lost ones included:
+until it does, the leader sends that follower nothing else.
 */
 package raft
