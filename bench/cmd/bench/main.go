@@ -32,29 +32,32 @@ import (
 	"github.com/keelraft/raft/bench/internal/harness"
 	"github.com/keelraft/raft/bench/internal/hashibench"
 	"github.com/keelraft/raft/bench/internal/keelbench"
+	"github.com/keelraft/raft/bench/internal/nodebench"
 )
 
 // The libraries, in table order; keel first, the reference of every ratio.
 const (
-	libKeel    = "keel"
-	libKeelWAL = "keel-wal"
-	libEtcd36  = "etcd36"
-	libEtcd37  = "etcd37"
-	libHashi   = "hashicorp"
+	libKeel     = "keel"
+	libKeelWAL  = "keel-wal"
+	libKeelNode = "keel-node"
+	libEtcd36   = "etcd36"
+	libEtcd37   = "etcd37"
+	libHashi    = "hashicorp"
 )
 
 // inProcess are the libraries this binary runs as a worker.
 var inProcess = map[string]harness.Runner{
-	libKeel:    keelbench.Lib.Run,
-	libKeelWAL: keelbench.WALLib.Run,
-	libEtcd36:  etcd36.Lib.Run,
-	libHashi:   hashibench.Run,
+	libKeel:     keelbench.Lib.Run,
+	libKeelWAL:  keelbench.WALLib.Run,
+	libKeelNode: nodebench.Run,
+	libEtcd36:   etcd36.Lib.Run,
+	libHashi:    hashibench.Run,
 }
 
 // runsKind reports whether lib runs workloads of kind: keel-wal (Keel on
 // its own write-ahead log) runs only the durable one.
 func runsKind(lib, kind string) bool {
-	return lib != libKeelWAL || kind == harness.Durable
+	return (lib != libKeelWAL && lib != libKeelNode) || kind == harness.Durable
 }
 
 // row is one line group of the table: a workload run on every library.
@@ -109,7 +112,7 @@ func main() {
 	quick := flag.Bool("quick", false, "smoke run: 1 run per row, a tenth of the proposals, 100 k instead of 1 M log entries")
 	runs := flag.Int("runs", 5, "runs per row and library (the table shows medians); -quick sets 1 unless given")
 	only := flag.String("only", "", "run only rows whose label contains this")
-	libsFlag := flag.String("libs", "keel,keel-wal,etcd36,etcd37,hashicorp", "libraries to run (keel-wal: durable row only)")
+	libsFlag := flag.String("libs", "keel,keel-wal,keel-node,etcd36,etcd37,hashicorp", "libraries to run (keel-wal, keel-node: durable row only)")
 	etcd37Dir := flag.String("etcd37", "", "directory of the bench/etcd37 module (default: found from the working directory)")
 	tmp := flag.String("dir", "", "directory for durable runs' files (default: the system temp dir)")
 	verbose := flag.Bool("v", false, "print every run")
@@ -145,7 +148,7 @@ func run(quick bool, runs int, only string, libs []string, etcd37Dir, tmp string
 	workers := map[string]worker{}
 	for _, lib := range libs {
 		switch lib {
-		case libKeel, libKeelWAL, libEtcd36, libHashi:
+		case libKeel, libKeelWAL, libKeelNode, libEtcd36, libHashi:
 			workers[lib] = func(ctx context.Context, args []string) *exec.Cmd {
 				return exec.CommandContext(ctx, self, append([]string{"-" + harness.WorkerFlag, "-lib", lib}, args...)...)
 			}

@@ -17,7 +17,7 @@ func TestWorkloadsValid(t *testing.T) {
 		{Kind: harness.Durable, Window: 256, N: 1000},
 		{Kind: harness.Scale, Window: 256, N: 1000, LogSize: 5000},
 	}
-	for _, lib := range []string{libKeel, libKeelWAL, libEtcd36, libHashi} {
+	for _, lib := range []string{libKeel, libKeelWAL, libKeelNode, libEtcd36, libHashi} {
 		for _, w := range workloads {
 			if !runsKind(lib, w.Kind) {
 				continue
