@@ -172,6 +172,24 @@ func Verify(sms []SM, n int) error {
 	return nil
 }
 
+// AwaitVerify waits, up to timeout, until every state machine that states
+// returns applied all n proposals (followers apply once a later append or
+// heartbeat carries the commit index), then verifies them with Verify.
+func AwaitVerify(states func() []SM, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		sms := states()
+		all := true
+		for i := range sms {
+			all = all && sms[i].Applied == uint64(n)
+		}
+		if all || time.Now().After(deadline) {
+			return Verify(sms, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // Meter measures a region: wall time and the process's allocations.
 type Meter struct {
 	start  time.Time

@@ -287,20 +287,14 @@ func Run(w harness.Workload) (res harness.Result) {
 		harness.Latencies(&res, lat)
 	}
 	// Followers apply once a later append or heartbeat carries the commit.
-	sms := make([]harness.SM, len(nodes))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		all := true
+	states := func() []harness.SM {
+		sms := make([]harness.SM, len(nodes))
 		for i, n := range nodes {
 			sms[i] = n.fsm.state()
-			all = all && sms[i].Applied == uint64(w.N)
 		}
-		if all || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
+		return sms
 	}
-	if err := harness.Verify(sms, w.N); err != nil {
+	if err := harness.AwaitVerify(states, w.N, 30*time.Second); err != nil {
 		res.Invalid = err.Error()
 	}
 	return res

@@ -113,20 +113,14 @@ func Run(w harness.Workload) (res harness.Result) {
 		res.Invalid = err.Error()
 		return res
 	}
-	sms := make([]harness.SM, len(members))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		all := true
+	states := func() []harness.SM {
+		sms := make([]harness.SM, len(members))
 		for i, m := range members {
 			sms[i] = m.sm.state()
-			all = all && sms[i].Applied == uint64(w.N)
 		}
-		if all || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond)
+		return sms
 	}
-	if err := harness.Verify(sms, w.N); err != nil {
+	if err := harness.AwaitVerify(states, w.N, 30*time.Second); err != nil {
 		res.Invalid = err.Error()
 	}
 	return res
