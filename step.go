@@ -224,7 +224,9 @@ func (r *raft) handleProposal(m Message) error {
 func (r *raft) handleAppendResponse(m Message, pr *Progress) {
 	pr.markActive(r.trk.now)
 	pr.updatePeerCommit(min(m.Commit, r.raftLog.committed))
-	defer r.maybeStepDownAfterRemoval()
+	if r.stepDownIndex != 0 {
+		defer r.maybeStepDownAfterRemoval()
+	}
 	if m.Reject {
 		r.handleAppendRejection(m, pr)
 		return
@@ -292,7 +294,9 @@ func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
 	pr.markActive(r.trk.now)
 	pr.ackHeartbeat(min(m.Index, r.trk.now))
 	pr.updatePeerCommit(min(m.Commit, r.raftLog.committed))
-	defer r.maybeStepDownAfterRemoval()
+	if r.stepDownIndex != 0 {
+		defer r.maybeStepDownAfterRemoval()
+	}
 	pr.resume()
 	if pr.Match < r.raftLog.lastIndex() {
 		r.sendAppend(m.From)
