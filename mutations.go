@@ -1,0 +1,58 @@
+package raft
+
+// mutation names one safety or liveness fix of the core that a test build
+// can switch off, so that the simulator's tests (package rafttest) can show
+// that they would catch the bug the fix prevents. Normal builds compile every
+// check of a mutation to a constant false; only a build with the tag
+// keelmutations can turn one on (see SetMutationsForTesting there).
+type mutation uint8
+
+const (
+	// mutationStalledWindow keeps a follower's inflight window closed after
+	// every append in it was lost: heartbeat responses no longer reopen it.
+	mutationStalledWindow mutation = iota
+	// mutationReapplySnapshotConf re-applies, at restart, the
+	// configuration changes that lie in the log below the snapshot's index
+	// on top of the snapshot's configuration.
+	mutationReapplySnapshotConf
+	// mutationTransferIgnoresConfChanges lets a leadership-transfer target
+	// campaign with committed but unapplied configuration changes.
+	mutationTransferIgnoresConfChanges
+	// mutationSingleVoterReadShortcut lets a single-voter leader answer a
+	// read before it has committed an entry of its term.
+	mutationSingleVoterReadShortcut
+	// mutationVoteBeforeDurable counts a candidate's own vote before the
+	// hard state carrying it is durable.
+	mutationVoteBeforeDurable
+	// mutationTermCeiling refuses every term above maxTerm, so that a node
+	// at maxTerm can never campaign again.
+	mutationTermCeiling
+	// mutationIgnoreLogRegression ignores a follower's report that its log
+	// is shorter than the leader's Match for it.
+	mutationIgnoreLogRegression
+	// mutationLeaseVoteFromLeader refuses a vote request within the leader
+	// lease even when it comes from the leader the lease belongs to.
+	mutationLeaseVoteFromLeader
+
+	numMutations
+)
+
+// mutationNames are the names SetMutationsForTesting takes.
+var mutationNames = [numMutations]string{
+	mutationStalledWindow:              "stalled-window",
+	mutationReapplySnapshotConf:        "reapply-snapshot-conf",
+	mutationTransferIgnoresConfChanges: "transfer-ignores-conf-changes",
+	mutationSingleVoterReadShortcut:    "single-voter-read-shortcut",
+	mutationVoteBeforeDurable:          "vote-before-durable",
+	mutationTermCeiling:                "term-ceiling",
+	mutationIgnoreLogRegression:        "ignore-log-regression",
+	mutationLeaseVoteFromLeader:        "lease-vote-from-leader",
+}
+
+// String returns the mutation's name.
+func (m mutation) String() string {
+	if m < numMutations {
+		return mutationNames[m]
+	}
+	return "unknown-mutation"
+}
