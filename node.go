@@ -113,6 +113,7 @@ type Node struct {
 	sm        StateMachine
 	logger    *zap.Logger
 	transport Transport
+	clock     nodeClock
 
 	recvc      chan Message       // from the transport
 	reportc    chan nodeReport    // unreachable and snapshot reports
@@ -188,6 +189,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		sm:         cfg.StateMachine,
 		logger:     cfg.Raft.Logger,
 		transport:  cfg.Transport,
+		clock:      systemClock{},
 		recvc:      make(chan Message, nodeRecvQueue),
 		reportc:    make(chan nodeReport, 64),
 		reqc:       make(chan func(), 64),

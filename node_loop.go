@@ -1,16 +1,12 @@
 package raft
 
-import (
-	"time"
-
-	"go.uber.org/zap"
-)
+import "go.uber.org/zap"
 
 // runLoop is the raft loop: the only goroutine that touches n.rn.
 func (n *Node) runLoop() {
 	defer n.finish()
-	ticker := time.NewTicker(n.cfg.TickInterval)
-	defer ticker.Stop()
+	tickc, stopTicker := n.clock.NewTicker(n.cfg.TickInterval)
+	defer stopTicker()
 	prevSoft := n.rn.raft.softState()
 	prevTerm := n.rn.raft.Term
 	n.watch.setLeader(prevSoft.Lead, prevTerm)
@@ -25,7 +21,7 @@ func (n *Node) runLoop() {
 		select {
 		case <-n.stopc:
 			return
-		case <-ticker.C:
+		case <-tickc:
 			n.rn.Tick()
 			n.ticks++
 			n.props.expireLost(n.ticks)
