@@ -33,6 +33,11 @@ const (
 	// mutationLeaseVoteFromLeader refuses a vote request within the leader
 	// lease even when it comes from the leader the lease belongs to.
 	mutationLeaseVoteFromLeader
+	// mutationLeaseMissedTicks has a Node deliver one tick per wake-up of
+	// its ticker instead of the ticks due by its monotonic clock, so that a
+	// leader paused for longer than its lease still serves lease reads on
+	// waking.
+	mutationLeaseMissedTicks
 
 	numMutations
 )
@@ -47,6 +52,7 @@ var mutationNames = [numMutations]string{
 	mutationTermCeiling:                "term-ceiling",
 	mutationIgnoreLogRegression:        "ignore-log-regression",
 	mutationLeaseVoteFromLeader:        "lease-vote-from-leader",
+	mutationLeaseMissedTicks:           "lease-missed-ticks",
 }
 
 // String returns the mutation's name.

@@ -48,7 +48,9 @@ type NodeConfig struct {
 	StateMachine StateMachine
 
 	// TickInterval is the duration of one tick (Raft.ElectionTick and
-	// Raft.HeartbeatTick count ticks). Default DefaultTickInterval.
+	// Raft.HeartbeatTick count ticks), on the monotonic clock: a pause of
+	// the process still counts (see Node's section Time). Default
+	// DefaultTickInterval.
 	TickInterval time.Duration
 
 	// SnapshotEvery is how many entries are applied between two automatic
@@ -80,7 +82,7 @@ type NodeConfig struct {
 // runs concurrently with them besides the transport:
 //
 //  1. The raft loop owns the RawNode (it is the only goroutine that touches
-//     it). It ticks every TickInterval, steps received messages, serves
+//     it). It ticks every TickInterval (see Time), steps received messages, serves
 //     client requests, and takes Readies: it sends rd.Messages at once (a
 //     leader's appends leave before its own write), queues the Ready for
 //     the persist goroutine and its snapshot and committed entries for the
@@ -99,6 +101,32 @@ type NodeConfig struct {
 //     snapshot, which a fourth goroutine writes (CreateSnapshot) and
 //     compacts the log behind, leaving CompactKeep entries.
 //  4. The notifier calls OnLeaderChange and OnConfChange in order.
+//
+// # Time
+//
+// Ticks follow the monotonic clock (time.Now's monotonic reading), not the
+// ticker's wake-ups: before the loop handles any event (a received message,
+// a read, a proposal, an acknowledgement, a ticker wake-up), it delivers to
+// the RawNode one tick per TickInterval elapsed since the last tick it
+// delivered. So time the process did not see, because it was stopped
+// (SIGSTOP), descheduled (a virtual machine's stolen CPU time), stalled in
+// a garbage collection or busy in the loop, still counts: a leader that
+// wakes after more than its lease serves no lease read before it has
+// confirmed its leadership anew, and one that missed more than an election
+// timeout steps down (CheckQuorum) before it handles anything else. At most
+// two election timeouts of ticks are delivered at once; the rest of a
+// longer gap is dropped, which only makes the node's timeouts later (a
+// follower votes later, no lease lasts longer).
+//
+// This bounds lease reads (ReadOnlyLeaseBased) only as far as the
+// monotonic clock runs during the pause. On Linux, CLOCK_MONOTONIC
+// advances while a process is stopped or descheduled and during a
+// hypervisor's CPU steal, but not while the whole system is suspended
+// (suspend to RAM or disk); whether it advances while a virtual machine
+// is paused or migrated depends on the hypervisor's clock source. A leader
+// whose machine was suspended may serve stale lease reads on resuming;
+// where that can happen, use ReadOnlySafe. The clock drift bound of
+// ReadOnlyLeaseBased applies to the monotonic clocks' rates.
 //
 // # Failure
 //
@@ -135,6 +163,7 @@ type Node struct {
 	persistInflight []Ready
 	applyInflight   int
 	ticks           uint64
+	tickClock       nodeTickClock
 	propBatch       []*nodePropReq
 
 	startOnce sync.Once

@@ -130,6 +130,9 @@ type nodeCluster struct {
 	tune    func(*raft.NodeConfig)
 	// countOnly makes the state machines keep no data.
 	countOnly bool
+	// prepare, if set, is called with each node after NewNode and before
+	// Start.
+	prepare func(id uint64, node *raft.Node)
 }
 
 // newNodeCluster starts n bootstrapped Nodes with fast ticks. tune, if not
@@ -144,11 +147,20 @@ func newNodeCluster(tb testing.TB, n int, tune func(*raft.NodeConfig)) *nodeClus
 // that keep no data.
 func newNodeClusterSM(tb testing.TB, n int, tune func(*raft.NodeConfig), countOnly bool) *nodeCluster {
 	tb.Helper()
+	return newNodeClusterPrepared(tb, n, tune, countOnly, nil)
+}
+
+// newNodeClusterPrepared is newNodeClusterSM with a prepare function (see
+// nodeCluster.prepare).
+func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raft.NodeConfig), countOnly bool,
+	prepare func(id uint64, node *raft.Node)) *nodeCluster {
+	tb.Helper()
 	before := goleak.IgnoreCurrent() // goroutines of earlier tests
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
 	net, err := memtransport.NewNetwork(raft.CodecOptions{})
 	require.NoError(tb, err)
-	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune, countOnly: countOnly}
+	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune, countOnly: countOnly,
+		prepare: prepare}
 	for id := uint64(1); id <= uint64(n); id++ {
 		c.ids = append(c.ids, id)
 	}
@@ -188,6 +200,9 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 	require.NoError(c.tb, err)
 	node.SetTransport(tr)
 	m.node, m.tr = node, tr
+	if c.prepare != nil {
+		c.prepare(id, node)
+	}
 	require.NoError(c.tb, node.Start(voters))
 	c.members[id] = m
 	return m

@@ -1,10 +1,18 @@
 package raft
 
-import "go.uber.org/zap"
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
 
 // runLoop is the raft loop: the only goroutine that touches n.rn.
 func (n *Node) runLoop() {
 	defer n.finish()
+	// Read before the ticker starts, so that each of its ticks finds at
+	// least one tick interval elapsed.
+	n.tickClock = nodeTickClock{interval: n.cfg.TickInterval,
+		max: nodeCatchUpElections * n.cfg.Raft.ElectionTick, next: n.clock.Now()}
 	tickc, stopTicker := n.clock.NewTicker(n.cfg.TickInterval)
 	defer stopTicker()
 	prevSoft := n.rn.raft.softState()
@@ -22,25 +30,32 @@ func (n *Node) runLoop() {
 		case <-n.stopc:
 			return
 		case <-tickc:
-			n.rn.Tick()
-			n.ticks++
-			n.props.expireLost(n.ticks)
-			n.reads.retry(n)
+			if mutated(mutationLeaseMissedTicks) {
+				n.tick(1) // one tick per wake-up, however long the loop slept
+			} else {
+				n.catchUp()
+			}
 		case m := <-n.recvc:
+			n.catchUp()
 			n.step(m)
 		case rep := <-n.reportc:
+			n.catchUp()
 			if rep.snap {
 				n.rn.ReportSnapshot(rep.id, rep.status)
 			} else {
 				n.rn.ReportUnreachable(rep.id)
 			}
 		case f := <-n.reqc:
+			n.catchUp()
 			f()
 		case req := <-n.propc:
+			n.catchUp()
 			n.stepProposals(req)
 		case k := <-n.persistedc:
+			n.catchUp()
 			n.ackPersisted(k)
 		case idx := <-n.appliedc:
+			n.catchUp()
 			n.ackApplied(idx)
 		}
 		n.drainEvents()
@@ -63,17 +78,79 @@ func (n *Node) drainEvents() {
 	for range nodeEventBatch {
 		select {
 		case m := <-n.recvc:
+			n.catchUp()
 			n.step(m)
 		case req := <-n.propc:
+			n.catchUp()
 			n.stepProposals(req)
 		case k := <-n.persistedc:
+			n.catchUp()
 			n.ackPersisted(k)
 		case idx := <-n.appliedc:
+			n.catchUp()
 			n.ackApplied(idx)
 		default:
 			return
 		}
 	}
+}
+
+// nodeCatchUpElections caps, in election timeouts, the ticks the loop
+// delivers at once for time it did not see. After more than an election
+// timeout without ticks a leader has lost its lease and steps down
+// (CheckQuorum), and a follower or candidate campaigns; more ticks would
+// change nothing but the number of heartbeats sent.
+const nodeCatchUpElections = 2
+
+// nodeTickClock turns the time the loop reads into ticks: one per tick
+// interval elapsed, whether or not the ticker fired for it.
+type nodeTickClock struct {
+	interval time.Duration
+	max      int       // ticks delivered at once at most
+	next     time.Time // the start of the tick interval not yet delivered
+}
+
+// due returns the ticks due at now and marks them delivered. Beyond max,
+// the rest of the time is dropped: the clock then runs behind, which delays
+// a follower's vote and shortens no leader's lease.
+func (c *nodeTickClock) due(now time.Time) int {
+	elapsed := now.Sub(c.next)
+	if elapsed < c.interval {
+		return 0
+	}
+	k := elapsed / c.interval
+	if k > time.Duration(c.max) {
+		c.next = now
+		return c.max
+	}
+	c.next = c.next.Add(k * c.interval)
+	return int(k)
+}
+
+// catchUp delivers to the RawNode the ticks due by the clock, before the
+// loop handles an event. The ticker alone would not do: after the process
+// was paused (SIGSTOP, a virtual machine's stolen CPU, a long GC pause or
+// a loop busy for a while) it delivers one pending tick, not the ticks the
+// pause spanned, and a leader would go on serving lease reads for the whole
+// pause although the followers' election timeouts ran and a new leader may
+// have committed writes meanwhile.
+func (n *Node) catchUp() {
+	if mutated(mutationLeaseMissedTicks) {
+		return
+	}
+	if k := n.tickClock.due(n.clock.Now()); k > 0 {
+		n.tick(k)
+	}
+}
+
+// tick delivers k ticks to the RawNode and ages what waits on ticks.
+func (n *Node) tick(k int) {
+	for range k {
+		n.rn.Tick()
+	}
+	n.ticks += uint64(k)
+	n.props.expireLost(n.ticks)
+	n.reads.retry(n, k)
 }
 
 func (n *Node) step(m Message) {

@@ -59,12 +59,13 @@ func (rs *nodeReads) answer(state ReadState) {
 }
 
 // retry re-sends, on the loop, the read requests unanswered for an election
-// timeout: the core drops a request silently when no leader can serve it.
-func (rs *nodeReads) retry(n *Node) {
+// timeout, ticks ticks after the last call: the core drops a request
+// silently when no leader can serve it.
+func (rs *nodeReads) retry(n *Node, ticks int) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	for _, rd := range rs.m {
-		rd.age++
+		rd.age += ticks
 		if rd.age >= n.cfg.Raft.ElectionTick {
 			rd.age = 0
 			n.rn.ReadIndex(rd.rctx)

@@ -29,6 +29,16 @@ const (
 	// every node should use it: a node using it ignores vote requests for
 	// an election timeout after a restart, since before the crash it may
 	// have acknowledged a heartbeat that a leader's lease rests on.
+	//
+	// The lease is counted in ticks, so it also assumes that every node is
+	// ticked for all the time that passes, including time its process did
+	// not run: a leader paused (SIGSTOP, a virtual machine descheduled, a
+	// long garbage collection) for longer than the lease and then ticked
+	// once would serve reads although a new leader may have committed
+	// writes meanwhile. A host using RawNode must deliver, before it steps
+	// any message or request after a pause, the ticks its monotonic clock
+	// says were missed (or enough of them to exceed the lease). Node does:
+	// see its doc.
 	ReadOnlyLeaseBased
 )
 
