@@ -65,6 +65,10 @@ type Progress struct {
 	// leader's.
 	peerCommit uint64
 
+	// lastAppendTick is the leader's tick count when the newest append to
+	// the peer that carried entries was sent.
+	lastAppendTick uint64
+
 	// sentCommit is the highest commit index sent to the peer this term.
 	// The peer knows min(sentCommit, what it held then) is committed.
 	sentCommit uint64
@@ -154,9 +158,12 @@ func (pr *Progress) canBumpCommit(committed uint64) bool {
 	return pr.sentCommit < min(committed, pr.Match)
 }
 
-// sentEntries records that an append carrying entries up to lastIndex, of
-// the given total size, was sent.
-func (pr *Progress) sentEntries(lastIndex, bytes uint64, n int) {
+// sentEntries records that an append carrying n entries up to lastIndex, of
+// the given total size, was sent at tick now.
+func (pr *Progress) sentEntries(lastIndex, bytes uint64, n int, now uint64) {
+	if n > 0 {
+		pr.lastAppendTick = now
+	}
 	switch pr.State {
 	case ProgressStateReplicate:
 		if n > 0 {
@@ -200,6 +207,25 @@ func (pr *Progress) maybeDecrTo(rejected, matchHint uint64) bool {
 	}
 	pr.Next = max(min(rejected, matchHint+1), pr.Match+1)
 	pr.MsgAppFlowPaused = false
+	return true
+}
+
+// maybeResendLostAppends is called when the peer answered a heartbeat the
+// leader sent at tick sent. If every append still in the inflight window
+// went out at an earlier tick, the peer would have answered them before or
+// with the heartbeat had they arrived: they are presumed lost (a dropped
+// connection, a full receive queue, a crash of the peer), and the leader
+// probes from Match again instead of waiting for acknowledgements that will
+// never come. Appends that were merely slow are acknowledged later and
+// harmlessly. It reports whether the peer went back to probing.
+func (pr *Progress) maybeResendLostAppends(sent uint64) bool {
+	if pr.State != ProgressStateReplicate || pr.inflights.len() == 0 || pr.lastAppendTick >= sent {
+		return false
+	}
+	if mutated(mutationStalledWindow) {
+		return false
+	}
+	pr.becomeProbe()
 	return true
 }
 

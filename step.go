@@ -291,11 +291,17 @@ func (r *raft) handleAppendRejection(m Message, pr *Progress) {
 
 // handleHeartbeatResponse resumes a paused probe and catches a lagging peer up.
 func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
+	sent := min(m.Index, r.trk.now)
 	pr.markActive(r.trk.now)
-	pr.ackHeartbeat(min(m.Index, r.trk.now))
+	pr.ackHeartbeat(sent)
 	pr.updatePeerCommit(min(m.Commit, r.raftLog.committed))
 	if r.stepDownIndex != 0 {
 		defer r.maybeStepDownAfterRemoval()
+	}
+	if pr.maybeResendLostAppends(sent) {
+		if ce := r.logger.Check(zap.DebugLevel, "appends presumed lost: probing the peer again"); ce != nil {
+			ce.Write(zap.Uint64("to", m.From), zap.Stringer("progress", pr))
+		}
 	}
 	pr.resume()
 	if pr.Match < r.raftLog.lastIndex() {
