@@ -210,6 +210,27 @@ func (pr *Progress) maybeDecrTo(rejected, matchHint uint64) bool {
 	return true
 }
 
+// isLogRegression reports whether a rejection of the append at index
+// rejected, whose answer says the peer's log matches at most up to
+// matchHint, shows that the peer lost entries it had acknowledged: in probe
+// state the one append in flight is at Match, and a peer that still held
+// its acknowledged entries would have accepted it.
+func (pr *Progress) isLogRegression(rejected, matchHint uint64) bool {
+	return pr.State == ProgressStateProbe && rejected == pr.Next-1 && rejected <= pr.Match && matchHint < pr.Match
+}
+
+// becomeRegressed records that the peer lost acknowledged entries (a
+// damaged tail cut off at recovery, a restored backup): it is known to hold
+// only the log up to match, and the leader probes from next (> match) to
+// bring it back up to date.
+func (pr *Progress) becomeRegressed(match, next uint64) {
+	pr.resetState(ProgressStateProbe)
+	pr.Match = match
+	pr.Next = max(next, match+1)
+	pr.sentCommit = min(pr.sentCommit, match)
+	pr.peerCommit = min(pr.peerCommit, match)
+}
+
 // maybeResendLostAppends is called when the peer answered a heartbeat the
 // leader sent at tick sent. If every append still in the inflight window
 // went out at an earlier tick, the peer would have answered them before or
