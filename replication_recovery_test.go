@@ -37,7 +37,9 @@ func followerCatchesUpAfterLostWindow(t testing.TB) {
 
 // TestFollowerCatchesUpAfterLostPartialWindow loses some appends of a window
 // that is not full: the follower must still catch up on the next heartbeat.
-func TestFollowerCatchesUpAfterLostPartialWindow(t *testing.T) { followerCatchesUpAfterLostPartialWindow(t) }
+func TestFollowerCatchesUpAfterLostPartialWindow(t *testing.T) {
+	followerCatchesUpAfterLostPartialWindow(t)
+}
 
 func followerCatchesUpAfterLostPartialWindow(t testing.TB) {
 	nw := newNetwork(t, 3, func(c *Config) { c.MaxInflightMsgs = 8 })
@@ -89,7 +91,9 @@ func (nw *network) restartWithStorage(id uint64, s *MemoryStorage) {
 // an old copy of its storage, below the leader's commit index and its Match
 // for the follower: the leader must notice, stop counting what the follower
 // lost, and bring it back up to date.
-func TestLeaderRepairsFollowerWhoseLogWentBackwards(t *testing.T) { leaderRepairsFollowerWhoseLogWentBackwards(t) }
+func TestLeaderRepairsFollowerWhoseLogWentBackwards(t *testing.T) {
+	leaderRepairsFollowerWhoseLogWentBackwards(t)
+}
 
 func leaderRepairsFollowerWhoseLogWentBackwards(t testing.TB) {
 	nw := newNetwork(t, 3)
@@ -117,7 +121,9 @@ func leaderRepairsFollowerWhoseLogWentBackwards(t testing.TB) {
 // lost entries it acknowledged but that are not yet committed (only it and
 // the leader hold them): heartbeats carry no commit index beyond its log, so
 // the leader must learn of the loss from its answer to a probe.
-func TestLeaderRepairsFollowerThatLostUncommittedAcks(t *testing.T) { leaderRepairsFollowerThatLostUncommittedAcks(t) }
+func TestLeaderRepairsFollowerThatLostUncommittedAcks(t *testing.T) {
+	leaderRepairsFollowerThatLostUncommittedAcks(t)
+}
 
 func leaderRepairsFollowerThatLostUncommittedAcks(t testing.TB) {
 	nw := newNetwork(t, 5)
