@@ -5,6 +5,7 @@ package raft
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,6 +60,10 @@ func TestFixesAreNeeded(t *testing.T) {
 		{"reapply-snapshot-conf", map[string]func(testing.TB){
 			"leave-joint then enter-joint below the snapshot": restartKeepsConfigurationOfSnapshot,
 		}},
+		{"transfer-ignores-conf-changes", map[string]func(testing.TB){
+			"removal":  script("transfer_target_unapplied_removal"),
+			"demotion": script("transfer_target_unapplied_demotion"),
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,
@@ -80,6 +85,12 @@ func TestFixesAreNeeded(t *testing.T) {
 			})
 		}
 	}
+}
+
+// script returns a scenario that runs testdata/name.txt against its
+// recording.
+func script(name string) func(testing.TB) {
+	return func(t testing.TB) { scenRunFile(t, filepath.Join("testdata", name+".txt")) }
 }
 
 // summarize returns the line of a testify failure that says what failed.

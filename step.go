@@ -388,6 +388,13 @@ func (r *raft) handleVoteResponse(m Message) {
 		zap.Uint64("term", r.Term))
 	switch res {
 	case voteWon:
+		if !r.promotable() {
+			// A configuration change applied since the campaign began
+			// removed or demoted this node: it may not lead.
+			r.logger.Warn("won an election but is no longer a voter: not taking office", zap.Uint64("term", r.Term))
+			r.becomeFollower(r.Term, None)
+			return
+		}
 		if preCandidate {
 			r.campaign(campaignElection)
 			return
