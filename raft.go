@@ -130,13 +130,15 @@ func newRaft(c Config) (*raft, error) {
 		return nil, err
 	}
 	r.restartLease = !hs.IsEmpty() && c.ReadOnlyOption == ReadOnlyLeaseBased
+	// What the storage's snapshot covers, whose configuration cs is.
+	start := r.raftLog.applied
 	if c.Applied > 0 {
 		if c.Applied > r.raftLog.committed {
 			return nil, fmt.Errorf("%w: Applied (%d) is beyond the durable commit index %d", ErrInvalidConfig, c.Applied, r.raftLog.committed)
 		}
 		r.raftLog.acceptApplying(c.Applied)
 		r.raftLog.appliedTo(c.Applied)
-		if err := r.restoreAppliedConfChanges(c.Applied); err != nil {
+		if err := r.restoreAppliedConfChanges(start, c.Applied); err != nil {
 			return nil, err
 		}
 	}
@@ -235,7 +237,7 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 		Entries: ents,
 		Commit:  r.raftLog.committed,
 	})
-	pr.sentEntries(prevIndex+uint64(len(ents)), entriesSize(ents), len(ents))
+	pr.sentEntries(prevIndex+uint64(len(ents)), entriesSize(ents), len(ents), r.trk.now)
 	pr.sentCommitIndex(r.raftLog.committed)
 	return true
 }
