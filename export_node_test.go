@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -52,3 +53,15 @@ func (c *ManualClock) Advance(d time.Duration, tick bool) {
 // SetClockForTesting makes n run on c instead of the system clock. It must
 // be called before Start.
 func (n *Node) SetClockForTesting(c *ManualClock) { n.clock = c }
+
+// ProposeConfChangeForTesting proposes cc as it is (Node's own calls make
+// only simple changes), as AddVoter does, and returns the membership once
+// this node applied it.
+func (n *Node) ProposeConfChangeForTesting(ctx context.Context, cc ConfChange) (ConfState, error) {
+	res, err := n.propose(ctx, []Entry{{Type: EntryConfChange, Data: cc.Marshal()}})
+	if err != nil {
+		return ConfState{}, err
+	}
+	cs, _ := res[0].(ConfState)
+	return cs, nil
+}

@@ -130,9 +130,9 @@ type nodeCluster struct {
 	tune    func(*raft.NodeConfig)
 	// countOnly makes the state machines keep no data.
 	countOnly bool
-	// prepare, if set, is called with each node after NewNode and before
-	// Start.
-	prepare func(id uint64, node *raft.Node)
+	// prepare, if set, is called with each node (its node and transport
+	// set) after NewNode and before Start.
+	prepare func(id uint64, m *nodeMember)
 }
 
 // newNodeCluster starts n bootstrapped Nodes with fast ticks. tune, if not
@@ -153,7 +153,7 @@ func newNodeClusterSM(tb testing.TB, n int, tune func(*raft.NodeConfig), countOn
 // newNodeClusterPrepared is newNodeClusterSM with a prepare function (see
 // nodeCluster.prepare).
 func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raft.NodeConfig), countOnly bool,
-	prepare func(id uint64, node *raft.Node)) *nodeCluster {
+	prepare func(id uint64, m *nodeMember)) *nodeCluster {
 	tb.Helper()
 	before := goleak.IgnoreCurrent() // goroutines of earlier tests
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
@@ -201,7 +201,7 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 	node.SetTransport(tr)
 	m.node, m.tr = node, tr
 	if c.prepare != nil {
-		c.prepare(id, node)
+		c.prepare(id, m)
 	}
 	require.NoError(c.tb, node.Start(voters))
 	c.members[id] = m

@@ -40,9 +40,9 @@ func newNodeClocks(interval time.Duration) *nodeClocks {
 }
 
 // add gives node id a manual clock; it is a nodeCluster prepare function.
-func (cs *nodeClocks) add(id uint64, node *raft.Node) {
+func (cs *nodeClocks) add(id uint64, m *nodeMember) {
 	c := raft.NewManualClock()
-	node.SetClockForTesting(c)
+	m.node.SetClockForTesting(c)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cs.clocks[id] = c
