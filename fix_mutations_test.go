@@ -64,6 +64,9 @@ func TestFixesAreNeeded(t *testing.T) {
 			"removal":  script("transfer_target_unapplied_removal"),
 			"demotion": script("transfer_target_unapplied_demotion"),
 		}},
+		{"single-voter-read-shortcut", map[string]func(testing.TB){
+			"restart with a lost commit update": readIndexSingleVoterWaitsForCommitInItsTerm,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,
