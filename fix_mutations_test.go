@@ -67,6 +67,9 @@ func TestFixesAreNeeded(t *testing.T) {
 		{"single-voter-read-shortcut", map[string]func(testing.TB){
 			"restart with a lost commit update": readIndexSingleVoterWaitsForCommitInItsTerm,
 		}},
+		{"vote-before-durable", map[string]func(testing.TB){
+			"crash before the vote is durable": singleVoterNeverLeadsOneTermTwice,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,

@@ -386,6 +386,13 @@ func (r *raft) handleVoteResponse(m Message) {
 	r.logger.Info("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
 		zap.Bool("rejected", m.Reject), zap.Int("granted", granted), zap.Int("rejected_votes", rejected),
 		zap.Uint64("term", r.Term))
+	r.actOnVoteResult(res)
+}
+
+// actOnVoteResult takes office, moves from the pre-vote to the election, or
+// gives up, as the tally of a (pre-)candidate's votes says.
+func (r *raft) actOnVoteResult(res voteResult) {
+	preCandidate := r.state == StatePreCandidate
 	switch res {
 	case voteWon:
 		if !r.promotable() {
