@@ -70,6 +70,9 @@ func TestFixesAreNeeded(t *testing.T) {
 		{"vote-before-durable", map[string]func(testing.TB){
 			"crash before the vote is durable": singleVoterNeverLeadsOneTermTwice,
 		}},
+		{"term-ceiling", map[string]func(testing.TB){
+			"a heartbeat at the largest term": electionsAfterMessageWithLargestTerm,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,

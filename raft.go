@@ -512,6 +512,10 @@ func (r *raft) hup() {
 		r.logger.Warn("is unpromotable and can not campaign")
 		return
 	}
+	if r.Term >= maxCampaignTerm {
+		r.logger.Error("cannot campaign: the term space is exhausted", zap.Uint64("term", r.Term))
+		return
+	}
 	if r.hasUnappliedConfChanges() {
 		r.logger.Warn("cannot campaign: committed configuration changes are not yet applied",
 			zap.Uint64("applied", r.raftLog.applied), zap.Uint64("committed", r.raftLog.committed))
