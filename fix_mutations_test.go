@@ -73,6 +73,9 @@ func TestFixesAreNeeded(t *testing.T) {
 		{"term-ceiling", map[string]func(testing.TB){
 			"a heartbeat at the largest term": electionsAfterMessageWithLargestTerm,
 		}},
+		{"lease-vote-from-leader", map[string]func(testing.TB){
+			"late heartbeats of the deposed leader": leaseDoesNotRefuseItsOwnLeadersVote,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,
