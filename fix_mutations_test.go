@@ -64,6 +64,18 @@ func TestFixesAreNeeded(t *testing.T) {
 			"removal":  script("transfer_target_unapplied_removal"),
 			"demotion": script("transfer_target_unapplied_demotion"),
 		}},
+		{"single-voter-read-shortcut", map[string]func(testing.TB){
+			"restart with a lost commit update": readIndexSingleVoterWaitsForCommitInItsTerm,
+		}},
+		{"vote-before-durable", map[string]func(testing.TB){
+			"crash before the vote is durable": singleVoterNeverLeadsOneTermTwice,
+		}},
+		{"term-ceiling", map[string]func(testing.TB){
+			"a heartbeat at the largest term": electionsAfterMessageWithLargestTerm,
+		}},
+		{"lease-vote-from-leader", map[string]func(testing.TB){
+			"late heartbeats of the deposed leader": leaseDoesNotRefuseItsOwnLeadersVote,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,

@@ -40,10 +40,13 @@ func (r *raft) stepHigherTerm(m Message) bool {
 	r.logger.Info("received a message with higher term",
 		zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),
 		zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
-	if (m.Type == MsgVote || m.Type == MsgPreVote) && !isTransferVote(m) && r.inLease() {
+	if (m.Type == MsgVote || m.Type == MsgPreVote) && !isTransferVote(m) && r.inLease() &&
+		(m.From != r.lead || mutated(mutationLeaseVoteFromLeader)) {
 		// This node heard from a live leader within the election timeout:
 		// a vote request now comes from a node that lost touch, and
-		// honouring it would depose a healthy leader.
+		// honouring it would depose a healthy leader. A request from that
+		// leader itself is honoured: it no longer leads (it campaigns), and
+		// the lease is its own to give up.
 		r.logger.Info("ignored a vote request within the leader lease",
 			zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term),
 			zap.Uint64("leader", r.lead), zap.Int("elapsed_ticks", r.electionElapsed))
@@ -386,6 +389,13 @@ func (r *raft) handleVoteResponse(m Message) {
 	r.logger.Info("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
 		zap.Bool("rejected", m.Reject), zap.Int("granted", granted), zap.Int("rejected_votes", rejected),
 		zap.Uint64("term", r.Term))
+	r.actOnVoteResult(res)
+}
+
+// actOnVoteResult takes office, moves from the pre-vote to the election, or
+// gives up, as the tally of a (pre-)candidate's votes says.
+func (r *raft) actOnVoteResult(res voteResult) {
+	preCandidate := r.state == StatePreCandidate
 	switch res {
 	case voteWon:
 		if !r.promotable() {
