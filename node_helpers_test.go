@@ -23,8 +23,9 @@ import (
 	"github.com/keelraft/raft/memtransport"
 )
 
-// nodeWaitTimeout bounds every wait of the Node tests.
-const nodeWaitTimeout = 10 * time.Second
+// nodeWaitTimeout bounds every wait of the Node tests. Only tests that
+// expect a wait to fail shorten it.
+var nodeWaitTimeout = 10 * time.Second
 
 // nodeTestSM is a state machine that records the data of every applied
 // entry; Apply returns each entry's index.

@@ -116,7 +116,7 @@ type leasePauseOutcome struct {
 // acknowledge a write), wakes it with a burst of reads, and reports how the
 // reads went: a read that returns nil must see the write. Afterwards it
 // heals the cluster and waits for the old leader to serve a read again.
-func runNodeLeasePause(t *testing.T) leasePauseOutcome {
+func runNodeLeasePause(t testing.TB) leasePauseOutcome {
 	const tick = 5 * time.Millisecond
 	clocks := newNodeClocks(tick)
 	c := newNodeClusterPrepared(t, 3, func(cfg *raft.NodeConfig) {

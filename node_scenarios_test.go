@@ -117,6 +117,10 @@ func otherThan(ids []uint64, not ...uint64) []uint64 {
 // is full; once the network heals, heartbeats alone must reopen the window
 // (no new proposal comes to push it).
 func TestNodeFollowerCatchesUpAfterEveryAppendToItWasLost(t *testing.T) {
+	nodeFollowerCatchesUpAfterLostAppends(t)
+}
+
+func nodeFollowerCatchesUpAfterLostAppends(t testing.TB) {
 	wrappers := map[uint64]*nodeDropTransport{}
 	c := newNodeClusterPrepared(t, 3, func(cfg *raft.NodeConfig) {
 		cfg.Raft.MaxInflightMsgs = 4
@@ -151,6 +155,10 @@ func TestNodeFollowerCatchesUpAfterEveryAppendToItWasLost(t *testing.T) {
 // keeps CompactKeep entries there). It must come back with the membership
 // committed at the snapshot, not one made by applying them again.
 func TestNodeRestartKeepsMembershipOfSnapshotWithConfChangesBelowIt(t *testing.T) {
+	nodeRestartKeepsMembershipOfSnapshot(t)
+}
+
+func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
 	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
 		cfg.SnapshotEvery = 5
 	})
@@ -195,7 +203,7 @@ func TestNodeRestartKeepsMembershipOfSnapshotWithConfChangesBelowIt(t *testing.T
 
 // startSingleVoter replaces the node of a one-node cluster with one on
 // storage.
-func startSingleVoter(t *testing.T, storage raft.LogStorage) (*nodeCluster, *nodeMember) {
+func startSingleVoter(t testing.TB, storage raft.LogStorage) (*nodeCluster, *nodeMember) {
 	c := newNodeCluster(t, 1, nil)
 	c.waitLeader()
 	c.stop(1)
@@ -208,7 +216,10 @@ func startSingleVoter(t *testing.T, storage raft.LogStorage) (*nodeCluster, *nod
 // writes applied). Once it leads again, a read must wait until the entry
 // of its new term commits, which commits them too.
 func TestNodeSingleVoterReadAfterRestartSeesEntriesBeyondItsDurableCommit(t *testing.T) {
-	t.Skip("awaiting core fix (4) single-voter ReadIndex")
+	nodeSingleVoterReadWaitsForCommitInItsTerm(t)
+}
+
+func nodeSingleVoterReadWaitsForCommitInItsTerm(t testing.TB) {
 	ms := raft.NewMemoryStorage()
 	require.NoError(t, ms.ApplySnapshot(raft.Snapshot{Metadata: raft.SnapshotMetadata{
 		Index: 1, Term: 1, ConfState: raft.ConfState{Voters: []uint64{1}}}}))
@@ -242,7 +253,10 @@ func TestNodeSingleVoterReadAfterRestartSeesEntriesBeyondItsDurableCommit(t *tes
 // voter must not take office before the hard state with its new term and
 // vote is durable.
 func TestNodeSingleVoterLeadsOnlyOnceItsTermIsDurable(t *testing.T) {
-	t.Skip("awaiting core fix (5) pipelined single voter")
+	nodeSingleVoterLeadsOnlyOnceTermIsDurable(t)
+}
+
+func nodeSingleVoterLeadsOnlyOnceTermIsDurable(t testing.TB) {
 	ms := raft.NewMemoryStorage()
 	require.NoError(t, ms.ApplySnapshot(raft.Snapshot{Metadata: raft.SnapshotMetadata{
 		Index: 1, Term: 1, ConfState: raft.ConfState{Voters: []uint64{1}}}}))
@@ -269,7 +283,10 @@ func TestNodeSingleVoterLeadsOnlyOnceItsTermIsDurable(t *testing.T) {
 // Scenario 6: a message at term 2^62 reaches a follower. The cluster must
 // still elect leaders afterwards, including after losing its leader.
 func TestNodeElectsLeadersAfterAMessageAtTerm2To62(t *testing.T) {
-	t.Skip("awaiting core fix (6) term 2^62")
+	nodeElectsLeadersAfterLargestTerm(t)
+}
+
+func nodeElectsLeadersAfterLargestTerm(t testing.TB) {
 	c := newNodeCluster(t, 3, nil)
 	lead := c.waitLeader()
 	c.propose("before")
@@ -286,6 +303,10 @@ func TestNodeElectsLeadersAfterAMessageAtTerm2To62(t *testing.T) {
 // it held (its disk lost acknowledged writes). The leader must notice and
 // resend what it lacks, without new proposals to prompt it.
 func TestNodeFollowerWhoseLogWentBackwardsCatchesUp(t *testing.T) {
+	nodeFollowerWhoseLogWentBackwardsCatchesUp(t)
+}
+
+func nodeFollowerWhoseLogWentBackwardsCatchesUp(t testing.TB) {
 	c := newNodeCluster(t, 3, nil)
 	lead := c.waitLeader()
 	f := otherThan(c.ids, lead)[0]
