@@ -81,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		tlsCA     = fs.String("tls-ca", "", "CA (PEM) that signs every node's certificate; raft connections use mutual TLS")
 		snapEnts  = fs.Uint64("snapshot-entries", 10000, "entries applied between two snapshots")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
-		lease     = fs.Bool("lease-reads", false, "serve linearizable reads with the leader lease (no quorum round; assumes bounded clock drift)")
+		lease     = fs.Bool("lease-reads", false, "serve linearizable reads with the leader lease (no quorum round; assumes bounded clock drift and no system suspend)")
 		tick      = fs.Duration("tick", 100*time.Millisecond, "raft tick; the election timeout is 10-20 ticks")
 		reqTO     = fs.Duration("request-timeout", 5*time.Second, "how long a request waits for a leader and a quorum before failing")
 		clientTO  = fs.Duration("client-timeout", 10*time.Second, "a started RESP command (and each reply write) must complete within this")
