@@ -49,11 +49,14 @@ func runNodeScenario(t *testing.T, scenario func(testing.TB)) []string {
 	return f.msgs
 }
 
-// nodeLeasePauseScenario fails if the woken leader serves a stale read.
-func nodeLeasePauseScenario(t testing.TB) {
-	out := runNodeLeasePause(t)
-	require.Zero(t, out.stale, "stale lease reads after the pause: %+v", out)
-	require.False(t, out.staleAfterHeal, "the first read after healing missed the write")
+// nodeLeasePauseScenario returns a scenario that fails if the woken leader
+// serves a stale read.
+func nodeLeasePauseScenario(forwarded bool) func(testing.TB) {
+	return func(t testing.TB) {
+		out := runNodeLeasePause(t, forwarded)
+		require.Zero(t, out.stale, "stale lease reads after the pause: %+v", out)
+		require.False(t, out.staleAfterHeal, "the first read after healing missed the write")
+	}
 }
 
 // TestFixesAreNeededThroughNode switches off, in turn, each fix that a
@@ -65,7 +68,8 @@ func TestFixesAreNeededThroughNode(t *testing.T) {
 		mutation string
 		scenario func(testing.TB)
 	}{
-		{"lease-missed-ticks", nodeLeasePauseScenario},
+		{"lease-missed-ticks", nodeLeasePauseScenario(false)},
+		{"lease-missed-ticks", nodeLeasePauseScenario(true)},
 		{"stalled-window", nodeFollowerCatchesUpAfterLostAppends},
 		{"reapply-snapshot-conf", nodeRestartKeepsMembershipOfSnapshot},
 		{"single-voter-read-shortcut", nodeSingleVoterReadWaitsForCommitInItsTerm},

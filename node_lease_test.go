@@ -2,6 +2,7 @@ package raft_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -84,14 +85,16 @@ func (cs *nodeClocks) pause(id uint64) {
 	cs.state[id], cs.missed[id] = clockPaused, 0
 }
 
-// wake ends node id's pause: its clock jumps by the time it missed and it
-// gets the one tick a time.Ticker keeps pending, but no further ticks until
-// release, so that what it does next depends on the jump alone.
+// wake ends node id's pause: its clock jumps by the time it missed, and it
+// gets no ticks until release, so that what it does next depends on the
+// jump alone. Not even the one tick a time.Ticker keeps pending arrives:
+// the event that wakes the loop is then the test's own (a read, a message),
+// which must not be handled before the time missed is accounted for.
 func (cs *nodeClocks) wake(id uint64) time.Duration {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	missed := cs.missed[id]
-	cs.clocks[id].Advance(missed, true)
+	cs.clocks[id].Advance(missed, false)
 	cs.state[id] = clockHeld
 	return missed
 }
@@ -114,15 +117,24 @@ type leasePauseOutcome struct {
 // runNodeLeasePause pauses the leader of a three-node cluster with lease
 // reads (no ticks and no messages while the others elect a new leader and
 // acknowledge a write), wakes it with a burst of reads, and reports how the
-// reads went: a read that returns nil must see the write. Afterwards it
+// reads went: a read answered must reflect the write. The reads are the
+// leader's own (Node.Read), or, if forwarded, read requests of a follower
+// that reached the leader before it froze and that it handles on waking,
+// as messages held by its kernel's socket buffers would be. Afterwards it
 // heals the cluster and waits for the old leader to serve a read again.
-func runNodeLeasePause(t testing.TB) leasePauseOutcome {
+func runNodeLeasePause(t testing.TB, forwarded bool) leasePauseOutcome {
 	const tick = 5 * time.Millisecond
 	clocks := newNodeClocks(tick)
+	wrappers := map[uint64]*nodeDropTransport{}
 	c := newNodeClusterPrepared(t, 3, func(cfg *raft.NodeConfig) {
 		cfg.Raft.ReadOnlyOption = raft.ReadOnlyLeaseBased
 		cfg.TickInterval = tick
-	}, false, clocks.add)
+	}, false, func(id uint64, m *nodeMember) {
+		clocks.add(id, m)
+		w := &nodeDropTransport{Transport: m.tr}
+		m.node.SetTransport(w)
+		wrappers[id] = w
+	})
 	clocks.start(t)
 	ctx := nodeCtx(t)
 
@@ -140,37 +152,71 @@ func runNodeLeasePause(t testing.TB) leasePauseOutcome {
 			c.net.Cut(id, old)
 		}
 	}
-	c.proposeAmong(others, "during-pause")
-	missed := clocks.wake(old)
-	t.Logf("node %d paused for %v of its clock", old, missed)
-
+	written := c.proposeAmong(others, "during-pause")
 	const burst = 8
 	var (
 		mu  sync.Mutex
 		out leasePauseOutcome
-		wg  sync.WaitGroup
 	)
-	for range burst {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-			defer cancel()
-			err := oldNode.Read(rctx)
-			seen := slices.Contains(oldSM.snapshot(), "during-pause")
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				out.failed++
-			case seen:
-				out.fresh++
-			default:
-				out.stale++
+	if forwarded {
+		answers := make(chan raft.Message, burst)
+		observe := func(m raft.Message) bool {
+			if m.Type == raft.MsgReadIndexResp {
+				answers <- m
 			}
-		}()
+			return false
+		}
+		wrappers[old].drop.Store(&observe)
+		missed := clocks.wake(old)
+		t.Logf("node %d paused for %v of its clock", old, missed)
+		for i := range burst {
+			// A forwarded request carries no term, as a proposal does.
+			oldNode.HandleMessage(raft.Message{Type: raft.MsgReadIndex, From: others[0], To: old,
+				Entries: []raft.Entry{{Data: []byte(fmt.Sprintf("forwarded-%d", i))}}})
+		}
+		// A leader that still trusts its lease answers at once; give it
+		// ample time to.
+		timeout := time.After(300 * time.Millisecond)
+	collect:
+		for {
+			select {
+			case m := <-answers:
+				if m.Index < written {
+					out.stale++
+				} else {
+					out.fresh++
+				}
+			case <-timeout:
+				break collect
+			}
+		}
+		out.failed = burst - out.stale - out.fresh
+	} else {
+		missed := clocks.wake(old)
+		t.Logf("node %d paused for %v of its clock", old, missed)
+		var wg sync.WaitGroup
+		for range burst {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+				defer cancel()
+				err := oldNode.Read(rctx)
+				seen := slices.Contains(oldSM.snapshot(), "during-pause")
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					out.failed++
+				case seen:
+					out.fresh++
+				default:
+					out.stale++
+				}
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	t.Logf("reads after the pause: %+v", out)
 
 	clocks.release(old)
@@ -189,7 +235,13 @@ func runNodeLeasePause(t testing.TB) leasePauseOutcome {
 }
 
 func TestNodeLeaseReadsAfterPauseSeeWritesOfTheNewLeader(t *testing.T) {
-	out := runNodeLeasePause(t)
+	out := runNodeLeasePause(t, false)
 	require.Zero(t, out.stale, "a leader woken from a pause served stale lease reads: %+v", out)
+	require.False(t, out.staleAfterHeal, "the first read after healing missed the write")
+}
+
+func TestNodeLeaseReadsForwardedBeforePauseDoNotMissWritesOfTheNewLeader(t *testing.T) {
+	out := runNodeLeasePause(t, true)
+	require.Zero(t, out.stale, "a leader woken from a pause answered forwarded reads from its lease: %+v", out)
 	require.False(t, out.staleAfterHeal, "the first read after healing missed the write")
 }
