@@ -112,11 +112,15 @@ type NodeConfig struct {
 // (SIGSTOP), descheduled (a virtual machine's stolen CPU time), stalled in
 // a garbage collection or busy in the loop, still counts: a leader that
 // wakes after more than its lease serves no lease read before it has
-// confirmed its leadership anew, and one that missed more than an election
-// timeout steps down (CheckQuorum) before it handles anything else. At most
-// two election timeouts of ticks are delivered at once; the rest of a
-// longer gap is dropped, which only makes the node's timeouts later (a
-// follower votes later, no lease lasts longer).
+// confirmed its leadership anew with a quorum (deposed meanwhile, it
+// learns so and steps down). At most ElectionTick-1 ticks are delivered at
+// once: more than the lease, but not enough to fire an election or a
+// CheckQuorum step-down before the loop has handled the messages already
+// queued (a node whose loop was starved of CPU while its transport
+// received heartbeats stays calm); a node that then still hears from no
+// one times out at its next tick. The rest of a longer gap is dropped,
+// which only makes the node's timeouts later (a follower votes later, and
+// no lease lasts longer: it rests on a heartbeat sent after the gap).
 //
 // This bounds lease reads (ReadOnlyLeaseBased) only as far as the
 // monotonic clock runs during the pause. On Linux, CLOCK_MONOTONIC

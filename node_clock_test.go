@@ -33,3 +33,12 @@ func TestNodeTickClockIgnoresAClockGoingBack(t *testing.T) {
 	require.Equal(t, 0, c.due(start.Add(-time.Hour)))
 	require.Equal(t, 1, c.due(start.Add(10*time.Millisecond)))
 }
+
+func TestNodeCatchUpExceedsTheLeaseButNotTheElectionTimeout(t *testing.T) {
+	for _, et := range []int{2, 3, 10, 11, 20, 100} {
+		r := &raft{electionTimeout: et}
+		k := nodeCatchUpTicks(et)
+		require.GreaterOrEqual(t, uint64(k), r.leaseTicks(), "election tick %d: a catch-up must end the lease", et)
+		require.Less(t, k, et, "election tick %d: a catch-up alone must not fire an election", et)
+	}
+}

@@ -12,7 +12,7 @@ func (n *Node) runLoop() {
 	// Read before the ticker starts, so that each of its ticks finds at
 	// least one tick interval elapsed.
 	n.tickClock = nodeTickClock{interval: n.cfg.TickInterval,
-		max: nodeCatchUpElections * n.cfg.Raft.ElectionTick, next: n.clock.Now()}
+		max: nodeCatchUpTicks(n.cfg.Raft.ElectionTick), next: n.clock.Now()}
 	tickc, stopTicker := n.clock.NewTicker(n.cfg.TickInterval)
 	defer stopTicker()
 	prevSoft := n.rn.raft.softState()
@@ -95,12 +95,15 @@ func (n *Node) drainEvents() {
 	}
 }
 
-// nodeCatchUpElections caps, in election timeouts, the ticks the loop
-// delivers at once for time it did not see. After more than an election
-// timeout without ticks a leader has lost its lease and steps down
-// (CheckQuorum), and a follower or candidate campaigns; more ticks would
-// change nothing but the number of heartbeats sent.
-const nodeCatchUpElections = 2
+// nodeCatchUpTicks is how many ticks the loop delivers at once, at most,
+// for time it did not see: one less than an election timeout. That is more
+// than a leader's lease (ReadOnlyLeaseBased), so a leader that missed that
+// much has lost its lease; but it is not enough for an election or a
+// CheckQuorum step-down to fire from the catch-up alone, before the loop
+// has handled the messages already queued (a loop starved of CPU while its
+// transport received heartbeats must not depose a healthy leader). A node
+// that then still hears from no one times out at its next tick.
+func nodeCatchUpTicks(electionTick int) int { return max(electionTick-1, 1) }
 
 // nodeTickClock turns the time the loop reads into ticks: one per tick
 // interval elapsed, whether or not the ticker fired for it.
@@ -111,8 +114,9 @@ type nodeTickClock struct {
 }
 
 // due returns the ticks due at now and marks them delivered. Beyond max,
-// the rest of the time is dropped: the clock then runs behind, which delays
-// a follower's vote and shortens no leader's lease.
+// the rest of the time is dropped: the clock then runs behind, which only
+// delays a follower's vote and lengthens no lease, since a lease then rests
+// on a heartbeat sent after the gap.
 func (c *nodeTickClock) due(now time.Time) int {
 	elapsed := now.Sub(c.next)
 	if elapsed < c.interval {

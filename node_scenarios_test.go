@@ -3,6 +3,7 @@ package raft_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -292,11 +293,30 @@ func nodeElectsLeadersAfterLargestTerm(t testing.TB) {
 	c.propose("before")
 	f := otherThan(c.ids, lead)[0]
 	c.members[f].node.HandleMessage(raft.Message{Type: raft.MsgHeartbeat, From: lead, To: f, Term: 1 << 62})
-	c.propose("after-the-message")
+	// The message deposes the leader: a proposal in flight may end with an
+	// unknown outcome, after which it is retried.
+	c.proposeUntilApplied("after-the-message")
 	lead = c.waitLeader()
 	c.stop(lead)
 	delete(c.members, lead)
-	c.propose("after-losing-the-leader")
+	c.proposeUntilApplied("after-losing-the-leader")
+}
+
+// proposeUntilApplied proposes data on whichever node leads until a
+// proposal of it is applied, retrying after any error while the test's
+// time lasts.
+func (c *nodeCluster) proposeUntilApplied(data string) {
+	c.tb.Helper()
+	ctx := nodeCtx(c.tb)
+	ids := slices.Sorted(maps.Keys(c.members))
+	for {
+		lead := c.waitLeader(ids...)
+		_, err := c.members[lead].node.Propose(ctx, []byte(data))
+		if err == nil {
+			return
+		}
+		require.NoError(c.tb, ctx.Err(), "proposing %q: last error %v", data, err)
+	}
 }
 
 // Scenario 7: a follower restarts with a log shorter than the leader knew
