@@ -72,6 +72,7 @@ func TestFixesAreNeededThroughNode(t *testing.T) {
 		{"lease-missed-ticks", nodeLeasePauseScenario(true)},
 		{"stalled-window", nodeFollowerCatchesUpAfterLostAppends},
 		{"reapply-snapshot-conf", nodeRestartKeepsMembershipOfSnapshot},
+		{"transfer-ignores-conf-changes", nodeTransferTargetWaitsForConfChanges},
 		{"single-voter-read-shortcut", nodeSingleVoterReadWaitsForCommitInItsTerm},
 		{"vote-before-durable", nodeSingleVoterLeadsOnlyOnceTermIsDurable},
 		{"term-ceiling", nodeElectsLeadersAfterLargestTerm},

@@ -36,9 +36,15 @@ type nodeTestSM struct {
 	// countOnly keeps no data (for benchmarks); applied counts entries.
 	countOnly bool
 	applied   int
+	// beforeApply, if set before the node starts, is called with each
+	// batch before it is applied, without the lock held; it may block.
+	beforeApply func([]raft.Entry)
 }
 
 func (sm *nodeTestSM) Apply(ents []raft.Entry) []any {
+	if sm.beforeApply != nil {
+		sm.beforeApply(ents)
+	}
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	out := make([]any, len(ents))

@@ -211,6 +211,63 @@ func startSingleVoter(t testing.TB, storage raft.LogStorage) (*nodeCluster, *nod
 	return c, c.start(1, storage, nil)
 }
 
+// Scenario 3: a leadership transfer target whose log holds committed
+// configuration changes it has not applied must not campaign: the votes
+// would be counted in a configuration that is about to change. Its apply
+// goroutine is held on an entry before a change; once it catches up, the
+// transfer goes through.
+func TestNodeTransferTargetWithUnappliedConfChangeDoesNotTakeOffice(t *testing.T) {
+	nodeTransferTargetWaitsForConfChanges(t)
+}
+
+func nodeTransferTargetWaitsForConfChanges(t testing.TB) {
+	hold := make(chan struct{})
+	var released sync.Once
+	release := func() { released.Do(func() { close(hold) }) }
+	defer release()
+	var target atomic.Uint64
+	c := newNodeClusterPrepared(t, 3, nil, false, func(id uint64, m *nodeMember) {
+		m.sm.beforeApply = func(ents []raft.Entry) {
+			if target.Load() == id && slices.ContainsFunc(ents, func(e raft.Entry) bool { return string(e.Data) == "hold" }) {
+				<-hold
+			}
+		}
+	})
+	lead := c.waitLeader()
+	tgt := otherThan(c.ids, lead)[0]
+	target.Store(tgt)
+	ctx := nodeCtx(t)
+	ln, tn := c.members[lead].node, c.members[tgt].node
+	_, err := ln.Propose(ctx, []byte("hold"))
+	require.NoError(t, err)
+	_, err = ln.AddLearner(ctx, 4) // node 4 never runs
+	require.NoError(t, err)
+	ccIndex := ln.AppliedIndex()
+	nodeWaitFor(t, "the target to learn the change is committed", func() bool {
+		st, err := tn.Status(ctx)
+		require.NoError(t, err)
+		return st.Commit >= ccIndex
+	})
+	st, err := tn.Status(ctx)
+	require.NoError(t, err)
+	require.Less(t, st.Applied, ccIndex, "the target's apply is held before the change")
+	termBefore := st.Term
+
+	tctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond) // five election timeouts
+	err = ln.TransferLeadership(tctx, tgt)
+	cancel()
+	require.Error(t, err, "the transfer completed while the target had not applied a committed conf change")
+	st, err = tn.Status(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, raft.StateLeader, st.RaftState)
+	require.Equal(t, termBefore, st.Term, "the target campaigned with a conf change unapplied")
+
+	release()
+	nodeWaitFor(t, "the target to apply the change", func() bool { return tn.AppliedIndex() >= ccIndex })
+	require.NoError(t, ln.TransferLeadership(ctx, tgt))
+	require.Equal(t, tgt, c.waitLeader())
+}
+
 // Scenario 4: a single voter restarts with committed entries beyond its
 // durable commit index (the commit index is written after the entries, so
 // a crash between the two writes loses it while clients already saw the
