@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -232,6 +233,11 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("no peer authentication: set PeerSecret or TLS (or Insecure, for development only)")
 	case !c.Insecure && c.TLS != nil && c.TLS.InsecureSkipVerify:
 		return bad("TLS.InsecureSkipVerify is set: node certificates cannot be verified (set Insecure to run without node identities)")
+	}
+	if c.SnapshotDir != "" {
+		if fi, err := os.Stat(c.SnapshotDir); err != nil || !fi.IsDir() {
+			return bad("SnapshotDir %q is not a directory", c.SnapshotDir)
+		}
 	}
 	if c.PeerSecret != nil {
 		c.PeerSecret = append([]byte(nil), c.PeerSecret...)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -496,4 +498,50 @@ func TestUnsendableMessageDroppedNotRetried(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, warnings)
+}
+
+func TestCertNodeIDAcceptsOnlyTheDocumentedForm(t *testing.T) {
+	parse := func(s string) *url.URL {
+		u, err := url.Parse(s)
+		require.NoError(t, err)
+		return u
+	}
+	tests := []struct {
+		uris []string
+		want uint64 // 0: refused
+	}{
+		{uris: []string{"keel://cluster/7/node/2"}, want: 2},
+		{uris: []string{"spiffe://example.org/x", "keel://cluster/8/node/5", "keel://cluster/7/node/3"}, want: 3},
+		{uris: []string{"keel://cluster/7/node/3", "keel://cluster/7/node/3"}, want: 3},
+		{uris: []string{"keel://cluster/7/node/3", "keel://cluster/7/node/4"}},
+		{uris: []string{"keel://cluster/7/node/02"}},
+		{uris: []string{"keel://cluster/07/node/2"}},
+		{uris: []string{"keel://cluster/7/node/0"}},
+		{uris: []string{"keel://cluster/7/node/2/"}},
+		{uris: []string{"keel://cluster/7/node/2?x=1"}},
+		{uris: []string{"keel://user@cluster/7/node/2"}},
+		{uris: []string{"keel://cluster:1/7/node/2"}},
+		{uris: []string{"keel://other/7/node/2"}},
+		{uris: []string{"keel://cluster/7/peer/2"}},
+		{uris: []string{"keel://cluster/7/node/-2"}},
+		{uris: []string{"https://cluster/7/node/2"}},
+		{},
+	}
+	for _, tt := range tests {
+		cert := &x509.Certificate{}
+		for _, s := range tt.uris {
+			cert.URIs = append(cert.URIs, parse(s))
+		}
+		got, err := CertNodeID(cert, 7)
+		if tt.want == 0 {
+			assert.Error(t, err, "%v", tt.uris)
+			continue
+		}
+		assert.NoError(t, err, "%v", tt.uris)
+		assert.Equal(t, tt.want, got, "%v", tt.uris)
+	}
+	assert.Equal(t, "keel://cluster/7/node/2", NodeURI(7, 2).String())
+	id, err := CertNodeID(&x509.Certificate{URIs: []*url.URL{NodeURI(^uint64(0), 9)}}, ^uint64(0))
+	assert.NoError(t, err)
+	assert.Equal(t, uint64(9), id)
 }

@@ -201,6 +201,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "chunk above frame size", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", SnapshotChunkSize: 2 << 20, Codec: raft.CodecOptions{MaxFrameSize: 1 << 20}}},
 		{name: "rate below min throughput", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", SnapshotRateLimit: 1000}},
 		{name: "bad listen address", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:99999", Insecure: true}},
+		{name: "missing snapshot directory", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", Insecure: true, SnapshotDir: "/nonexistent/keel"}},
 		{name: "no peer authentication", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0"}},
 		{name: "short peer secret", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", PeerSecret: []byte("short")}},
 		{name: "insecure with a secret", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", Insecure: true, PeerSecret: testSecret}},
