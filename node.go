@@ -104,23 +104,25 @@ type NodeConfig struct {
 //
 // # Time
 //
-// Ticks follow the monotonic clock (time.Now's monotonic reading), not the
-// ticker's wake-ups: before the loop handles any event (a received message,
-// a read, a proposal, an acknowledgement, a ticker wake-up), it delivers to
-// the RawNode one tick per TickInterval elapsed since the last tick it
-// delivered. So time the process did not see, because it was stopped
-// (SIGSTOP), descheduled (a virtual machine's stolen CPU time), stalled in
-// a garbage collection or busy in the loop, still counts: a leader that
-// wakes after more than its lease serves no lease read before it has
-// confirmed its leadership anew with a quorum (deposed meanwhile, it
-// learns so and steps down). At most ElectionTick-1 ticks are delivered at
-// once: more than the lease, but not enough to fire an election or a
-// CheckQuorum step-down before the loop has handled the messages already
-// queued (a node whose loop was starved of CPU while its transport
-// received heartbeats stays calm); a node that then still hears from no
-// one times out at its next tick. The rest of a longer gap is dropped,
-// which only makes the node's timeouts later (a follower votes later, and
-// no lease lasts longer: it rests on a heartbeat sent after the gap).
+// A leader's ticks follow the monotonic clock (time.Now's monotonic
+// reading), not the ticker's wake-ups: before the loop handles any event
+// (a received message, a read, a proposal, an acknowledgement, a ticker
+// wake-up), it delivers to a leading RawNode one tick per TickInterval
+// elapsed since the last tick it delivered. So time the process did not
+// see, because it was stopped (SIGSTOP), descheduled (a virtual machine's
+// stolen CPU time), stalled in a garbage collection or busy in the loop,
+// still counts: a leader that wakes after more than its lease serves no
+// lease read before it has confirmed its leadership anew with a quorum
+// (deposed meanwhile, it learns so and steps down). At most ElectionTick-1
+// ticks are delivered at once: more than the lease, but not enough to
+// fire a CheckQuorum step-down before the loop has handled the messages
+// already queued; a leader that then still hears from no quorum steps down
+// at its next tick. The rest of a longer gap is dropped: no lease lasts
+// longer for it, since a lease then rests on a heartbeat sent after the
+// gap. A follower or candidate gets one tick per wake-up, so a pause only
+// delays its election timeout (as it did before), which is safe for every
+// lease and keeps a node whose loop was starved of CPU from campaigning
+// before it read the heartbeats queued meanwhile.
 //
 // This bounds lease reads (ReadOnlyLeaseBased) only as far as the
 // monotonic clock runs during the pause. On Linux, CLOCK_MONOTONIC

@@ -95,8 +95,8 @@ func (n *Node) drainEvents() {
 	}
 }
 
-// nodeCatchUpTicks is how many ticks the loop delivers at once, at most,
-// for time it did not see: one less than an election timeout. That is more
+// nodeCatchUpTicks is how many ticks the loop delivers to a leader at once,
+// at most, for time it did not see: one less than an election timeout. That is more
 // than a leader's lease (ReadOnlyLeaseBased), so a leader that missed that
 // much has lost its lease; but it is not enough for an election or a
 // CheckQuorum step-down to fire from the catch-up alone, before the loop
@@ -138,11 +138,22 @@ func (c *nodeTickClock) due(now time.Time) int {
 // pause spanned, and a leader would go on serving lease reads for the whole
 // pause although the followers' election timeouts ran and a new leader may
 // have committed writes meanwhile.
+//
+// Only a leader gets every tick due: a follower or candidate gets one per
+// wake-up, as from the ticker alone. Its timers running slow after a pause
+// only delay an election and lengthen the time it refuses votes, which no
+// lease can suffer from; counting the pause would instead have a node whose
+// loop was starved of CPU campaign before it read the heartbeats queued
+// meanwhile.
 func (n *Node) catchUp() {
 	if mutated(mutationLeaseMissedTicks) {
 		return
 	}
-	if k := n.tickClock.due(n.clock.Now()); k > 0 {
+	k := n.tickClock.due(n.clock.Now())
+	if k > 1 && n.rn.raft.state != StateLeader {
+		k = 1
+	}
+	if k > 0 {
 		n.tick(k)
 	}
 }

@@ -139,8 +139,8 @@ func (rn *RawNode) Bootstrap(voters []uint64) (err error) {
 
 // Tick advances the node's logical clock by one tick. Election and heartbeat
 // timeouts are counted in ticks. With ReadOnlyLeaseBased, the host must
-// tick for every tick interval that elapsed, even while its process was
-// not running (see ReadOnlyLeaseBased).
+// tick a leader for every tick interval that elapsed, even while its
+// process was not running (see ReadOnlyLeaseBased).
 func (rn *RawNode) Tick() {
 	if rn.err != nil {
 		return

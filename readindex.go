@@ -35,10 +35,11 @@ const (
 	// not run: a leader paused (SIGSTOP, a virtual machine descheduled, a
 	// long garbage collection) for longer than the lease and then ticked
 	// once would serve reads although a new leader may have committed
-	// writes meanwhile. A host using RawNode must deliver, before it steps
-	// any message or request after a pause, the ticks its monotonic clock
-	// says were missed (or enough of them to exceed the lease). Node does:
-	// see its doc.
+	// writes meanwhile. A host using RawNode must deliver to a leader,
+	// before it steps any message or request after a pause, the ticks its
+	// monotonic clock says were missed (or enough of them to exceed the
+	// lease); a follower ticked slow is safe. Node does: see its doc, which
+	// also says what it assumes of the monotonic clock.
 	ReadOnlyLeaseBased
 )
 
