@@ -163,19 +163,18 @@ func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
 	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
 		cfg.SnapshotEvery = 5
 	})
-	lead := c.waitLeader()
+	c.propose("first") // the leader has committed an entry of its term
 	ctx := nodeCtx(t)
-	ln := c.members[lead].node
 	explicit := raft.ConfChangeTransitionJointExplicit
 	// Node 4 never runs: the joint quorums hold without it.
-	_, err := ln.ProposeConfChangeForTesting(ctx, raft.ConfChange{Transition: explicit,
-		Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeAddNode, NodeID: 4}}})
-	require.NoError(t, err)
-	_, err = ln.ProposeConfChangeForTesting(ctx, raft.ConfChange{}) // leave the joint configuration
-	require.NoError(t, err)
-	want, err := ln.ProposeConfChangeForTesting(ctx, raft.ConfChange{Transition: explicit,
-		Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: 3}}})
-	require.NoError(t, err)
+	c.changeConf(ctx, raft.ConfChange{Transition: explicit,
+		Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeAddNode, NodeID: 4}}},
+		func(cs raft.ConfState) bool { return slices.Contains(cs.Voters, 4) })
+	c.changeConf(ctx, raft.ConfChange{}, // leave the joint configuration
+		func(cs raft.ConfState) bool { return slices.Contains(cs.Voters, 4) && len(cs.VotersOutgoing) == 0 })
+	want := c.changeConf(ctx, raft.ConfChange{Transition: explicit,
+		Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: 3}}},
+		func(cs raft.ConfState) bool { return !slices.Contains(cs.Voters, 3) })
 	require.Equal(t, []uint64{1, 2, 4}, want.Voters)
 	require.Equal(t, []uint64{1, 2, 3, 4}, want.VotersOutgoing)
 	var lastIdx uint64
@@ -183,7 +182,7 @@ func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
 		lastIdx = c.propose(fmt.Sprintf("after-%d", i))
 	}
 
-	r := otherThan(c.ids, lead, 3)[0]
+	r := otherThan(c.ids, c.waitLeader(), 3)[0]
 	storage := c.members[r].storage.(*raft.MemoryStorage)
 	c.waitData(r, "after-9")
 	nodeWaitFor(t, "a snapshot above the conf changes, with the log below it kept", func() bool {
@@ -200,6 +199,27 @@ func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
 	require.Equal(t, want, st.Config, "the membership after a restart")
 	c.propose("after-restart")
 	c.waitData(r, "after-restart")
+}
+
+// changeConf proposes cc on whichever node leads until done reports that
+// the leader's membership includes it, and returns that membership. A
+// proposal whose outcome is unknown (the leader lost office) is proposed
+// again only if the new leader has not applied it.
+func (c *nodeCluster) changeConf(ctx context.Context, cc raft.ConfChange, done func(raft.ConfState) bool) raft.ConfState {
+	c.tb.Helper()
+	for {
+		lead := c.waitLeader()
+		st, err := c.members[lead].node.Status(ctx)
+		require.NoError(c.tb, err)
+		if st.RaftState == raft.StateLeader && done(st.Config) {
+			return st.Config
+		}
+		_, err = c.members[lead].node.ProposeConfChangeForTesting(ctx, cc)
+		require.NoError(c.tb, ctx.Err(), "changing the membership: last error %v", err)
+		if err != nil {
+			time.Sleep(time.Millisecond) // a Node test: let the new leader settle
+		}
+	}
 }
 
 // startSingleVoter replaces the node of a one-node cluster with one on
