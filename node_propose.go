@@ -140,6 +140,8 @@ func (ps *nodeProposals) failAll(err error) {
 // the call. Concurrent proposals are appended together.
 //
 // The error tells whether the proposal may still apply:
+//   - ErrProposalTooLarge: data is longer than Raft.MaxEntrySize; nothing
+//     was appended, and retrying the same data fails again.
 //   - ErrProposalDropped (also overwritten entries and ErrTransferInProgress),
 //     ErrNotLeader, ErrStopped alone, or ctx's error alone: it certainly was
 //     not and will not be applied; retrying is safe.
@@ -188,6 +190,12 @@ const nodeMaxPropBatch = 1024
 
 // propose appends ents on the leader and waits for their results.
 func (n *Node) propose(ctx context.Context, ents []Entry) ([]any, error) {
+	// Checked here, not only in the core: the loop appends concurrent
+	// requests together, and one oversized entry must fail its own request
+	// only.
+	if err := oversizedEntry(ents, n.cfg.Raft.MaxEntrySize); err != nil {
+		return nil, err
+	}
 	req := &nodePropReq{ctx: ctx, ents: ents, done: make(chan struct{})}
 	select {
 	case n.propc <- req:
