@@ -107,3 +107,24 @@ func TestNodeRefusesAnEntryTheTransportCannotCarry(t *testing.T) {
 		assert.Equal(t, "after", got[2])
 	}
 }
+
+// ProposeUntracked on a follower has the entry forwarded to the leader
+// over the transport and applied everywhere; an oversized one is refused.
+func TestNodeProposeUntrackedFromAFollowerIsForwardedAndApplied(t *testing.T) {
+	c := newNodeCluster(t, 3, nil)
+	lead := c.waitLeader()
+	follower := lead%3 + 1
+	ctx := nodeCtx(t)
+	n := c.members[follower].node
+	require.ErrorIs(t, n.ProposeUntracked(ctx, make([]byte, raft.DefaultMaxEntrySize+1)), raft.ErrProposalTooLarge)
+	require.NoError(t, n.ProposeUntracked(ctx, []byte("from a follower")))
+	for _, m := range c.members {
+		nodeWaitFor(t, "the forwarded entry applied", func() bool {
+			got := m.sm.snapshot()
+			return len(got) == 1 && got[0] == "from a follower"
+		})
+	}
+	err := c.members[lead].node.ProposeUntracked(context.Background(), []byte("on the leader"))
+	require.NoError(t, err)
+	nodeWaitFor(t, "the leader's untracked entry applied", func() bool { return len(c.members[lead].sm.snapshot()) == 2 })
+}
