@@ -5,8 +5,10 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -151,7 +153,11 @@ func (s *server) writeOne(w http.ResponseWriter, r *http.Request, c *command) {
 	rs := res[0]
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(rs.Index, 10))
 	if rs.Kind == resErr {
-		httpError(w, http.StatusBadRequest, rs.Err)
+		code := http.StatusBadRequest
+		if strings.HasPrefix(rs.Err, tooLargePrefix) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		httpError(w, code, rs.Err)
 		return
 	}
 	out := map[string]any{"index": rs.Index}
@@ -249,10 +255,19 @@ func (s *server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	if s.toLeader(w, r) {
 		return
 	}
+	s.mu.Lock()
+	member := slices.Contains(s.members.Voters, id) || slices.Contains(s.members.Learners, id)
+	s.mu.Unlock()
+	if ni, _ := s.kv.nodeInfo(id); member && ni.Raft != addr {
+		// Re-adding a member at another address would redirect its raft
+		// traffic: remove it first.
+		httpError(w, http.StatusConflict, fmt.Sprintf("node %d is a member at another address; remove it first", id))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
-	if _, err := s.write(ctx, []*command{{Op: opPeer, ID: id, Addrs: []string{addr}}}); err != nil {
-		s.writeErr(w, err)
+	if err := s.proposeInternal(ctx, &command{Op: opPeer, ID: id, Addrs: []string{addr}}); err != nil {
+		httpError(w, memberErr(err), err.Error())
 		return
 	}
 	if _, err := s.node.AddLearner(ctx, id); err != nil {

@@ -85,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		tick      = fs.Duration("tick", 100*time.Millisecond, "raft tick; the election timeout is 10-20 ticks")
 		reqTO     = fs.Duration("request-timeout", 5*time.Second, "how long a request waits for a leader and a quorum before failing")
 		clientTO  = fs.Duration("client-timeout", 10*time.Second, "a started RESP command (and each reply write) must complete within this")
-		maxBulk   = fs.Int64("max-bulk", 64<<20, "largest RESP bulk string or HTTP value, in bytes")
+		maxBulk   = fs.Int64("max-bulk", defaultMaxBulk, "largest RESP bulk string or HTTP value, in bytes (at most the default: a write must fit in one log entry)")
 		maxConns  = fs.Int("max-clients", 10000, "most RESP connections at once")
 		clusterID = fs.Uint64("cluster-id", 1, "cluster ID checked on every raft connection")
 	)

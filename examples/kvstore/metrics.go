@@ -16,6 +16,9 @@ type metrics struct {
 	connsTotal, proposals, forwarded, errors atomic.Uint64
 	protocolErrors, authFailures, watches    atomic.Uint64
 	httpRequests, leaderChanges              atomic.Uint64
+	// internalRefused counts internal commands refused over HTTP;
+	// tooLarge, writes refused for not fitting in a log entry.
+	internalRefused, tooLarge atomic.Uint64
 
 	mu       sync.Mutex
 	commands map[string]uint64
@@ -69,6 +72,8 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	metric("kvstore_request_errors_total", "counter", "Requests that failed (unavailable, unknown outcome).", m.errors.Load())
 	metric("kvstore_protocol_errors_total", "counter", "RESP connections closed for malformed input.", m.protocolErrors.Load())
 	metric("kvstore_auth_failures_total", "counter", "Failed AUTH commands and HTTP requests with a wrong token.", m.authFailures.Load())
+	metric("kvstore_internal_refused_total", "counter", "Internal commands refused because they came over HTTP.", m.internalRefused.Load())
+	metric("kvstore_too_large_total", "counter", "Writes refused because they do not fit in one log entry.", m.tooLarge.Load())
 	metric("kvstore_watches_total", "counter", "HTTP watches started.", m.watches.Load())
 	metric("kvstore_http_requests_total", "counter", "HTTP requests.", m.httpRequests.Load())
 	metric("kvstore_leader_changes_total", "counter", "Leader or term changes seen.", m.leaderChanges.Load())

@@ -7,13 +7,18 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/keelraft/raft"
 )
 
 // RESP2 limits. A request beyond them is refused with an error before any
 // memory is allocated for it, and the connection is closed (a client that
 // sends a malformed frame cannot be resynchronised).
 const (
-	defaultMaxBulk   = 64 << 20 // bytes of one bulk string
+	// defaultMaxBulk bounds one bulk string: a SET of a value this long
+	// still fits in one log entry, which a Node takes up to
+	// raft.DefaultMaxEntrySize bytes.
+	defaultMaxBulk   = raft.DefaultMaxEntrySize - maxCommandOverhead
 	defaultMaxArgs   = 1 << 16  // elements of one command array
 	defaultMaxInline = 64 << 10 // bytes of one inline command or header line
 )

@@ -113,6 +113,13 @@ func newServer(cfg config) (*server, error) {
 	if _, ok := cfg.Peers[cfg.ID]; !ok {
 		return nil, fmt.Errorf("--cluster has no address for --id %d", cfg.ID)
 	}
+	if cfg.MaxBulk == 0 {
+		cfg.MaxBulk = defaultMaxBulk
+	}
+	if cfg.MaxBulk < 0 || cfg.MaxBulk > defaultMaxBulk {
+		return nil, fmt.Errorf("--max-bulk %d is not in [1, %d]: a value must fit in one log entry (%d bytes) with its key",
+			cfg.MaxBulk, int64(defaultMaxBulk), int64(raft.DefaultMaxEntrySize))
+	}
 	s := &server{
 		cfg: cfg, log: cfg.Logger.With(zap.Uint64("node", cfg.ID)), metrics: newMetrics(),
 		stopc: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
@@ -265,26 +272,55 @@ func (s *server) onLeaderChange(leader, term uint64) {
 	s.announce()
 }
 
-// announce records this node's client addresses in the log (through the
-// leader), retrying until it succeeds or the server stops. Followers use
-// the leader's to forward writes; WAIT uses everyone's to ask each node
-// how far it applied.
+// announce records this node's client addresses in the log, retrying
+// until the log holds them or the server stops. Followers use the leader's
+// to forward writes; WAIT uses everyone's to ask each node how far it
+// applied. The record is an internal command: a follower has the leader
+// append it over the raft transport (ProposeUntracked), whose peers are
+// authenticated, never over the HTTP API that clients use.
 func (s *server) announce() {
+	addrs := []string{s.httpLn.Addr().String(), s.respLn.Addr().String()}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for {
-			c := &command{Op: opNode, ID: s.cfg.ID, Addrs: []string{s.httpLn.Addr().String(), s.respLn.Addr().String()}}
-			if _, err := s.write(s.base, []*command{c}); err == nil {
+		for !s.waitAnnounced(addrs, 0) {
+			c := &command{Op: opNode, Now: time.Now().UnixMilli(), ID: s.cfg.ID, Addrs: addrs}
+			ctx, cancel := s.ctx(s.cfg.RequestTimeout)
+			err := s.node.ProposeUntracked(ctx, c.encode())
+			cancel()
+			wait := time.Second // for the record to apply; then propose again
+			if err != nil {
+				wait = 200 * time.Millisecond // no leader yet, probably
+			}
+			if s.waitAnnounced(addrs, wait) {
 				return
 			}
 			select {
 			case <-s.stopc:
 				return
-			case <-time.After(200 * time.Millisecond):
+			default:
 			}
 		}
 	}()
+}
+
+// waitAnnounced waits up to d for the log to record addrs as this node's
+// client addresses, and reports whether it does (or the server stopped).
+func (s *server) waitAnnounced(addrs []string, d time.Duration) bool {
+	timeout := time.After(d)
+	for {
+		_, changed := s.kv.revision("")
+		if ni, ok := s.kv.nodeInfo(s.cfg.ID); ok && ni.HTTP == addrs[0] && ni.RESP == addrs[1] {
+			return true
+		}
+		select {
+		case <-s.stopc:
+			return true
+		case <-changed:
+		case <-timeout:
+			return false
+		}
+	}
 }
 
 func (s *server) onConfChange(cs raft.ConfState) {
