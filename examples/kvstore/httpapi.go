@@ -32,17 +32,32 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /internal/propose", s.handleInternalPropose)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.metrics.httpRequests.Add(1)
-		if s.cfg.Auth != "" {
-			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Auth)) != 1 {
-				s.metrics.authFailures.Add(1)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="kvstore"`)
-				httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-				return
-			}
+		if s.cfg.Auth != "" && !s.authorized(w, r) {
+			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// authorized checks that r carries exactly "Authorization: Bearer
+// <token>" (one header, compared in constant time), or answers 401; an
+// address with too many failures is answered 429 without a check.
+func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if !s.authLimit.allow(r.RemoteAddr) {
+		s.metrics.authThrottled.Add(1)
+		w.Header().Set("Retry-After", "60")
+		httpError(w, http.StatusTooManyRequests, "too many failed authentication attempts from this address")
+		return false
+	}
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 1 && subtle.ConstantTimeCompare([]byte(vals[0]), []byte("Bearer "+s.cfg.Auth)) == 1 {
+		return true
+	}
+	s.authLimit.fail(r.RemoteAddr)
+	s.metrics.authFailures.Add(1)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="kvstore"`)
+	httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -101,7 +101,8 @@ func (s *server) proposeClient(ctx context.Context, data [][]byte) ([]*result, e
 			var fe *forwardError
 			errors.As(ferr, &fe)
 			switch {
-			case fe != nil && (fe.Status == http.StatusMisdirectedRequest || fe.Status == http.StatusServiceUnavailable):
+			case fe != nil && (fe.Status == http.StatusMisdirectedRequest || fe.Status == http.StatusServiceUnavailable ||
+				fe.Status == http.StatusTooManyRequests):
 				// Certainly not applied: retry.
 			case fe != nil && (fe.Status == http.StatusBadRequest || fe.Status == http.StatusForbidden ||
 				fe.Status == http.StatusRequestEntityTooLarge):

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -39,10 +40,18 @@ type config struct {
 	Tick            time.Duration
 	RequestTimeout  time.Duration
 	ClientTimeout   time.Duration // a started command must arrive within it
-	MaxBulk         int64
-	MaxClients      int
-	ClusterID       uint64
-	Logger          *zap.Logger
+	// AuthTimeout is how long a RESP connection may stay open without
+	// authenticating (when Auth is set); IdleTimeout how long an
+	// authenticated one may wait between commands (0: no limit).
+	AuthTimeout time.Duration
+	IdleTimeout time.Duration
+	// AuthAttempts is how many failed authentications (RESP AUTH, HTTP
+	// token) one remote address gets a minute, in a burst of as many.
+	AuthAttempts int
+	MaxBulk      int64
+	MaxClients   int
+	ClusterID    uint64
+	Logger       *zap.Logger
 }
 
 // server is one kvstore node: a raft.Node on a wal.Log and a TCP transport,
@@ -71,10 +80,23 @@ type server struct {
 	base       context.Context
 	cancelBase context.CancelFunc
 
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	members raft.ConfState
+	authLimit *authLimiter
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	// preAuth lists the RESP connections not yet authenticated, oldest
+	// first; preAuthAt finds a connection's element.
+	preAuth   list.List
+	preAuthAt map[net.Conn]*list.Element
+	members   raft.ConfState
 }
+
+// Defaults of the client-facing limits.
+const (
+	defaultAuthTimeout  = 10 * time.Second
+	defaultIdleTimeout  = 5 * time.Minute
+	defaultAuthAttempts = 20
+)
 
 // errUnavailable is returned when a request could not be served in time
 // (no leader, no quorum).
@@ -116,6 +138,12 @@ func newServer(cfg config) (*server, error) {
 	if cfg.MaxBulk == 0 {
 		cfg.MaxBulk = defaultMaxBulk
 	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = defaultAuthTimeout
+	}
+	if cfg.AuthAttempts <= 0 {
+		cfg.AuthAttempts = defaultAuthAttempts
+	}
 	if cfg.MaxBulk < 0 || cfg.MaxBulk > defaultMaxBulk {
 		return nil, fmt.Errorf("--max-bulk %d is not in [1, %d]: a value must fit in one log entry (%d bytes) with its key",
 			cfg.MaxBulk, int64(defaultMaxBulk), int64(raft.DefaultMaxEntrySize))
@@ -123,6 +151,7 @@ func newServer(cfg config) (*server, error) {
 	s := &server{
 		cfg: cfg, log: cfg.Logger.With(zap.Uint64("node", cfg.ID)), metrics: newMetrics(),
 		stopc: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
+		preAuthAt: map[net.Conn]*list.Element{}, authLimit: newAuthLimiter(cfg.AuthAttempts),
 		fwdc: make(chan *fwdReq, fwdQueue),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
