@@ -51,7 +51,8 @@ func startTCPNodes(t *testing.T, n int) (map[uint64]*raft.Node, map[uint64]*node
 				peers[p] = addrs[p]
 			}
 		}
-		tr, err := tcptransport.New(tcptransport.Config{ID: id, ClusterID: 7, Listener: lns[id], Peers: peers, Handler: node})
+		tr, err := tcptransport.New(tcptransport.Config{ID: id, ClusterID: 7, Listener: lns[id], Peers: peers, Handler: node,
+			PeerSecret: []byte("node entry size test secret")})
 		require.NoError(t, err)
 		node.SetTransport(tr)
 		t.Cleanup(func() {
