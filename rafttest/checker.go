@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"errors"
+	"math"
 	"slices"
 
 	"github.com/keelraft/raft"
@@ -24,6 +25,9 @@ import (
 //     within a node's incarnation, and votes and terms a node promised in a
 //     message survive its restarts;
 //   - at most one vote per node and term;
+//   - a node campaigns only once it has applied every committed
+//     configuration change (else it counts votes in a configuration the
+//     cluster has left);
 //   - a node leads only as a voter of its own configuration, and a node
 //     restarts with the configuration of its snapshot (the configuration
 //     the committed log defines at the applied index it restarts from).
@@ -87,6 +91,27 @@ func (c *checker) newLeader(n *simNode) {
 	if !slices.Contains(cs.Voters, n.id) && !slices.Contains(cs.VotersOutgoing, n.id) {
 		c.s.fail("leader is a voter", "node %d leads term %d but is not a voter of its configuration (voters=%v outgoing=%v learners=%v)",
 			n.id, n.term, cs.Voters, cs.VotersOutgoing, cs.Learners)
+	}
+}
+
+// campaign checks, when n has just become a (pre-)candidate, that no
+// committed configuration change awaits applying. The host calls it once
+// the Ready's entries are written and before it applies anything.
+func (c *checker) campaign(n *simNode) {
+	st := n.rn.BasicStatus()
+	if st.Commit <= st.Applied {
+		return
+	}
+	ents, err := n.disk.Entries(st.Applied+1, st.Commit+1, math.MaxUint64)
+	if err != nil {
+		return // compacted: a snapshot is being applied
+	}
+	for _, e := range ents {
+		if e.Type == raft.EntryConfChange {
+			c.s.fail("campaign with unapplied configuration", "node %d campaigns in term %d with the configuration change at index %d committed (commit %d) but not applied (applied %d)",
+				n.id, st.Term, e.Index, st.Commit, st.Applied)
+			return
+		}
 	}
 }
 

@@ -49,6 +49,14 @@ func (s *sim) injectFaults() {
 		// Power losses in the middle of a Ready happen at random in
 		// processReady; this makes sure there is at least one.
 		due("powerloss", 0, func() bool {
+			if s.cfg.Pipelined {
+				// Between the writes and the acknowledgement of a Ready.
+				n := s.randomNode(func(n *simNode) bool { return n.up() && len(n.persistQ) > 0 })
+				if n != nil {
+					s.crash(n, true)
+				}
+				return n != nil
+			}
 			n := s.randomNode(upNode)
 			if n != nil {
 				n.crashInReady = true
@@ -100,7 +108,19 @@ func (s *sim) injectFaults() {
 		})
 	}
 	if f.Transfers {
-		due("transfer", s.p.pTransfer, func() bool { return s.transfer(0, false) })
+		p := s.p.pTransfer
+		if s.leavingUntil > s.now {
+			p = 0.2 // aim at the leaving voter at several points of its change
+		}
+		due("transfer", p, func() bool {
+			if s.leavingUntil > s.now && s.rng.IntN(4) > 0 {
+				if n := s.nodes[s.leaving]; n != nil && n.up() && s.cfg.Faults.Stalls && s.rng.IntN(2) == 0 {
+					s.stall(n, s.now+s.rng.Int64N(3), 1+s.rng.Int64N(6))
+				}
+				return s.transfer(s.leaving, true)
+			}
+			return s.transfer(0, false)
+		})
 	}
 	if f.ExtremeTerms {
 		due("extremeterm", s.p.pExtreme, s.forgeExtremeTerm)
@@ -196,7 +216,18 @@ func (s *sim) changeMembership() bool {
 	}
 	cs := l.conf
 	if len(cs.VotersOutgoing) > 0 {
-		return false // the leader leaves the joint configuration on its own
+		if cs.AutoLeave {
+			return false // the leader leaves the joint configuration on its own
+		}
+		// An explicit joint change: leave the joint configuration.
+		err := l.rn.ProposeConfChange(raft.ConfChange{})
+		s.tracef("n%d proposes leaving the joint configuration: err=%v", l.id, err)
+		if err != nil {
+			return false
+		}
+		s.res.Counts.ConfProposals++
+		s.handleReady(l)
+		return true
 	}
 	// Spares are never-added nodes: not members, never removed (a removed
 	// node's ID is never reused). A spare may have been started by a
@@ -252,6 +283,17 @@ func (s *sim) changeMembership() bool {
 			cc.Transition = raft.ConfChangeTransitionJointImplicit
 		}
 	}
+	if s.cfg.MinVoters < 3 {
+		// In the newer membership mode (the older runs stay as they
+		// were), any change may go through a joint configuration, left at
+		// once or only by a later change.
+		switch s.rng.IntN(4) {
+		case 0:
+			cc.Transition = raft.ConfChangeTransitionJointImplicit
+		case 1:
+			cc.Transition = raft.ConfChangeTransitionJointExplicit
+		}
+	}
 	err := l.rn.ProposeConfChange(cc)
 	s.tracef("n%d proposes %s: err=%v", l.id, cc, err)
 	if err != nil {
@@ -265,8 +307,12 @@ func (s *sim) changeMembership() bool {
 	}
 	s.handleReady(l)
 	// The leader hands over to the voter that is leaving while the change
-	// commits, which may still be applying it when told to campaign.
-	if leaving != 0 && leaving != l.id && s.cfg.Faults.Transfers && s.rng.IntN(2) == 0 {
+	// commits, which may still be applying it when told to campaign; later
+	// random transfers aim at it too while the change is under way.
+	if leaving != 0 {
+		s.leaving, s.leavingUntil = leaving, s.now+int64(2*s.cfg.ElectionTick)
+	}
+	if leaving != 0 && leaving != l.id && s.cfg.Faults.Transfers {
 		if s.cfg.Faults.Stalls && s.rng.IntN(2) == 0 {
 			if n := s.nodes[leaving]; n != nil && n.up() {
 				s.stall(n, s.now+1+s.rng.Int64N(4), 2+s.rng.Int64N(8))
@@ -346,16 +392,32 @@ const extremeTerm = 1 << 62
 // in the name of a member. The heartbeat commits nothing (commit 0) and the
 // vote request states the member's real log, so the only harm is the term.
 func (s *sim) forgeExtremeTerm() bool {
-	from := s.randomNode(func(n *simNode) bool { return n.up() && s.isMember(n.id) })
+	if s.res.Counts.LeaderChanges == 0 {
+		return false // once the cluster works, not before it ever elected
+	}
 	to := s.randomNode(func(n *simNode) bool { return n.up() })
-	if from == nil || to == nil || from == to {
+	if to == nil {
 		return false
 	}
-	m := raft.Message{Type: raft.MsgHeartbeat, From: from.id, To: to.id, Term: extremeTerm}
+	// From a member if there is another, else from any other ID of the
+	// pool.
+	var fromID uint64
+	if from := s.randomNode(func(n *simNode) bool { return n.id != to.id && s.isMember(n.id) }); from != nil {
+		fromID = from.id
+	} else {
+		others := slices.DeleteFunc(slices.Clone(s.ids), func(id uint64) bool { return id == to.id })
+		if len(others) == 0 {
+			return false
+		}
+		fromID = others[s.rng.IntN(len(others))]
+	}
+	m := raft.Message{Type: raft.MsgHeartbeat, From: fromID, To: to.id, Term: extremeTerm}
 	if s.rng.IntN(2) == 0 {
 		m.Type = raft.MsgVote
-		m.Index, _ = from.disk.LastIndex()
-		m.LogTerm, _ = from.disk.Term(m.Index)
+		if from := s.nodes[fromID]; from != nil {
+			m.Index, _ = from.disk.LastIndex()
+			m.LogTerm, _ = from.disk.Term(m.Index)
+		}
 	}
 	s.net.send(m, s.now+1)
 	s.res.Counts.ExtremeTerms++
@@ -394,7 +456,7 @@ func (s *sim) snapshot(n *simNode) bool {
 			return true
 		}
 	}
-	s.tracef("n%d snapshots at %d, compacts to %d", n.id, n.applied, n.applied-keep)
+	s.tracef("n%d snapshots at %d, compacts to %d", n.id, n.applied, max(first, n.applied-min(keep, n.applied)))
 	return true
 }
 

@@ -76,6 +76,10 @@ type sim struct {
 	// none active).
 	partitionEnd int64
 	healing      bool
+	// leaving is a voter that a membership change under way removes or
+	// demotes, until step leavingUntil.
+	leaving      uint64
+	leavingUntil int64
 
 	chk checker
 
@@ -653,6 +657,10 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 	if rd.SoftState != nil && rd.SoftState.RaftState == raft.StateLeader {
 		s.chk.leaderCompleteness(n)
 	}
+	if rd.SoftState != nil && rd.Snapshot.IsEmpty() &&
+		(rd.SoftState.RaftState == raft.StateCandidate || rd.SoftState.RaftState == raft.StatePreCandidate) {
+		s.chk.campaign(n)
+	}
 	if bugs.ApplyUncommitted {
 		for _, e := range rd.Entries {
 			if e.Index == n.applied+1 && e.Type == raft.EntryNormal {
@@ -761,6 +769,7 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 			s.tracef("n%d refuses conf change %s at %d: %v", n.id, cc, e.Index, err)
 			return
 		}
+		prev := n.conf
 		n.conf = cs
 		s.tracef("n%d applies conf change %s at %d: voters=%v outgoing=%v learners=%v", n.id, cc, e.Index, cs.Voters, cs.VotersOutgoing, cs.Learners)
 		if first {
@@ -769,7 +778,7 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 				s.res.Counts.SingleVoterConfs++
 			}
 		}
-		s.retireRemoved(cs, cc)
+		s.retireRemoved(prev, cs)
 	case raft.EntryNormal:
 		if len(e.Data) == 0 {
 			return
@@ -799,12 +808,14 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 	}
 }
 
-// retireRemoved marks nodes that a change removed: they are never added
-// again.
-func (s *sim) retireRemoved(cs raft.ConfState, cc raft.ConfChange) {
-	for _, c := range cc.Changes {
-		if c.Type == raft.ConfChangeRemoveNode && !slices.Contains(cs.VotersOutgoing, c.NodeID) {
-			s.retired[c.NodeID] = true
+// retireRemoved marks the nodes that a change from prev to cs removed
+// (leaving a joint configuration removes the outgoing voters that are not
+// incoming): they are never added again.
+func (s *sim) retireRemoved(prev, cs raft.ConfState) {
+	for _, id := range slices.Concat(prev.Voters, prev.VotersOutgoing, prev.Learners, prev.LearnersNext) {
+		if !slices.Contains(cs.Voters, id) && !slices.Contains(cs.VotersOutgoing, id) &&
+			!slices.Contains(cs.Learners, id) && !slices.Contains(cs.LearnersNext, id) {
+			s.retired[id] = true
 		}
 	}
 }
