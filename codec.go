@@ -291,8 +291,13 @@ func NewCodec(opts CodecOptions) (*Codec, error) {
 	}
 	h := &codec.MsgpackHandle{WriteExt: true}
 	h.TypeInfos = codec.NewTypeInfos([]string{"msgpack"})
-	// Grow slices from what arrives rather than what is declared.
-	h.MaxInitLen = 4096
+	// Allocate a byte string or array at its declared length at once:
+	// codecScan has checked every declared length against the bytes that
+	// back it (and the element count against MaxElements) before the
+	// decoder runs. A small MaxInitLen would not make decoding safer, only
+	// slower: go-msgpack grows a byte string by MaxInitLen at a time with
+	// a copy each step, which takes seconds for an entry of a few MiB.
+	h.MaxInitLen = int(c.maxFrame)
 	c.handle = h
 	c.encoders.New = func() any {
 		e := &codecEncoder{}

@@ -17,6 +17,10 @@ const (
 	// DefaultHeartbeatTick is the heartbeat interval, in ticks, when
 	// Config.HeartbeatTick is zero.
 	DefaultHeartbeatTick = 1
+	// DefaultMaxEntrySize is the Config.MaxEntrySize a Node uses when it is
+	// zero: the default frame limit of the wire format (DefaultMaxFrameSize)
+	// less 1 MiB for the rest of the message that carries the entry.
+	DefaultMaxEntrySize = DefaultMaxFrameSize - 1<<20
 	// DefaultMaxSizePerMsg is the byte limit of one append message when
 	// Config.MaxSizePerMsg is zero.
 	DefaultMaxSizePerMsg = 1 << 20
@@ -52,6 +56,16 @@ type Config struct {
 	// MaxSizePerMsg bounds the bytes of entries in one append message (at
 	// least one entry is always sent). Default DefaultMaxSizePerMsg.
 	MaxSizePerMsg uint64
+	// MaxEntrySize bounds the Data of one proposed entry: a proposal
+	// carrying a larger entry is refused with ErrProposalTooLarge, by a
+	// leader before it appends it and by a follower before it forwards it.
+	// A leader sends an entry larger than MaxSizePerMsg alone, so an append
+	// message holds at most max(MaxSizePerMsg, MaxEntrySize) bytes of
+	// entries; both must fit the transport's frame limit, or the entry can
+	// never be sent and replication stops behind it. Zero means no limit
+	// for a RawNode; a Node uses DefaultMaxEntrySize instead (set
+	// math.MaxUint64 to lift the limit there).
+	MaxEntrySize uint64
 	// MaxCommittedSizePerReady bounds the bytes of committed entries in one
 	// Ready. Default: MaxSizePerMsg.
 	MaxCommittedSizePerReady uint64

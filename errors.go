@@ -86,6 +86,12 @@ var (
 	// ErrProposalUnknown as well.
 	ErrStopped = errors.New("raft: node stopped")
 
+	// ErrProposalTooLarge is returned when a proposed entry's Data is larger
+	// than Config.MaxEntrySize: such an entry could never be carried to the
+	// followers, so it is refused before it is appended (or forwarded). The
+	// proposal went nowhere; retrying it unchanged fails again.
+	ErrProposalTooLarge = errors.New("raft: proposed entry too large")
+
 	// ErrProposalUnknown is returned by Node.Propose when the outcome is
 	// unknown: the entry was appended to the leader's log, but the leader
 	// lost office before the node saw it applied, the context expired, or

@@ -32,7 +32,11 @@ const nodeRecvQueue = 4096
 // NodeConfig holds a Node's parameters.
 type NodeConfig struct {
 	// Raft configures the protocol. PipelinedAcks is forced on; Applied is
-	// set by Start from the storage's snapshot.
+	// set by Start from the storage's snapshot. A zero Raft.MaxEntrySize is
+	// DefaultMaxEntrySize, which fits the default frame limit of package
+	// tcptransport: a Node never appends an entry its transport cannot
+	// carry (proposals of larger entries fail with ErrProposalTooLarge).
+	// With a larger Codec frame limit, raise it to match.
 	Raft Config
 
 	// Storage is the node's durable state; Raft.Storage is set to it. The
@@ -213,6 +217,9 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	cfg.Raft.Storage = cfg.Storage
 	cfg.Raft.PipelinedAcks = true
+	if cfg.Raft.MaxEntrySize == 0 {
+		cfg.Raft.MaxEntrySize = DefaultMaxEntrySize
+	}
 	cfg.Raft = cfg.Raft.withDefaults()
 	if err := cfg.Raft.validate(); err != nil {
 		return nil, err
@@ -243,6 +250,11 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	n.watch.init()
 	return n, nil
 }
+
+// MaxEntrySize returns the largest entry Data the node accepts in a
+// proposal (Raft.MaxEntrySize after defaults), so that a host can refuse
+// an oversized request before proposing it.
+func (n *Node) MaxEntrySize() uint64 { return n.cfg.Raft.MaxEntrySize }
 
 // SetTransport sets the transport, for a host whose transport needs the
 // Node as its handler before it exists. It must be called before Start.

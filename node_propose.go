@@ -140,6 +140,8 @@ func (ps *nodeProposals) failAll(err error) {
 // the call. Concurrent proposals are appended together.
 //
 // The error tells whether the proposal may still apply:
+//   - ErrProposalTooLarge: data is longer than Raft.MaxEntrySize; nothing
+//     was appended, and retrying the same data fails again.
 //   - ErrProposalDropped (also overwritten entries and ErrTransferInProgress),
 //     ErrNotLeader, ErrStopped alone, or ctx's error alone: it certainly was
 //     not and will not be applied; retrying is safe.
@@ -172,6 +174,29 @@ func (n *Node) ProposeBatch(ctx context.Context, data [][]byte) ([]any, error) {
 	return n.propose(ctx, ents)
 }
 
+// ProposeUntracked proposes data without tracking its outcome, which lets
+// any node propose: the leader appends it, and a follower forwards it to
+// the leader it knows over the transport (unless
+// Raft.DisableProposalForwarding is set), so that only members of the
+// cluster can have it appended. A nil error says only that the proposal
+// was appended or sent: a forwarded proposal may be lost and an appended
+// entry overwritten without an error, so the host learns the outcome from
+// its StateMachine, retries until it sees the entry applied, and makes the
+// command idempotent. Apply's result for the entry is discarded. It fails
+// with ErrProposalTooLarge, ErrProposalDropped (no leader known,
+// forwarding disabled, a leadership transfer running, the uncommitted tail
+// full), ErrStopped or ctx's error; the proposal then went nowhere.
+func (n *Node) ProposeUntracked(ctx context.Context, data []byte) error {
+	if err := oversizedEntry([]Entry{{Data: data}}, n.cfg.Raft.MaxEntrySize); err != nil {
+		return err
+	}
+	var perr error
+	if err := n.do(ctx, func() { perr = n.rn.Propose(data) }); err != nil {
+		return err
+	}
+	return perr
+}
+
 // nodePropReq is a proposal request on its way to the loop, which fills
 // in props or err and closes done.
 type nodePropReq struct {
@@ -188,6 +213,12 @@ const nodeMaxPropBatch = 1024
 
 // propose appends ents on the leader and waits for their results.
 func (n *Node) propose(ctx context.Context, ents []Entry) ([]any, error) {
+	// Checked here, not only in the core: the loop appends concurrent
+	// requests together, and one oversized entry must fail its own request
+	// only.
+	if err := oversizedEntry(ents, n.cfg.Raft.MaxEntrySize); err != nil {
+		return nil, err
+	}
 	req := &nodePropReq{ctx: ctx, ents: ents, done: make(chan struct{})}
 	select {
 	case n.propc <- req:

@@ -56,6 +56,7 @@ type raft struct {
 
 	maxMsgSize         uint64
 	maxUncommittedSize uint64
+	maxEntrySize       uint64 // 0: no limit
 	// uncommittedSize is the payload size of the leader's entries that
 	// have not yet been handed out for applying.
 	uncommittedSize uint64
@@ -113,6 +114,7 @@ func newRaft(c Config) (*raft, error) {
 		trk:                       newProgressTracker(c.MaxInflightMsgs, c.MaxInflightBytes),
 		maxMsgSize:                c.MaxSizePerMsg,
 		maxUncommittedSize:        c.MaxUncommittedEntriesSize,
+		maxEntrySize:              c.MaxEntrySize,
 		disableProposalForwarding: c.DisableProposalForwarding,
 		preVote:                   !c.DisablePreVote,
 		checkQuorum:               !c.DisableCheckQuorum,

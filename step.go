@@ -28,8 +28,35 @@ func (r *raft) Step(m Message) error {
 		r.hup()
 	case MsgVote, MsgPreVote:
 		r.handleVoteRequest(m)
+	case MsgProp:
+		if err := r.checkEntrySizes(m.Entries); err != nil {
+			r.logger.Warn("refused a proposal", zap.Uint64("from", m.From), zap.Error(err))
+			return err
+		}
+		return r.step(r, m)
 	default:
 		return r.step(r, m)
+	}
+	return nil
+}
+
+// checkEntrySizes refuses proposed entries whose data exceeds
+// maxEntrySize: whatever role the node has, it neither appends nor
+// forwards an entry that its transport may be unable to carry.
+func (r *raft) checkEntrySizes(ents []Entry) error {
+	if r.maxEntrySize == 0 {
+		return nil
+	}
+	return oversizedEntry(ents, r.maxEntrySize)
+}
+
+// oversizedEntry returns an error wrapping ErrProposalTooLarge, naming the
+// first entry whose Data is longer than max bytes, or nil if none is.
+func oversizedEntry(ents []Entry, max uint64) error {
+	for i := range ents {
+		if n := ents[i].payloadSize(); n > max {
+			return fmt.Errorf("%w: entry %d carries %d bytes, the limit is %d", ErrProposalTooLarge, i, n, max)
+		}
 	}
 	return nil
 }

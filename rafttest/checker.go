@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"errors"
+	"math"
 	"slices"
 
 	"github.com/keelraft/raft"
@@ -23,10 +24,17 @@ import (
 //   - monotonicity: term, vote within a term and commit index never go back
 //     within a node's incarnation, and votes and terms a node promised in a
 //     message survive its restarts;
-//   - at most one vote per node and term.
+//   - at most one vote per node and term;
+//   - a node campaigns only once it has applied every committed
+//     configuration change (else it counts votes in a configuration the
+//     cluster has left);
+//   - a node leads only as a voter of its own configuration, and a node
+//     restarts with the configuration of its snapshot (the configuration
+//     the committed log defines at the applied index it restarts from).
 type checker struct {
 	s             *sim
 	leaderOf      map[uint64]uint64
+	leaderInc     map[uint64]int
 	maxLeaderTerm uint64
 	logEntry      map[[2]uint64]logInfo
 	committed     []appliedInfo
@@ -56,6 +64,7 @@ func newChecker(s *sim) checker {
 	return checker{
 		s:            s,
 		leaderOf:     map[uint64]uint64{},
+		leaderInc:    map[uint64]int{},
 		logEntry:     map[[2]uint64]logInfo{},
 		snapState:    map[uint64]uint64{},
 		votes:        map[[2]uint64]uint64{},
@@ -69,8 +78,60 @@ func (c *checker) newLeader(n *simNode) {
 		c.s.fail("election safety", "nodes %d and %d both lead term %d", prev, n.id, n.term)
 		return
 	}
+	if inc, ok := c.leaderInc[n.term]; ok && inc != n.incarnation {
+		// A node that led a term had its vote for itself durable: after a
+		// restart it can only lead a later term.
+		c.s.fail("election safety", "node %d leads term %d again after a restart", n.id, n.term)
+		return
+	}
 	c.leaderOf[n.term] = n.id
+	c.leaderInc[n.term] = n.incarnation
 	c.maxLeaderTerm = max(c.maxLeaderTerm, n.term)
+	cs := n.rn.Status().Config
+	if !slices.Contains(cs.Voters, n.id) && !slices.Contains(cs.VotersOutgoing, n.id) {
+		c.s.fail("leader is a voter", "node %d leads term %d but is not a voter of its configuration (voters=%v outgoing=%v learners=%v)",
+			n.id, n.term, cs.Voters, cs.VotersOutgoing, cs.Learners)
+	}
+}
+
+// campaign checks, when n has just become a (pre-)candidate, that no
+// committed configuration change awaits applying. The host calls it once
+// the Ready's entries are written and before it applies anything.
+func (c *checker) campaign(n *simNode) {
+	st := n.rn.BasicStatus()
+	if st.Commit <= st.Applied {
+		return
+	}
+	ents, err := n.disk.Entries(st.Applied+1, st.Commit+1, math.MaxUint64)
+	if err != nil {
+		return // compacted: a snapshot is being applied
+	}
+	for _, e := range ents {
+		if e.Type == raft.EntryConfChange {
+			c.s.fail("campaign with unapplied configuration", "node %d campaigns in term %d with the configuration change at index %d committed (commit %d) but not applied (applied %d)",
+				n.id, st.Term, e.Index, st.Commit, st.Applied)
+			return
+		}
+	}
+}
+
+// bootConfig checks that a node (re)started with the configuration of the
+// snapshot it restarts from.
+func (c *checker) bootConfig(n *simNode) {
+	got, want := n.rn.Status().Config, n.conf
+	same := func(a, b []uint64) bool {
+		a, b = slices.Clone(a), slices.Clone(b)
+		slices.Sort(a)
+		slices.Sort(b)
+		return slices.Equal(a, b)
+	}
+	if !same(got.Voters, want.Voters) || !same(got.VotersOutgoing, want.VotersOutgoing) ||
+		!same(got.Learners, want.Learners) || !same(got.LearnersNext, want.LearnersNext) {
+		c.s.fail("configuration", "node %d restarted at applied index %d with voters=%v outgoing=%v learners=%v next=%v; "+
+			"its snapshot says voters=%v outgoing=%v learners=%v next=%v",
+			n.id, n.applied, got.Voters, got.VotersOutgoing, got.Learners, got.LearnersNext,
+			want.Voters, want.VotersOutgoing, want.Learners, want.LearnersNext)
+	}
 }
 
 // hardState checks that n's term, vote and commit do not go back.

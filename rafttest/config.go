@@ -33,14 +33,45 @@ type Faults struct {
 	// voters (single-step and joint changes).
 	Membership bool
 	// Snapshots makes nodes snapshot and compact their logs at random
-	// points, so lagging followers need snapshots from the leader.
+	// points, so lagging followers need snapshots from the leader. How
+	// much of the log a snapshot leaves behind is drawn from the seed (see
+	// Config.SnapshotKeep): a few entries, many, or the whole log, as a
+	// host that snapshots without compacting does.
 	Snapshots bool
+	// Bursts loses every message on one link (most often from the leader
+	// to a follower) for up to an election timeout: a dropped connection
+	// that takes a whole inflight window of appends with it. The inflight
+	// window is drawn small (1 to 32 appends, see Config.MaxInflightMsgs)
+	// so that a burst can empty it.
+	Bursts bool
+	// Stalls freezes a node's host loop for a few steps while the node
+	// keeps ticking and receiving messages: a slow disk or a slow state
+	// machine, so that entries are committed but not yet applied, and
+	// messages pile up unanswered.
+	Stalls bool
+	// Transfers asks the leader to hand leadership to another voter at
+	// random, and, while a membership change that removes or demotes a
+	// voter is committing, to that very voter.
+	Transfers bool
+	// ExtremeTerms injects, rarely, a forged heartbeat or vote request at
+	// term 2^62 (the largest a message may carry) from a member; the
+	// cluster must still elect leaders afterwards.
+	ExtremeTerms bool
+	// LogRegression crashes a node and cuts the tail of its durable log
+	// below what it acknowledged (a damaged tail cut off, a backup
+	// restored), only when the other members still hold every committed
+	// entry it loses on a majority of every configuration. Such a node
+	// may legitimately forget entries it acknowledged; the checks judge
+	// the cluster's safety and that the node is brought up to date again.
+	LogRegression bool
 }
 
 // AllFaults enables every kind of fault.
 var AllFaults = Faults{
 	Network: true, TickSkew: true, Partitions: true, Crashes: true,
 	PowerLoss: true, Pauses: true, Membership: true, Snapshots: true,
+	Bursts: true, Stalls: true, Transfers: true, ExtremeTerms: true,
+	LogRegression: true,
 }
 
 // String lists the enabled kinds.
@@ -59,6 +90,11 @@ func (f Faults) String() string {
 	add(f.Pauses, "pauses")
 	add(f.Membership, "membership")
 	add(f.Snapshots, "snapshots")
+	add(f.Bursts, "bursts")
+	add(f.Stalls, "stalls")
+	add(f.Transfers, "transfers")
+	add(f.ExtremeTerms, "extremeterms")
+	add(f.LogRegression, "logregression")
 	if len(s) == 0 {
 		return "none"
 	}
@@ -128,6 +164,23 @@ type Config struct {
 	// PowerLossRate overrides the per-Ready probability of a power loss
 	// (when Faults.PowerLoss is set); 0 means the default.
 	PowerLossRate float64
+	// Pipelined runs every node with raft.Config.PipelinedAcks: the host
+	// writes each Ready at once but syncs and acknowledges it
+	// (AckPersisted) later, several Readies per sync, and applies
+	// committed entries later still (AckApplied). Power losses then fall
+	// between the writes and the acknowledgements.
+	Pipelined bool
+	// MinVoters is the fewest voters membership changes leave; default 3.
+	// With 1, configurations shrink to a single voter (removing the leader
+	// itself on the way) and grow again from learners.
+	MinVoters int
+	// MaxInflightMsgs is every node's raft.Config.MaxInflightMsgs; 0 means
+	// 32, or, with Faults.Bursts, a window of 1 to 32 drawn from the seed.
+	MaxInflightMsgs int
+	// SnapshotKeep is how many entries below a snapshot's index stay in
+	// the log when a node snapshots (Faults.Snapshots); negative keeps the
+	// whole log (snapshots without compaction), 0 draws from the seed.
+	SnapshotKeep int
 	// Trace, if set, receives a text timeline of the run.
 	Trace io.Writer
 
@@ -160,6 +213,23 @@ type Counts struct {
 	Reads              int
 	StaleReads         int
 	Indeterminate      int
+	// BurstDrops are the messages lost to Bursts.
+	Bursts, BurstDrops int
+	Stalls             int
+	// Transfers counts leadership transfers the leader accepted;
+	// TransfersToLeaving those aimed at a voter being removed or demoted.
+	Transfers, TransfersToLeaving int
+	ExtremeTerms                  int
+	// LogRegressions counts nodes restarted with a shorter log;
+	// TruncatedEntries the entries they lost.
+	LogRegressions, TruncatedEntries int
+	// SingleVoterConfs counts applied changes that left a single voter.
+	SingleVoterConfs int
+	// Syncs and AckedReadies count the pipelined host's syncs and the
+	// Readies they acknowledged.
+	Syncs, AckedReadies int
+	// CaughtUp counts the members checked to catch up after healing.
+	CaughtUp int
 }
 
 // Add accumulates o into c.
@@ -183,6 +253,18 @@ func (c *Counts) Add(o Counts) {
 	c.Reads += o.Reads
 	c.StaleReads += o.StaleReads
 	c.Indeterminate += o.Indeterminate
+	c.Bursts += o.Bursts
+	c.BurstDrops += o.BurstDrops
+	c.Stalls += o.Stalls
+	c.Transfers += o.Transfers
+	c.TransfersToLeaving += o.TransfersToLeaving
+	c.ExtremeTerms += o.ExtremeTerms
+	c.LogRegressions += o.LogRegressions
+	c.TruncatedEntries += o.TruncatedEntries
+	c.SingleVoterConfs += o.SingleVoterConfs
+	c.Syncs += o.Syncs
+	c.AckedReadies += o.AckedReadies
+	c.CaughtUp += o.CaughtUp
 }
 
 // String summarises the counts on one line.
@@ -191,7 +273,11 @@ func (c Counts) String() string {
 		"conf_changes=%d/%d(proposed/applied) snapshots=%d/%d(created/installed) msgs=%d dropped=%d dup=%d writes=%d reads=%d stale_reads=%d indeterminate=%d",
 		c.Steps, c.LeaderChanges, c.Crashes, c.PowerLosses, c.ClusterCrashes, c.LostWrites, c.Partitions, c.Pauses,
 		c.ConfProposals, c.ConfChanges, c.SnapshotsCreated, c.SnapshotsInstalled, c.Delivered, c.Dropped, c.Duplicated,
-		c.Writes, c.Reads, c.StaleReads, c.Indeterminate)
+		c.Writes, c.Reads, c.StaleReads, c.Indeterminate) +
+		fmt.Sprintf(" bursts=%d/%d(links/msgs) stalls=%d transfers=%d/%d(all/to_leaving) extreme_terms=%d log_regressions=%d/%d(nodes/entries) "+
+			"single_voter_confs=%d syncs=%d/%d(syncs/readies) caught_up=%d",
+			c.Bursts, c.BurstDrops, c.Stalls, c.Transfers, c.TransfersToLeaving, c.ExtremeTerms, c.LogRegressions, c.TruncatedEntries,
+			c.SingleVoterConfs, c.Syncs, c.AckedReadies, c.CaughtUp)
 }
 
 // Violation is a property the run broke.

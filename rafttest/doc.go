@@ -27,8 +27,34 @@ the leader isolated, one-way links, a bridge node); crashes and restarts;
 power losses; paused nodes; membership changes (learners, promotions,
 demotions, removals, joint replacements); snapshots and log compaction at
 random points (so lagging followers need snapshots, which the network may
-drop or duplicate). Every enabled kind happens at least once per run, and
-Result.CheckInjected reports a run in which one did not.
+drop or duplicate), leaving a few entries, many or the whole log below the
+snapshot (Config.SnapshotKeep), so that restarts find configuration changes
+below their snapshot; bursts that lose every message on one link for up to
+an election timeout, with an inflight window drawn as small as one append
+(Config.MaxInflightMsgs), so that a burst empties it; host stalls, in which a
+node keeps ticking and receiving but handles no Ready, so that entries are
+committed but not applied; leadership transfers at random and to the voter a
+committing change removes or demotes, whose host may stall meanwhile;
+forged heartbeats and vote requests at term 2^62 from a member; and logs
+going backwards: a follower crashes and restarts with the tail of its log
+cut below what it acknowledged, only when the others hold every entry it
+loses on a majority of every configuration in force and no configuration
+change is lost. Every enabled kind happens at least once per run (a log
+regression and, with membership changes, a transfer only when the cluster
+allows one), and Result.CheckInjected reports a run in which one did not.
+
+With Config.MinVoters below 3, membership changes shrink the cluster down to
+a single voter, removing the leader itself on the way, grow it again from
+learners, and go through joint configurations left at once or by a later
+change.
+
+With Config.Pipelined, every node runs with raft.Config.PipelinedAcks: the
+host writes each Ready at once but syncs it later, one sync covering several
+Readies, and only then sends its MessagesAfterPersist and calls AckPersisted
+in order; it applies committed entries (and restores snapshots) later still
+and calls AckApplied. Power losses fall between the writes and the
+acknowledgements. A single voter with learners in this mode shows any entry
+its leader hands out twice at one index.
 
 # Clients and the state machine
 
@@ -49,12 +75,20 @@ snapshots shipped between nodes and restored after crashes.
 As the run goes: election safety, log matching, leader append-only, leader
 completeness, state-machine safety (same entry and same applied-log digest at
 each index on every node, same state in snapshots at the same index), term,
-vote and commit monotonicity, one vote per node and term, and that a restarted
-node kept every vote and term it promised in a message. At the end: the client
-history is linearizable (github.com/anishathalye/porcupine, one register per
-key). With Config.Liveness, every fault is healed after Config.Steps and the
-cluster must elect a leader within three election timeouts of its slowest
-node, commit a write, and then complete every client operation.
+vote and commit monotonicity, one vote per node and term, no node leading one
+term in two incarnations, a restarted node kept every vote and term it
+promised in a message and came back with its snapshot's configuration, a
+leader is a voter of its configuration, a node campaigns only with every
+committed configuration change applied, and no message storm (a bounded
+number of messages in flight). A node whose log went backwards may forget
+entries it acknowledged: the checks judge only the cluster. At the end: the
+client history is linearizable (github.com/anishathalye/porcupine, one
+register per key). With Config.Liveness, every fault is healed after
+Config.Steps and the cluster must elect a leader within three election
+timeouts of its slowest node, commit a write, bring every member of the
+leader's configuration up to the leader's commit index (committed and
+applied) within two election timeouts, and then complete every client
+operation.
 
 A run stops at the first violation; Result says which property, at which step.
 Config.Trace receives a text timeline (roles, terms, faults, drops, client
@@ -63,9 +97,20 @@ non-linearizable history.
 
 # Running the package's tests
 
-	go test ./rafttest                                                 # C1-C6, a few hundred seeds
+	go test ./rafttest                                                 # C1-C6 and the modes, a few hundred seeds each
 	go test ./rafttest -run TestChaos -rafttest.seeds=100000   # a soak
 	go test ./rafttest -run 'TestChaos/C3$' -rafttest.seed=3000042 -rafttest.trace=out.txt
+	go test -tags keelmutations -run TestCoreMutations ./rafttest    # each core fix is needed
+
+TestChaosModes runs every kind of fault in four modes — plain, membership
+(down to a single voter), pipelined, and both — with 3 and 5 nodes (and a
+single voter with learners in the last), each with liveness and catch-up
+checked after healing. TestCoreMutations (build tag keelmutations) switches
+off, one at a time, the fixes of the core that raft.SetMutationsForTesting
+names, and requires the simulator to catch each bug within a bounded number
+of seeds; -rafttest.seeds with TestCoreMutationCatchRate measures the catch
+rates (and, with -rafttest.baseline, that the same runs find nothing with
+every fix in).
 
 A failing run prints its seed, the violated property and the command that
 replays it with a trace.

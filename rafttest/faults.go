@@ -32,8 +32,7 @@ func (s *sim) injectFaults() {
 			if s.partitionEnd != 0 {
 				return false
 			}
-			s.partition()
-			return true
+			return s.partition()
 		})
 	}
 	upNode := func(n *simNode) bool { return n.up() }
@@ -50,6 +49,14 @@ func (s *sim) injectFaults() {
 		// Power losses in the middle of a Ready happen at random in
 		// processReady; this makes sure there is at least one.
 		due("powerloss", 0, func() bool {
+			if s.cfg.Pipelined {
+				// Between the writes and the acknowledgement of a Ready.
+				n := s.randomNode(func(n *simNode) bool { return n.up() && len(n.persistQ) > 0 })
+				if n != nil {
+					s.crash(n, true)
+				}
+				return n != nil
+			}
 			n := s.randomNode(upNode)
 			if n != nil {
 				n.crashInReady = true
@@ -87,6 +94,39 @@ func (s *sim) injectFaults() {
 			n := s.randomNode(func(n *simNode) bool { return n.up() && n.pausedUntil <= s.now })
 			return n != nil && s.snapshot(n)
 		})
+	}
+	if f.Bursts {
+		due("burst", s.p.pBurst, s.burst)
+	}
+	if f.Stalls {
+		due("stall", s.p.pStall, func() bool {
+			n := s.randomNode(func(n *simNode) bool { return n.up() && !n.stalled(s.now) })
+			if n != nil {
+				s.stall(n, s.now, 1+s.rng.Int64N(int64(s.cfg.ElectionTick)))
+			}
+			return n != nil
+		})
+	}
+	if f.Transfers {
+		p := s.p.pTransfer
+		if s.leavingUntil > s.now {
+			p = 0.2 // aim at the leaving voter at several points of its change
+		}
+		due("transfer", p, func() bool {
+			if s.leavingUntil > s.now && s.rng.IntN(4) > 0 {
+				if n := s.nodes[s.leaving]; n != nil && n.up() && s.cfg.Faults.Stalls && s.rng.IntN(2) == 0 {
+					s.stall(n, s.now+s.rng.Int64N(3), 1+s.rng.Int64N(6))
+				}
+				return s.transfer(s.leaving, true)
+			}
+			return s.transfer(0, false)
+		})
+	}
+	if f.ExtremeTerms {
+		due("extremeterm", s.p.pExtreme, s.forgeExtremeTerm)
+	}
+	if f.LogRegression {
+		due("regress", s.p.pRegress, s.regressLog)
 	}
 }
 
@@ -127,9 +167,13 @@ func (s *sim) leader() *simNode {
 	return l
 }
 
-// partition cuts links in one of four shapes.
-func (s *sim) partition() {
+// partition cuts links in one of four shapes. It reports false if there
+// is only one node.
+func (s *sim) partition() bool {
 	ids := s.startedIDs()
+	if len(ids) < 2 {
+		return false
+	}
 	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	s.partitionEnd = s.now + int64(s.cfg.ElectionTick) + s.rng.Int64N(int64(5*s.cfg.ElectionTick))
 	s.res.Counts.Partitions++
@@ -153,13 +197,14 @@ func (s *sim) partition() {
 	case 3: // a bridge node sees both sides
 		if len(ids) < 3 {
 			s.net.cutBetween(ids[:1], ids[1:], false)
-			return
+			return true
 		}
 		bridge, rest := ids[0], ids[1:]
 		k := 1 + s.rng.IntN(len(rest)-1)
 		s.net.cutBetween(rest[:k], rest[k:], false)
 		s.tracef("partition bridge n%d between %v | %v until %d", bridge, rest[:k], rest[k:], s.partitionEnd)
 	}
+	return true
 }
 
 // changeMembership proposes a random membership change at the leader. It
@@ -171,7 +216,18 @@ func (s *sim) changeMembership() bool {
 	}
 	cs := l.conf
 	if len(cs.VotersOutgoing) > 0 {
-		return false // the leader leaves the joint configuration on its own
+		if cs.AutoLeave {
+			return false // the leader leaves the joint configuration on its own
+		}
+		// An explicit joint change: leave the joint configuration.
+		err := l.rn.ProposeConfChange(raft.ConfChange{})
+		s.tracef("n%d proposes leaving the joint configuration: err=%v", l.id, err)
+		if err != nil {
+			return false
+		}
+		s.res.Counts.ConfProposals++
+		s.handleReady(l)
+		return true
 	}
 	// Spares are never-added nodes: not members, never removed (a removed
 	// node's ID is never reused). A spare may have been started by a
@@ -184,7 +240,10 @@ func (s *sim) changeMembership() bool {
 	}
 	voters, learners := cs.Voters, cs.Learners
 	pick := func(ids []uint64) uint64 { return ids[s.rng.IntN(len(ids))] }
+	minVoters := s.cfg.MinVoters
 	var cc raft.ConfChange
+	// leaving is a voter the change removes or demotes.
+	var leaving uint64
 	switch s.rng.IntN(6) {
 	case 0, 1: // add a learner
 		if len(spares) == 0 {
@@ -199,26 +258,40 @@ func (s *sim) changeMembership() bool {
 	case 3: // remove a voter or a learner
 		if s.rng.IntN(2) == 0 && len(learners) > 0 {
 			cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: pick(learners)}}
-		} else if len(voters) > 3 {
-			cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: pick(voters)}}
+		} else if len(voters) > minVoters {
+			leaving = pick(voters)
+			cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: leaving}}
 		} else {
 			return false
 		}
 	case 4: // demote a voter
-		if len(voters) <= 3 {
+		if len(voters) <= minVoters {
 			return false
 		}
-		cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeAddLearnerNode, NodeID: pick(voters)}}
+		leaving = pick(voters)
+		cc.Changes = []raft.ConfChangeSingle{{Type: raft.ConfChangeAddLearnerNode, NodeID: leaving}}
 	case 5: // replace a voter by a learner: a joint change
 		if len(learners) == 0 {
 			return false
 		}
+		leaving = pick(voters)
 		cc.Changes = []raft.ConfChangeSingle{
 			{Type: raft.ConfChangeAddNode, NodeID: pick(learners)},
-			{Type: raft.ConfChangeRemoveNode, NodeID: pick(voters)},
+			{Type: raft.ConfChangeRemoveNode, NodeID: leaving},
 		}
 		if s.rng.IntN(2) == 0 {
 			cc.Transition = raft.ConfChangeTransitionJointImplicit
+		}
+	}
+	if s.cfg.MinVoters < 3 {
+		// In the newer membership mode (the older runs stay as they
+		// were), any change may go through a joint configuration, left at
+		// once or only by a later change.
+		switch s.rng.IntN(4) {
+		case 0:
+			cc.Transition = raft.ConfChangeTransitionJointImplicit
+		case 1:
+			cc.Transition = raft.ConfChangeTransitionJointExplicit
 		}
 	}
 	err := l.rn.ProposeConfChange(cc)
@@ -233,6 +306,122 @@ func (s *sim) changeMembership() bool {
 		}
 	}
 	s.handleReady(l)
+	// The leader hands over to the voter that is leaving while the change
+	// commits, which may still be applying it when told to campaign; later
+	// random transfers aim at it too while the change is under way.
+	if leaving != 0 {
+		s.leaving, s.leavingUntil = leaving, s.now+int64(2*s.cfg.ElectionTick)
+	}
+	if leaving != 0 && leaving != l.id && s.cfg.Faults.Transfers {
+		if s.cfg.Faults.Stalls && s.rng.IntN(2) == 0 {
+			if n := s.nodes[leaving]; n != nil && n.up() {
+				s.stall(n, s.now+1+s.rng.Int64N(4), 2+s.rng.Int64N(8))
+			}
+		}
+		s.transfer(leaving, true)
+	}
+	return true
+}
+
+// burst makes one link lose every message for up to an election timeout,
+// most often one from the leader to a follower.
+func (s *sim) burst() bool {
+	ids := s.startedIDs()
+	if len(ids) < 2 {
+		return false
+	}
+	from := ids[s.rng.IntN(len(ids))]
+	if l := s.leader(); l != nil && s.rng.IntN(3) > 0 {
+		from = l.id
+	}
+	to := ids[s.rng.IntN(len(ids))]
+	if to == from {
+		return false
+	}
+	until := s.now + 1 + s.rng.Int64N(int64(s.cfg.ElectionTick))
+	s.net.burst[[2]uint64{from, to}] = until
+	s.res.Counts.Bursts++
+	s.tracef("burst: link n%d -> n%d loses everything until %d", from, to, until)
+	return true
+}
+
+// stall freezes n's host loop for k steps from step from.
+func (s *sim) stall(n *simNode, from, k int64) {
+	n.stallFrom, n.stalledUntil = from, from+k
+	s.res.Counts.Stalls++
+	s.tracef("n%d's host stalls from %d until %d", n.id, from, from+k)
+}
+
+// transfer asks the leader to hand leadership to the voter to, or to a
+// random voter if to is 0. leaving marks a voter that a change committing
+// now removes or demotes. It reports whether the leader accepted.
+func (s *sim) transfer(to uint64, leaving bool) bool {
+	l := s.leader()
+	if l == nil {
+		return false
+	}
+	if to == 0 {
+		var others []uint64
+		for _, id := range l.rn.Status().Config.Voters {
+			if id != l.id {
+				others = append(others, id)
+			}
+		}
+		if len(others) == 0 {
+			return false
+		}
+		to = others[s.rng.IntN(len(others))]
+	}
+	err := l.rn.TransferLeader(to)
+	s.tracef("n%d transfers leadership to n%d (leaving=%v): err=%v", l.id, to, leaving, err)
+	if err != nil {
+		return false
+	}
+	s.res.Counts.Transfers++
+	if leaving {
+		s.res.Counts.TransfersToLeaving++
+	}
+	s.handleReady(l)
+	return true
+}
+
+// extremeTerm is the largest term a message may carry.
+const extremeTerm = 1 << 62
+
+// forgeExtremeTerm sends a node a heartbeat or a vote request at term 2^62
+// in the name of a member. The heartbeat commits nothing (commit 0) and the
+// vote request states the member's real log, so the only harm is the term.
+func (s *sim) forgeExtremeTerm() bool {
+	if s.res.Counts.LeaderChanges == 0 {
+		return false // once the cluster works, not before it ever elected
+	}
+	to := s.randomNode(func(n *simNode) bool { return n.up() })
+	if to == nil {
+		return false
+	}
+	// From a member if there is another, else from any other ID of the
+	// pool.
+	var fromID uint64
+	if from := s.randomNode(func(n *simNode) bool { return n.id != to.id && s.isMember(n.id) }); from != nil {
+		fromID = from.id
+	} else {
+		others := slices.DeleteFunc(slices.Clone(s.ids), func(id uint64) bool { return id == to.id })
+		if len(others) == 0 {
+			return false
+		}
+		fromID = others[s.rng.IntN(len(others))]
+	}
+	m := raft.Message{Type: raft.MsgHeartbeat, From: fromID, To: to.id, Term: extremeTerm}
+	if s.rng.IntN(2) == 0 {
+		m.Type = raft.MsgVote
+		if from := s.nodes[fromID]; from != nil {
+			m.Index, _ = from.disk.LastIndex()
+			m.LogTerm, _ = from.disk.Term(m.Index)
+		}
+	}
+	s.net.send(m, s.now+1)
+	s.res.Counts.ExtremeTerms++
+	s.tracef("forged %s", describeMsg(m))
 	return true
 }
 
@@ -254,13 +443,20 @@ func (s *sim) snapshot(n *simNode) bool {
 	s.chk.snapshotState(n, n.applied, hashBytes(store))
 	first, _ := n.disk.FirstIndex()
 	keep := uint64(s.rng.IntN(5))
+	switch {
+	case s.p.snapKeep < 0:
+		s.tracef("n%d snapshots at %d, keeps its log from %d", n.id, n.applied, first)
+		return true
+	case s.p.snapKeep > 4:
+		keep = uint64(s.rng.IntN(s.p.snapKeep + 1))
+	}
 	if n.applied >= first+keep {
 		if err := n.disk.Compact(n.applied - keep); err != nil {
 			s.fail("storage", "node %d cannot compact to %d: %v", n.id, n.applied-keep, err)
 			return true
 		}
 	}
-	s.tracef("n%d snapshots at %d, compacts to %d", n.id, n.applied, n.applied-keep)
+	s.tracef("n%d snapshots at %d, compacts to %d", n.id, n.applied, max(first, n.applied-min(keep, n.applied)))
 	return true
 }
 
@@ -271,6 +467,7 @@ func (s *sim) snapshot(n *simNode) bool {
 func (s *sim) heal() {
 	s.healing = true
 	s.net.heal()
+	clear(s.net.burst)
 	s.partitionEnd = 0
 	// A healthy network delivers within a step: message delays are faults
 	// too (Raft's timing assumption is that a round trip is much shorter
@@ -283,6 +480,7 @@ func (s *sim) heal() {
 			continue
 		}
 		n.pausedUntil = 0
+		n.stallFrom, n.stalledUntil = 0, 0
 		n.crashInReady = false
 		if !n.up() && !s.retired[id] {
 			n.downUntil = s.now
@@ -334,11 +532,60 @@ func (s *sim) heal() {
 			return
 		}
 	}
-	// Every client operation issued from now on must complete.
+	// Every member must catch up with what the leader has committed, and
+	// every client operation issued from now on must complete.
+	s.tracef("liveness: write committed after healing")
+	catchUp := s.catchUpCheck(minRate)
 	end := s.now + 3*s.opTimeout()
 	s.mustComplete = true
-	for !s.stopped && s.now < end {
+	for !s.stopped && (s.now < end || catchUp != nil) {
 		s.step()
+		if catchUp != nil && catchUp() {
+			catchUp = nil
+		}
+	}
+}
+
+// catchUpCheck returns a function to call after every step that reports
+// true once every member of the leader's configuration has committed and
+// applied the leader's commit index of now, and fails the run if one has
+// not within the bound: a few heartbeat round trips and a snapshot transfer
+// at the slowest tick rate, well under two election timeouts.
+func (s *sim) catchUpCheck(minRate float64) func() bool {
+	l := s.leader()
+	if l == nil {
+		return nil
+	}
+	target := l.rn.BasicStatus().Commit
+	cs := l.rn.Status().Config
+	members := slices.Concat(cs.Voters, cs.VotersOutgoing, cs.Learners)
+	slices.Sort(members)
+	members = slices.Compact(members)
+	start := s.now
+	bound := s.now + int64(2*float64(s.cfg.ElectionTick)/minRate) + int64(8*s.p.maxDelay) + 4
+	return func() bool {
+		for _, id := range members {
+			n := s.nodes[id]
+			if n == nil || s.retired[id] {
+				continue
+			}
+			if n.up() && n.rn.BasicStatus().Commit >= target && n.applied >= target {
+				continue
+			}
+			if s.now > bound {
+				commit := uint64(0)
+				if n.up() {
+					commit = n.rn.BasicStatus().Commit
+				}
+				s.fail("liveness", "member %d did not catch up within %d steps of the leader committing %d after healing (commit %d, applied %d, up %v)",
+					id, bound-start, target, commit, n.applied, n.up())
+				return true
+			}
+			return false
+		}
+		s.res.Counts.CaughtUp += len(members)
+		s.tracef("liveness: every member caught up with index %d after %d steps", target, s.now-start)
+		return true
 	}
 }
 

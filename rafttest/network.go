@@ -11,6 +11,8 @@ type envelope struct {
 	m   raft.Message
 	due int64  // step at which it arrives
 	seq uint64 // send order, to break ties
+	// lost marks a message sent into a burst of losses: it never arrives.
+	lost bool
 }
 
 // simNetwork holds the messages in flight and the links that are cut. It
@@ -22,10 +24,25 @@ type simNetwork struct {
 	seq      uint64
 	// cut[{from, to}] blocks that direction of the link.
 	cut map[[2]uint64]bool
+	// burst[{from, to}] is the step until which that direction of the
+	// link loses every message sent on it.
+	burst map[[2]uint64]int64
 }
 
 func newSimNetwork() *simNetwork {
-	return &simNetwork{cut: map[[2]uint64]bool{}}
+	return &simNetwork{cut: map[[2]uint64]bool{}, burst: map[[2]uint64]int64{}}
+}
+
+// sendLost puts m in flight as lost: it is dropped on arrival.
+func (nw *simNetwork) sendLost(m raft.Message, due int64) {
+	nw.send(m, due)
+	nw.inflight[len(nw.inflight)-1].lost = true
+}
+
+// bursting reports whether the link from -> to loses every message sent
+// at step now.
+func (nw *simNetwork) bursting(from, to uint64, now int64) bool {
+	return nw.burst[[2]uint64{from, to}] > now
 }
 
 // send puts m in flight, due at step due.
@@ -80,7 +97,7 @@ func (nw *simNetwork) redelay(id uint64, due func() int64) {
 // blocked reports whether the link from -> to is cut.
 func (nw *simNetwork) blocked(from, to uint64) bool { return nw.cut[[2]uint64{from, to}] }
 
-// heal restores every link.
+// heal restores every cut link.
 func (nw *simNetwork) heal() { clear(nw.cut) }
 
 // cutBetween cuts every link between the groups a and b; oneWay cuts only

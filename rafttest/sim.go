@@ -23,14 +23,40 @@ type params struct {
 	pConf         float64 // per step
 	pSnap         float64 // per step
 	pOp           float64 // per idle client per step
+	pBurst        float64 // per step
+	pStall        float64 // per step
+	pTransfer     float64 // per step
+	pExtreme      float64 // per step
+	pRegress      float64 // per step
+	// pFlush and pApply are the pipelined host's per-step chances of
+	// syncing and acknowledging its written Readies, and of applying
+	// what is committed.
+	pFlush, pApply float64
+	// snapKeep is how many entries a snapshot leaves below it (-1: all).
+	snapKeep int
+	// maxInflight is every node's MaxInflightMsgs.
+	maxInflight int
 	// forced[k] is the step at which fault kind k happens at the latest,
 	// so that every enabled kind happens in every run.
 	forced map[string]int64
 }
 
 func (p params) String() string {
-	return fmt.Sprintf("drop=%.2f dup=%.2f max_delay=%d p_partition=%.3f p_crash=%.3f p_powerloss=%.4f p_pause=%.3f p_conf=%.3f p_snap=%.3f",
+	s := fmt.Sprintf("drop=%.2f dup=%.2f max_delay=%d p_partition=%.3f p_crash=%.3f p_powerloss=%.4f p_pause=%.3f p_conf=%.3f p_snap=%.3f",
 		p.drop, p.dup, p.maxDelay, p.pPartition, p.pCrash, p.pPowerLoss, p.pPause, p.pConf, p.pSnap)
+	add := func(name string, v float64) {
+		if v > 0 {
+			s += fmt.Sprintf(" %s=%.3f", name, v)
+		}
+	}
+	add("p_burst", p.pBurst)
+	add("p_stall", p.pStall)
+	add("p_transfer", p.pTransfer)
+	add("p_extreme", p.pExtreme)
+	add("p_regress", p.pRegress)
+	add("p_flush", p.pFlush)
+	add("p_apply", p.pApply)
+	return s + fmt.Sprintf(" snap_keep=%d max_inflight=%d", p.snapKeep, p.maxInflight)
 }
 
 // sim is one run.
@@ -50,6 +76,10 @@ type sim struct {
 	// none active).
 	partitionEnd int64
 	healing      bool
+	// leaving is a voter that a membership change under way removes or
+	// demotes, until step leavingUntil.
+	leaving      uint64
+	leavingUntil int64
 
 	chk checker
 
@@ -90,6 +120,13 @@ type simNode struct {
 	// crashInReady makes the next Ready that must sync crash before the
 	// sync.
 	crashInReady bool
+	// The host loop is stalled (no Ready handled) in [stallFrom,
+	// stalledUntil).
+	stallFrom, stalledUntil int64
+	// The pipelined host's Readies written but not yet synced and
+	// acknowledged, and what it has still to apply, in order.
+	persistQ []raft.Ready
+	applyQ   []applyItem
 
 	// Per-incarnation monotonicity.
 	lastCommit, lastTerm, lastVote uint64
@@ -102,6 +139,17 @@ type simNode struct {
 }
 
 func (n *simNode) up() bool { return n.rn != nil }
+
+// stalled reports whether n's host loop is stalled at step now.
+func (n *simNode) stalled(now int64) bool { return n.stallFrom <= now && now < n.stalledUntil }
+
+// applyItem is one thing the pipelined host has to apply: a snapshot to
+// restore, or a committed entry.
+type applyItem struct {
+	snap    *raft.Snapshot
+	install bool
+	entry   raft.Entry
+}
 
 // readAttempt is one attempt of a read at one node.
 type readAttempt struct {
@@ -185,9 +233,15 @@ func newSim(cfg Config) *sim {
 	s.chk = newChecker(s)
 	s.drawParams()
 	s.res.Params = s.p.String()
+	if cfg.MinVoters == 0 {
+		s.cfg.MinVoters = 3
+	}
 	pool := cfg.Nodes
 	if cfg.Faults.Membership {
 		pool += 2
+		if s.cfg.MinVoters < 3 {
+			pool += 2 // shrinking retires nodes: spares to grow again
+		}
 	}
 	for i := 1; i <= pool; i++ {
 		s.ids = append(s.ids, uint64(i))
@@ -250,6 +304,49 @@ func (s *sim) drawParams() {
 		p.pSnap = 0.01 + 0.04*r.Float64()
 		force("snap")
 	}
+	// The newer kinds draw from their own stream, so that adding them left
+	// the runs of the older kinds as they were.
+	r2 := rand.New(rand.NewPCG(s.cfg.Seed^0x6b65656c, s.cfg.Seed))
+	force2 := func(kind string) { p.forced[kind] = steps/10 + r2.Int64N(steps/2) }
+	if f.Bursts {
+		p.pBurst = 0.005 + 0.02*r2.Float64()
+		force2("burst")
+	}
+	if f.Stalls {
+		p.pStall = 0.002 + 0.01*r2.Float64()
+		force2("stall")
+	}
+	if f.Transfers {
+		p.pTransfer = 0.002 + 0.01*r2.Float64()
+		force2("transfer")
+	}
+	if f.ExtremeTerms {
+		p.pExtreme = 0.0005 + 0.001*r2.Float64()
+		force2("extremeterm")
+	}
+	if f.LogRegression {
+		p.pRegress = 0.002 + 0.005*r2.Float64()
+		force2("regress")
+	}
+	if s.cfg.Pipelined {
+		p.pFlush = 0.2 + 0.8*r2.Float64()
+		p.pApply = 0.2 + 0.8*r2.Float64()
+	}
+	switch k := s.cfg.SnapshotKeep; {
+	case k < 0:
+		p.snapKeep = -1
+	case k > 0:
+		p.snapKeep = k
+	default:
+		p.snapKeep = []int{4, 4, 100, -1}[r2.IntN(4)]
+	}
+	p.maxInflight = 32
+	switch {
+	case s.cfg.MaxInflightMsgs > 0:
+		p.maxInflight = s.cfg.MaxInflightMsgs
+	case f.Bursts:
+		p.maxInflight = []int{1, 2, 4, 8, 32}[r2.IntN(5)]
+	}
 	s.p = p
 }
 
@@ -292,8 +389,9 @@ func (s *sim) boot(n *simNode, voters []uint64) {
 		Storage:         n.disk,
 		Applied:         n.applied,
 		MaxSizePerMsg:   4 << 10,
-		MaxInflightMsgs: 32,
+		MaxInflightMsgs: s.p.maxInflight,
 		ReadOnlyOption:  s.cfg.ReadOnlyOption,
+		PipelinedAcks:   s.cfg.Pipelined,
 		Rand:            s.rng,
 	})
 	if err != nil {
@@ -319,8 +417,15 @@ func (s *sim) boot(n *simNode, voters []uint64) {
 	n.writes = map[[2]uint64]*op{}
 	n.reads = map[string]*readAttempt{}
 	n.readWait = nil
+	n.persistQ, n.applyQ = nil, nil
 	s.chk.afterRestart(n)
+	if voters == nil {
+		s.chk.bootConfig(n)
+	}
 	s.handleReady(n)
+	if voters != nil && s.cfg.Pipelined {
+		s.sync(n)
+	}
 }
 
 // restoreSnapshot replaces the host state with the snapshot's.
@@ -391,6 +496,9 @@ func (s *sim) step() {
 	for _, id := range s.ids {
 		if n := s.nodes[id]; n != nil && n.up() && n.pausedUntil <= s.now {
 			s.handleReady(n)
+			if s.cfg.Pipelined {
+				s.pipelineStep(n)
+			}
 			s.serveReads(n)
 		}
 	}
@@ -398,6 +506,13 @@ func (s *sim) step() {
 
 // deliver hands every due message to its receiver.
 func (s *sim) deliver() {
+	// A healthy cluster sends a bounded number of messages per node and
+	// tick; a node answering every message with more than one message is
+	// a storm that only grows with duplication.
+	if limit := 5000 + 100*len(s.ids)*len(s.ids); len(s.net.inflight) > limit {
+		s.fail("message storm", "%d messages in flight (limit %d)", len(s.net.inflight), limit)
+		return
+	}
 	due := s.net.takeDue(s.now, func(id uint64) bool {
 		n := s.nodes[id]
 		return n == nil || n.pausedUntil <= s.now
@@ -405,7 +520,7 @@ func (s *sim) deliver() {
 	for _, e := range due {
 		m := e.m
 		to := s.nodes[m.To]
-		lost := to == nil || !to.up() || s.net.blocked(m.From, m.To) || s.rng.Float64() < s.p.drop
+		lost := e.lost || to == nil || !to.up() || s.net.blocked(m.From, m.To) || s.rng.Float64() < s.p.drop
 		if m.Type == raft.MsgSnap {
 			s.reportSnapshot(m, !lost)
 		}
@@ -444,21 +559,32 @@ func (s *sim) reportSnapshot(m raft.Message, ok bool) {
 	s.handleReady(from)
 }
 
-// send puts messages in flight with a random delay.
+// send puts messages in flight with a random delay. A message sent on a
+// link in a burst of losses is lost (at its arrival, where the sender
+// learns of a lost snapshot).
 func (s *sim) send(n *simNode, msgs []raft.Message) {
 	for _, m := range msgs {
-		s.net.send(m, s.now+1+s.rng.Int64N(int64(s.p.maxDelay)))
+		due := s.now + 1 + s.rng.Int64N(int64(s.p.maxDelay))
+		if s.net.bursting(m.From, m.To, s.now) {
+			s.res.Counts.BurstDrops++
+			s.net.sendLost(m, due)
+			continue
+		}
+		s.net.send(m, due)
 	}
 }
 
-// handleReady runs the host loop for n until it has nothing ready.
+// handleReady runs the host loop for n until it has nothing ready (unless
+// the loop is stalled).
 func (s *sim) handleReady(n *simNode) {
-	for !s.stopped && n.up() && n.rn.HasReady() {
+	for !s.stopped && n.up() && !n.stalled(s.now) && n.rn.HasReady() {
 		rd := n.rn.Ready()
 		if !s.processReady(n, rd) {
 			return // crashed while handling it
 		}
-		n.rn.Advance(rd)
+		if !s.cfg.Pipelined {
+			n.rn.Advance(rd)
+		}
 	}
 }
 
@@ -500,14 +626,20 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 			s.fail("storage", "node %d cannot persist snapshot %d: %v", n.id, rd.Snapshot.Metadata.Index, err)
 			return false
 		}
-		if err := s.restoreSnapshot(n, rd.Snapshot); err != nil {
-			s.fail("snapshot", "node %d cannot restore snapshot %d: %v", n.id, rd.Snapshot.Metadata.Index, err)
-			return false
+		if s.cfg.Pipelined {
+			// Restored on the apply path, in order.
+			snap := rd.Snapshot
+			n.applyQ = append(n.applyQ, applyItem{snap: &snap, install: !n.bootstrapping})
+		} else {
+			if err := s.restoreSnapshot(n, rd.Snapshot); err != nil {
+				s.fail("snapshot", "node %d cannot restore snapshot %d: %v", n.id, rd.Snapshot.Metadata.Index, err)
+				return false
+			}
+			if !n.bootstrapping {
+				s.res.Counts.SnapshotsInstalled++
+			}
+			s.tracef("n%d installs snapshot index=%d term=%d", n.id, rd.Snapshot.Metadata.Index, rd.Snapshot.Metadata.Term)
 		}
-		if !n.bootstrapping {
-			s.res.Counts.SnapshotsInstalled++
-		}
-		s.tracef("n%d installs snapshot index=%d term=%d", n.id, rd.Snapshot.Metadata.Index, rd.Snapshot.Metadata.Term)
 	}
 	if len(rd.Entries) > 0 {
 		if wasLeader && n.role == raft.StateLeader && oldTerm == n.term {
@@ -525,6 +657,10 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 	if rd.SoftState != nil && rd.SoftState.RaftState == raft.StateLeader {
 		s.chk.leaderCompleteness(n)
 	}
+	if rd.SoftState != nil && rd.Snapshot.IsEmpty() &&
+		(rd.SoftState.RaftState == raft.StateCandidate || rd.SoftState.RaftState == raft.StatePreCandidate) {
+		s.chk.campaign(n)
+	}
 	if bugs.ApplyUncommitted {
 		for _, e := range rd.Entries {
 			if e.Index == n.applied+1 && e.Type == raft.EntryNormal {
@@ -533,8 +669,12 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 		}
 	}
 
+	if s.cfg.Pipelined {
+		return s.queueReady(n, rd)
+	}
+
 	// 2. Sync, unless the power fails first.
-	if rd.MustSync && s.cfg.Faults.PowerLoss && !s.healing &&
+	if rd.MustSync && s.cfg.Faults.PowerLoss && !s.healing && !n.bootstrapping &&
 		(n.crashInReady || s.rng.Float64() < s.p.pPowerLoss) {
 		n.crashInReady = false
 		s.crash(n, true)
@@ -562,15 +702,20 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 			return false
 		}
 	}
-	for _, rs := range rd.ReadStates {
+	s.readStates(n, rd.ReadStates)
+	s.serveReads(n)
+	return true
+}
+
+// readStates queues the reads whose read index arrived.
+func (s *sim) readStates(n *simNode, rss []raft.ReadState) {
+	for _, rs := range rss {
 		if ra := n.reads[string(rs.RequestCtx)]; ra != nil {
 			delete(n.reads, ra.ctx)
 			ra.index = rs.Index
 			n.readWait = append(n.readWait, ra)
 		}
 	}
-	s.serveReads(n)
-	return true
 }
 
 // forgeVoteLog is the ForgeVoteLog bug.
@@ -624,12 +769,16 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 			s.tracef("n%d refuses conf change %s at %d: %v", n.id, cc, e.Index, err)
 			return
 		}
+		prev := n.conf
 		n.conf = cs
 		s.tracef("n%d applies conf change %s at %d: voters=%v outgoing=%v learners=%v", n.id, cc, e.Index, cs.Voters, cs.VotersOutgoing, cs.Learners)
 		if first {
 			s.res.Counts.ConfChanges++
+			if len(cs.Voters) == 1 && len(cs.VotersOutgoing) == 0 {
+				s.res.Counts.SingleVoterConfs++
+			}
 		}
-		s.retireRemoved(cs, cc)
+		s.retireRemoved(prev, cs)
 	case raft.EntryNormal:
 		if len(e.Data) == 0 {
 			return
@@ -659,12 +808,14 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 	}
 }
 
-// retireRemoved marks nodes that a change removed: they are never added
-// again.
-func (s *sim) retireRemoved(cs raft.ConfState, cc raft.ConfChange) {
-	for _, c := range cc.Changes {
-		if c.Type == raft.ConfChangeRemoveNode && !slices.Contains(cs.VotersOutgoing, c.NodeID) {
-			s.retired[c.NodeID] = true
+// retireRemoved marks the nodes that a change from prev to cs removed
+// (leaving a joint configuration removes the outgoing voters that are not
+// incoming): they are never added again.
+func (s *sim) retireRemoved(prev, cs raft.ConfState) {
+	for _, id := range slices.Concat(prev.Voters, prev.VotersOutgoing, prev.Learners, prev.LearnersNext) {
+		if !slices.Contains(cs.Voters, id) && !slices.Contains(cs.VotersOutgoing, id) &&
+			!slices.Contains(cs.Learners, id) && !slices.Contains(cs.LearnersNext, id) {
+			s.retired[id] = true
 		}
 	}
 }
@@ -739,6 +890,8 @@ func (s *sim) crash(n *simNode, powerLoss bool) {
 		s.indeterminate(o)
 	}
 	n.writes, n.reads, n.readWait = nil, nil, nil
+	n.persistQ, n.applyQ = nil, nil
+	n.stallFrom, n.stalledUntil = 0, 0
 }
 
 // restart boots a crashed node from its disk.
@@ -788,6 +941,8 @@ func describeMsg(m raft.Message) string {
 		fmt.Fprintf(&b, " reject=%v", m.Reject)
 	case raft.MsgHeartbeat:
 		fmt.Fprintf(&b, " commit=%d", m.Commit)
+	case raft.MsgHeartbeatResp:
+		fmt.Fprintf(&b, " sent=%d commit=%d", m.Index, m.Commit)
 	case raft.MsgSnap:
 		if m.Snapshot != nil {
 			fmt.Fprintf(&b, " snap=%d/%d", m.Snapshot.Metadata.Index, m.Snapshot.Metadata.Term)

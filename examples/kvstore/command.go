@@ -26,6 +26,28 @@ const (
 	opPeer                    // ID, Raft: the raft address of a node about to be added
 )
 
+// isClientOp reports whether op is a write that clients ask for. The other
+// ops (node addresses, expiry sweeps) are internal: a node proposes them
+// itself, or has the leader append them over the authenticated raft
+// transport, never through a client endpoint.
+func (o cmdOp) isClientOp() bool {
+	switch o {
+	case opSet, opDel, opIncrBy, opMSet:
+		return true
+	}
+	return false
+}
+
+// maxCommandOverhead is the room a write command needs in a log entry
+// besides its largest value: the command's own fields (about 40 bytes for
+// a SET) and a key. --max-bulk defaults to the largest entry less this,
+// and may not exceed it.
+const maxCommandOverhead = 64 << 10
+
+// tooLargePrefix opens the error of a command that does not fit in a log
+// entry; the HTTP API answers it with 413.
+const tooLargePrefix = "ERR command too large"
+
 // Flags of opSet.
 const (
 	setNX = 1 << iota

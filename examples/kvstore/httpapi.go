@@ -5,8 +5,10 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,17 +32,32 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /internal/propose", s.handleInternalPropose)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.metrics.httpRequests.Add(1)
-		if s.cfg.Auth != "" {
-			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Auth)) != 1 {
-				s.metrics.authFailures.Add(1)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="kvstore"`)
-				httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-				return
-			}
+		if s.cfg.Auth != "" && !s.authorized(w, r) {
+			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// authorized checks that r carries exactly "Authorization: Bearer
+// <token>" (one header, compared in constant time), or answers 401; an
+// address with too many failures is answered 429 without a check.
+func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if !s.authLimit.allow(r.RemoteAddr) {
+		s.metrics.authThrottled.Add(1)
+		w.Header().Set("Retry-After", "60")
+		httpError(w, http.StatusTooManyRequests, "too many failed authentication attempts from this address")
+		return false
+	}
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 1 && subtle.ConstantTimeCompare([]byte(vals[0]), []byte("Bearer "+s.cfg.Auth)) == 1 {
+		return true
+	}
+	s.authLimit.fail(r.RemoteAddr)
+	s.metrics.authFailures.Add(1)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="kvstore"`)
+	httpError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -151,7 +168,11 @@ func (s *server) writeOne(w http.ResponseWriter, r *http.Request, c *command) {
 	rs := res[0]
 	w.Header().Set("X-Raft-Index", strconv.FormatUint(rs.Index, 10))
 	if rs.Kind == resErr {
-		httpError(w, http.StatusBadRequest, rs.Err)
+		code := http.StatusBadRequest
+		if strings.HasPrefix(rs.Err, tooLargePrefix) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		httpError(w, code, rs.Err)
 		return
 	}
 	out := map[string]any{"index": rs.Index}
@@ -249,10 +270,19 @@ func (s *server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	if s.toLeader(w, r) {
 		return
 	}
+	s.mu.Lock()
+	member := slices.Contains(s.members.Voters, id) || slices.Contains(s.members.Learners, id)
+	s.mu.Unlock()
+	if ni, _ := s.kv.nodeInfo(id); member && ni.Raft != addr {
+		// Re-adding a member at another address would redirect its raft
+		// traffic: remove it first.
+		httpError(w, http.StatusConflict, fmt.Sprintf("node %d is a member at another address; remove it first", id))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
-	if _, err := s.write(ctx, []*command{{Op: opPeer, ID: id, Addrs: []string{addr}}}); err != nil {
-		s.writeErr(w, err)
+	if err := s.proposeInternal(ctx, &command{Op: opPeer, ID: id, Addrs: []string{addr}}); err != nil {
+		httpError(w, memberErr(err), err.Error())
 		return
 	}
 	if _, err := s.node.AddLearner(ctx, id); err != nil {

@@ -85,7 +85,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		tick      = fs.Duration("tick", 100*time.Millisecond, "raft tick; the election timeout is 10-20 ticks")
 		reqTO     = fs.Duration("request-timeout", 5*time.Second, "how long a request waits for a leader and a quorum before failing")
 		clientTO  = fs.Duration("client-timeout", 10*time.Second, "a started RESP command (and each reply write) must complete within this")
-		maxBulk   = fs.Int64("max-bulk", 64<<20, "largest RESP bulk string or HTTP value, in bytes")
+		authTO    = fs.Duration("auth-timeout", defaultAuthTimeout, "with --auth, a RESP connection that has not authenticated within this is closed")
+		idleTO    = fs.Duration("idle-timeout", defaultIdleTimeout, "a RESP connection idle this long between commands is closed (0: never)")
+		authTries = fs.Int("auth-attempts", defaultAuthAttempts, "failed authentications (AUTH, HTTP token) allowed per remote address per minute")
+		maxBulk   = fs.Int64("max-bulk", defaultMaxBulk, "largest RESP bulk string or HTTP value, in bytes (at most the default: a write must fit in one log entry)")
 		maxConns  = fs.Int("max-clients", 10000, "most RESP connections at once")
 		clusterID = fs.Uint64("cluster-id", 1, "cluster ID checked on every raft connection")
 		peerSec   = fs.String("peer-secret-file", "", "file holding the secret shared by the nodes (16+ bytes) that authenticates raft connections; with --tls-*, node certificates do (their URI SAN keel://cluster/<cluster-id>/node/<id>)")
@@ -113,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	base := config{
 		Join: *join, Auth: *auth, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
 		SnapshotEntries: *snapEnts, LeaseReads: *lease, Tick: *tick, RequestTimeout: *reqTO,
-		ClientTimeout: *clientTO, MaxBulk: *maxBulk, MaxClients: *maxConns, ClusterID: *clusterID,
+		ClientTimeout: *clientTO, AuthTimeout: *authTO, IdleTimeout: *idleTO, AuthAttempts: *authTries, MaxBulk: *maxBulk, MaxClients: *maxConns, ClusterID: *clusterID,
 		Logger: log, PeerSecret: secret,
 	}
 	var cfgs []config

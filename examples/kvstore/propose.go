@@ -36,17 +36,52 @@ func (e *forwardError) Error() string { return e.Msg }
 
 // write proposes cmds, in order, through this node or the leader, and
 // returns their results once applied. It gives up with errUnavailable
-// after RequestTimeout if no leader takes them.
+// after RequestTimeout if no leader takes them. A command that cannot be
+// proposed (one too large for a log entry, or an internal one, which is
+// never forwarded) gets an error result and is left out; the others still
+// go.
 func (s *server) write(ctx context.Context, cmds []*command) ([]*result, error) {
 	now := time.Now().UnixMilli()
-	data := make([][]byte, len(cmds))
+	out := make([]*result, len(cmds))
+	var data [][]byte
+	var at []int // the index in cmds of each element of data
 	for i, c := range cmds {
 		c.Now = now
-		data[i] = c.encode()
+		d := c.encode()
+		switch {
+		case !c.Op.isClientOp():
+			out[i] = &result{Kind: resErr, Err: "ERR internal commands are not proposed for clients"}
+		case uint64(len(d)) > s.node.MaxEntrySize():
+			s.metrics.tooLarge.Add(1)
+			out[i] = tooLarge(len(d), s.node.MaxEntrySize())
+		default:
+			data = append(data, d)
+			at = append(at, i)
+		}
 	}
+	if len(data) == 0 {
+		return out, nil
+	}
+	res, err := s.proposeClient(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	for j, r := range res {
+		out[at[j]] = r
+	}
+	return out, nil
+}
+
+func tooLarge(n int, max uint64) *result {
+	return &result{Kind: resErr, Err: fmt.Sprintf("%s: %d bytes encoded, a log entry takes at most %d", tooLargePrefix, n, max)}
+}
+
+// proposeClient proposes encoded client commands through this node or the
+// leader, as write.
+func (s *server) proposeClient(ctx context.Context, data [][]byte) ([]*result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	s.metrics.proposals.Add(uint64(len(cmds)))
+	s.metrics.proposals.Add(uint64(len(data)))
 	for {
 		res, err := s.proposeLocal(ctx, data)
 		var nl *raft.NotLeaderError
@@ -60,19 +95,23 @@ func (s *server) write(ctx context.Context, cmds []*command) ([]*result, error) 
 			}
 			res, ferr := s.forwardGrouped(ctx, ni.HTTP, data)
 			if ferr == nil {
-				s.metrics.forwarded.Add(uint64(len(cmds)))
+				s.metrics.forwarded.Add(uint64(len(data)))
 				return res, nil
 			}
 			var fe *forwardError
 			errors.As(ferr, &fe)
 			switch {
-			case fe != nil && (fe.Status == http.StatusMisdirectedRequest || fe.Status == http.StatusServiceUnavailable):
+			case fe != nil && (fe.Status == http.StatusMisdirectedRequest || fe.Status == http.StatusServiceUnavailable ||
+				fe.Status == http.StatusTooManyRequests):
 				// Certainly not applied: retry.
-			case fe != nil && fe.Status == http.StatusBadRequest:
+			case fe != nil && (fe.Status == http.StatusBadRequest || fe.Status == http.StatusForbidden ||
+				fe.Status == http.StatusRequestEntityTooLarge):
 				return nil, fmt.Errorf("ERR %s", fe.Msg)
 			default:
 				return nil, errOutcomeUnknown
 			}
+		case errors.Is(err, raft.ErrProposalTooLarge):
+			return nil, fmt.Errorf("%s: %v", tooLargePrefix, err)
 		case errors.Is(err, raft.ErrProposalDropped):
 			// Retry: a transfer in progress, or a full uncommitted tail.
 		case errors.Is(err, raft.ErrProposalUnknown):
@@ -88,6 +127,16 @@ func (s *server) write(ctx context.Context, cmds []*command) ([]*result, error) 
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// proposeInternal proposes an internal command on this node, which must
+// lead: it is never forwarded. It returns the Node's error.
+func (s *server) proposeInternal(ctx context.Context, c *command) error {
+	c.Now = time.Now().UnixMilli()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	_, err := s.node.Propose(ctx, c.encode())
+	return err
 }
 
 func (s *server) proposeLocal(ctx context.Context, data [][]byte) ([]*result, error) {
@@ -150,7 +199,11 @@ func (s *server) authorize(req *http.Request) {
 
 // handleInternalPropose serves a follower's forwarded writes: 421 if this
 // node is not the leader (certainly not applied), 503 if it could not
-// propose them, 500 if their outcome is unknown.
+// propose them, 500 if their outcome is unknown. Only client writes are
+// taken: the endpoint is open to every holder of the client token, so an
+// internal command (a node's addresses, an expiry sweep) is refused with
+// 403, and a command too large for a log entry with 413; nothing of a
+// refused request is proposed.
 func (s *server) handleInternalPropose(w http.ResponseWriter, r *http.Request) {
 	var data [][]byte
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4*s.cfg.MaxBulk+(1<<20))).Decode(&data); err != nil {
@@ -158,8 +211,18 @@ func (s *server) handleInternalPropose(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, d := range data {
-		if _, err := decodeCommand(d); err != nil {
+		c, err := decodeCommand(d)
+		switch {
+		case err != nil:
 			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		case !c.Op.isClientOp():
+			s.metrics.internalRefused.Add(1)
+			httpError(w, http.StatusForbidden, "internal commands are not accepted over HTTP")
+			return
+		case uint64(len(d)) > s.node.MaxEntrySize():
+			s.metrics.tooLarge.Add(1)
+			httpError(w, http.StatusRequestEntityTooLarge, tooLarge(len(d), s.node.MaxEntrySize()).Err)
 			return
 		}
 	}

@@ -7,15 +7,27 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/keelraft/raft"
 )
 
 // RESP2 limits. A request beyond them is refused with an error before any
 // memory is allocated for it, and the connection is closed (a client that
 // sends a malformed frame cannot be resynchronised).
 const (
-	defaultMaxBulk   = 64 << 20 // bytes of one bulk string
+	// defaultMaxBulk bounds one bulk string: a SET of a value this long
+	// still fits in one log entry, which a Node takes up to
+	// raft.DefaultMaxEntrySize bytes.
+	defaultMaxBulk   = raft.DefaultMaxEntrySize - maxCommandOverhead
 	defaultMaxArgs   = 1 << 16  // elements of one command array
 	defaultMaxInline = 64 << 10 // bytes of one inline command or header line
+
+	// Before AUTH a connection may send one command of at most
+	// preAuthMaxRequest bytes of arguments (enough for AUTH) and
+	// preAuthMaxArgs arguments, read through a buffer of that size.
+	preAuthMaxRequest = 4 << 10
+	preAuthMaxArgs    = 8
+	respBufferSize    = 16 << 10 // the read buffer once authenticated
 )
 
 // errProtocol is wrapped by every error respReader returns for malformed
@@ -35,13 +47,32 @@ type respReader struct {
 }
 
 func newRESPReader(r io.Reader, maxBulk int64) *respReader {
+	p := &respReader{r: bufio.NewReaderSize(r, respBufferSize)}
+	p.setLimits(maxBulk)
+	return p
+}
+
+// newPreAuthRESPReader returns a reader for a client that has not
+// authenticated: it takes small requests only, until unlock.
+func newPreAuthRESPReader(r io.Reader) *respReader {
+	return &respReader{
+		r: bufio.NewReaderSize(r, preAuthMaxRequest), maxBulk: preAuthMaxRequest, maxArgs: preAuthMaxArgs,
+		maxInline: preAuthMaxRequest, maxTotal: preAuthMaxRequest,
+	}
+}
+
+// unlock lifts the limits of a pre-authentication reader to those of an
+// authenticated client; what it has buffered is kept.
+func (p *respReader) unlock(maxBulk int64) {
+	p.r = bufio.NewReaderSize(p.r, respBufferSize)
+	p.setLimits(maxBulk)
+}
+
+func (p *respReader) setLimits(maxBulk int64) {
 	if maxBulk <= 0 {
 		maxBulk = defaultMaxBulk
 	}
-	return &respReader{
-		r: bufio.NewReaderSize(r, 16<<10), maxBulk: maxBulk, maxArgs: defaultMaxArgs,
-		maxInline: defaultMaxInline, maxTotal: 2 * maxBulk,
-	}
+	p.maxBulk, p.maxArgs, p.maxInline, p.maxTotal = maxBulk, defaultMaxArgs, defaultMaxInline, 2*maxBulk
 }
 
 func protoErr(format string, args ...any) error {

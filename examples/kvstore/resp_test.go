@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,7 +69,7 @@ func TestRESPReader(t *testing.T) {
 // A client announcing a huge bulk and sending little holds little memory:
 // the buffer grows with the data, not with the announced length.
 func TestRESPReaderDoesNotPreallocate(t *testing.T) {
-	in := "*1\r\n$" + "60000000" + "\r\nabc"
+	in := "*1\r\n$" + strconv.Itoa(defaultMaxBulk) + "\r\nabc"
 	r := newRESPReader(strings.NewReader(in), 0)
 	var before, after runtimeMem
 	before.read()

@@ -42,13 +42,7 @@ func (s *server) acceptRESP() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		s.mu.Lock()
-		full := len(s.conns) >= s.cfg.MaxClients
-		if !full {
-			s.conns[c] = struct{}{}
-		}
-		s.mu.Unlock()
-		if full {
+		if !s.admit(c) {
 			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = c.Write([]byte("-ERR max number of clients reached\r\n"))
 			_ = c.Close()
@@ -59,12 +53,57 @@ func (s *server) acceptRESP() {
 		go func() {
 			defer s.wg.Done()
 			s.serveConn(c)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
+			s.release(c)
 			_ = c.Close()
 		}()
 	}
+}
+
+// admit registers a new RESP connection, and reports whether there is room
+// for it. When every slot is taken, the connection that has waited longest
+// without authenticating is closed to make room: clients that have not
+// authenticated cannot lock out one that does so promptly.
+func (s *server) admit(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) >= s.cfg.MaxClients {
+		oldest := s.preAuth.Front()
+		if oldest == nil {
+			return false
+		}
+		victim := oldest.Value.(net.Conn)
+		s.preAuth.Remove(oldest)
+		delete(s.preAuthAt, victim)
+		delete(s.conns, victim)
+		_ = victim.Close() // its goroutine sees the error and ends
+		s.metrics.preAuthEvicted.Add(1)
+	}
+	s.conns[c] = struct{}{}
+	if s.cfg.Auth != "" {
+		s.preAuthAt[c] = s.preAuth.PushBack(c)
+	}
+	return true
+}
+
+// authenticated moves c out of the connections waiting to authenticate.
+func (s *server) authenticated(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.preAuthAt[c]; e != nil {
+		s.preAuth.Remove(e)
+		delete(s.preAuthAt, c)
+	}
+}
+
+// release forgets a connection that ended.
+func (s *server) release(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.preAuthAt[c]; e != nil {
+		s.preAuth.Remove(e)
+		delete(s.preAuthAt, c)
+	}
+	delete(s.conns, c)
 }
 
 // respConn is one client connection's state.
@@ -80,19 +119,49 @@ type respConn struct {
 }
 
 func (s *server) serveConn(c net.Conn) {
-	rd := newRESPReader(c, s.cfg.MaxBulk)
-	bw := bufio.NewWriterSize(c, 16<<10)
-	rc := &respConn{s: s, c: c, w: respWriter{bw}, authed: s.cfg.Auth == ""}
+	rc := &respConn{s: s, c: c, authed: s.cfg.Auth == ""}
+	// Before AUTH a client gets a small buffer, small requests and
+	// AuthTimeout in all; after it, the full limits, and IdleTimeout
+	// between commands.
+	var rd *respReader
+	bw := bufio.NewWriterSize(c, 512)
+	if rc.authed {
+		rd = newRESPReader(c, s.cfg.MaxBulk)
+		bw = bufio.NewWriterSize(c, respBufferSize)
+	} else {
+		rd = newPreAuthRESPReader(c)
+	}
+	rc.w = respWriter{bw}
+	authDeadline := time.Now().Add(s.cfg.AuthTimeout)
 	var batch [][][]byte
 	for !rc.quit {
-		// Idle clients may wait as long as they like; once a command has
-		// started it must arrive within ClientTimeout (slow clients are
-		// cut off and hold no more than what they sent).
-		_ = c.SetReadDeadline(time.Time{})
+		// Idle clients may wait IdleTimeout (0: for ever); once a command
+		// has started it must arrive within ClientTimeout (slow clients
+		// are cut off and hold no more than what they sent).
+		var idle time.Time
+		switch {
+		case !rc.authed:
+			idle = authDeadline
+		case s.cfg.IdleTimeout > 0:
+			idle = time.Now().Add(s.cfg.IdleTimeout)
+		}
+		_ = c.SetReadDeadline(idle)
 		if _, err := rd.r.Peek(1); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if rc.authed {
+					s.metrics.idleClosed.Add(1)
+				} else {
+					s.metrics.authTimeouts.Add(1)
+				}
+			}
 			return
 		}
-		_ = c.SetReadDeadline(time.Now().Add(s.cfg.ClientTimeout))
+		cmdDeadline := time.Now().Add(s.cfg.ClientTimeout)
+		if !rc.authed && authDeadline.Before(cmdDeadline) {
+			cmdDeadline = authDeadline
+		}
+		_ = c.SetReadDeadline(cmdDeadline)
 		batch = batch[:0]
 		var perr error
 		size := 0
@@ -113,11 +182,24 @@ func (s *server) serveConn(c net.Conn) {
 					size += len(a)
 				}
 			}
-			if rd.Buffered() == 0 {
+			// Before AUTH, one command at a time: the next one is read
+			// with the limits its outcome sets.
+			if rd.Buffered() == 0 || !rc.authed {
 				break
 			}
 		}
+		wasAuthed := rc.authed
 		rc.serveBatch(batch)
+		if rc.authed && !wasAuthed {
+			s.authenticated(c)
+			rd.unlock(s.cfg.MaxBulk)
+			_ = c.SetWriteDeadline(time.Now().Add(s.cfg.ClientTimeout))
+			if err := bw.Flush(); err != nil {
+				return
+			}
+			bw = bufio.NewWriterSize(c, respBufferSize)
+			rc.w = respWriter{bw}
+		}
 		if perr != nil && errors.Is(perr, errProtocol) {
 			s.metrics.protocolErrors.Add(1)
 			// Redis's wording, which clients recognise.
@@ -421,14 +503,22 @@ func (rc *respConn) serveOther(name string, args [][]byte) {
 			rc.w.err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 			return
 		}
-		if subtle.ConstantTimeCompare(args[n-1], []byte(s.cfg.Auth)) == 1 && (n == 2 || string(args[1]) == "default") {
+		remote := remoteOf(rc.c)
+		switch {
+		case !s.authLimit.allow(remote):
+			// The password is not even checked.
+			s.metrics.authThrottled.Add(1)
+			rc.w.err("ERR too many failed authentication attempts from this address; try again later")
+		case subtle.ConstantTimeCompare(args[n-1], []byte(s.cfg.Auth)) == 1 && (n == 2 || string(args[1]) == "default"):
 			rc.authed = true
 			rc.w.simple("OK")
 			return
+		default:
+			s.authLimit.fail(remote)
+			s.metrics.authFailures.Add(1)
+			rc.w.err("WRONGPASS invalid username-password pair or user is disabled.")
 		}
-		s.metrics.authFailures.Add(1)
 		rc.authFails++
-		rc.w.err("WRONGPASS invalid username-password pair or user is disabled.")
 		if rc.authFails >= 10 {
 			rc.quit = true // a password guesser gets a new connection every 10 tries
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -39,11 +40,19 @@ type config struct {
 	Tick            time.Duration
 	RequestTimeout  time.Duration
 	ClientTimeout   time.Duration // a started command must arrive within it
-	MaxBulk         int64
-	MaxClients      int
-	ClusterID       uint64
-	PeerSecret      []byte // authenticates the raft peers (see peersec.go)
-	Logger          *zap.Logger
+	// AuthTimeout is how long a RESP connection may stay open without
+	// authenticating (when Auth is set); IdleTimeout how long an
+	// authenticated one may wait between commands (0: no limit).
+	AuthTimeout time.Duration
+	IdleTimeout time.Duration
+	// AuthAttempts is how many failed authentications (RESP AUTH, HTTP
+	// token) one remote address gets a minute, in a burst of as many.
+	AuthAttempts int
+	MaxBulk      int64
+	MaxClients   int
+	ClusterID    uint64
+	PeerSecret   []byte // authenticates the raft peers (see peersec.go)
+	Logger       *zap.Logger
 }
 
 // server is one kvstore node: a raft.Node on a wal.Log and a TCP transport,
@@ -72,10 +81,23 @@ type server struct {
 	base       context.Context
 	cancelBase context.CancelFunc
 
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	members raft.ConfState
+	authLimit *authLimiter
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	// preAuth lists the RESP connections not yet authenticated, oldest
+	// first; preAuthAt finds a connection's element.
+	preAuth   list.List
+	preAuthAt map[net.Conn]*list.Element
+	members   raft.ConfState
 }
+
+// Defaults of the client-facing limits.
+const (
+	defaultAuthTimeout  = 10 * time.Second
+	defaultIdleTimeout  = 5 * time.Minute
+	defaultAuthAttempts = 20
+)
 
 // errUnavailable is returned when a request could not be served in time
 // (no leader, no quorum).
@@ -114,9 +136,23 @@ func newServer(cfg config) (*server, error) {
 	if _, ok := cfg.Peers[cfg.ID]; !ok {
 		return nil, fmt.Errorf("--cluster has no address for --id %d", cfg.ID)
 	}
+	if cfg.MaxBulk == 0 {
+		cfg.MaxBulk = defaultMaxBulk
+	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = defaultAuthTimeout
+	}
+	if cfg.AuthAttempts <= 0 {
+		cfg.AuthAttempts = defaultAuthAttempts
+	}
+	if cfg.MaxBulk < 0 || cfg.MaxBulk > defaultMaxBulk {
+		return nil, fmt.Errorf("--max-bulk %d is not in [1, %d]: a value must fit in one log entry (%d bytes) with its key",
+			cfg.MaxBulk, int64(defaultMaxBulk), int64(raft.DefaultMaxEntrySize))
+	}
 	s := &server{
 		cfg: cfg, log: cfg.Logger.With(zap.Uint64("node", cfg.ID)), metrics: newMetrics(),
 		stopc: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
+		preAuthAt: map[net.Conn]*list.Element{}, authLimit: newAuthLimiter(cfg.AuthAttempts),
 		fwdc: make(chan *fwdReq, fwdQueue),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
@@ -267,26 +303,55 @@ func (s *server) onLeaderChange(leader, term uint64) {
 	s.announce()
 }
 
-// announce records this node's client addresses in the log (through the
-// leader), retrying until it succeeds or the server stops. Followers use
-// the leader's to forward writes; WAIT uses everyone's to ask each node
-// how far it applied.
+// announce records this node's client addresses in the log, retrying
+// until the log holds them or the server stops. Followers use the leader's
+// to forward writes; WAIT uses everyone's to ask each node how far it
+// applied. The record is an internal command: a follower has the leader
+// append it over the raft transport (ProposeUntracked), whose peers are
+// authenticated, never over the HTTP API that clients use.
 func (s *server) announce() {
+	addrs := []string{s.httpLn.Addr().String(), s.respLn.Addr().String()}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for {
-			c := &command{Op: opNode, ID: s.cfg.ID, Addrs: []string{s.httpLn.Addr().String(), s.respLn.Addr().String()}}
-			if _, err := s.write(s.base, []*command{c}); err == nil {
+		for !s.waitAnnounced(addrs, 0) {
+			c := &command{Op: opNode, Now: time.Now().UnixMilli(), ID: s.cfg.ID, Addrs: addrs}
+			ctx, cancel := s.ctx(s.cfg.RequestTimeout)
+			err := s.node.ProposeUntracked(ctx, c.encode())
+			cancel()
+			wait := time.Second // for the record to apply; then propose again
+			if err != nil {
+				wait = 200 * time.Millisecond // no leader yet, probably
+			}
+			if s.waitAnnounced(addrs, wait) {
 				return
 			}
 			select {
 			case <-s.stopc:
 				return
-			case <-time.After(200 * time.Millisecond):
+			default:
 			}
 		}
 	}()
+}
+
+// waitAnnounced waits up to d for the log to record addrs as this node's
+// client addresses, and reports whether it does (or the server stopped).
+func (s *server) waitAnnounced(addrs []string, d time.Duration) bool {
+	timeout := time.After(d)
+	for {
+		_, changed := s.kv.revision("")
+		if ni, ok := s.kv.nodeInfo(s.cfg.ID); ok && ni.HTTP == addrs[0] && ni.RESP == addrs[1] {
+			return true
+		}
+		select {
+		case <-s.stopc:
+			return true
+		case <-changed:
+		case <-timeout:
+			return false
+		}
+	}
 }
 
 func (s *server) onConfChange(cs raft.ConfState) {

@@ -245,19 +245,30 @@ func (s *kvStore) count(now int64) int {
 }
 
 // keys returns the live keys matching the Redis glob pattern, sorted, at
-// most limit of them.
+// most limit of them. The lock, which Apply needs, is held only to copy
+// the live key names (string headers; the bytes are shared); the matching
+// runs after it is released, so a slow pattern over many keys delays no
+// write.
 func (s *kvStore) keys(pattern string, now int64, limit int) []string {
 	s.mu.RLock()
-	var out []string
+	live := make([]string, 0, len(s.data))
 	for k, it := range s.data {
-		if it.expired(now) {
-			continue
-		}
-		if pattern == "*" || globMatch(pattern, k) {
-			out = append(out, k)
+		if !it.expired(now) {
+			live = append(live, k)
 		}
 	}
 	s.mu.RUnlock()
+	out := live[:0]
+	if pattern == "*" {
+		out = live
+	} else {
+		g := compileGlob(pattern)
+		for _, k := range live {
+			if ok, _ := g.match(k); ok {
+				out = append(out, k)
+			}
+		}
+	}
 	sort.Strings(out)
 	if len(out) > limit {
 		out = out[:limit]
