@@ -33,8 +33,8 @@ const (
 	// mutationLeaseVoteFromLeader refuses a vote request within the leader
 	// lease even when it comes from the leader the lease belongs to.
 	mutationLeaseVoteFromLeader
-	// mutationLeaseMissedTicks has a Node deliver one tick per wake-up of
-	// its ticker instead of the ticks due by its monotonic clock, so that a
+	// mutationLeaseMissedTicks has a Node tick once per wake-up of its
+	// ticker and count no time missed against the leader lease, so that a
 	// leader paused for longer than its lease still serves lease reads on
 	// waking.
 	mutationLeaseMissedTicks

@@ -53,8 +53,8 @@ type NodeConfig struct {
 
 	// TickInterval is the duration of one tick (Raft.ElectionTick and
 	// Raft.HeartbeatTick count ticks), on the monotonic clock: a pause of
-	// the process still counts (see Node's section Time). Default
-	// DefaultTickInterval.
+	// the process still counts against the leader lease (see Node's
+	// section Time). Default DefaultTickInterval.
 	TickInterval time.Duration
 
 	// SnapshotEvery is how many entries are applied between two automatic
@@ -108,25 +108,23 @@ type NodeConfig struct {
 //
 // # Time
 //
-// A leader's ticks follow the monotonic clock (time.Now's monotonic
+// The leader lease follows the monotonic clock (time.Now's monotonic
 // reading), not the ticker's wake-ups: before the loop handles any event
 // (a received message, a read, a proposal, an acknowledgement, a ticker
-// wake-up), it delivers to a leading RawNode one tick per TickInterval
-// elapsed since the last tick it delivered. So time the process did not
-// see, because it was stopped (SIGSTOP), descheduled (a virtual machine's
-// stolen CPU time), stalled in a garbage collection or busy in the loop,
-// still counts: a leader that wakes after more than its lease serves no
-// lease read before it has confirmed its leadership anew with a quorum
-// (deposed meanwhile, it learns so and steps down). At most ElectionTick-1
-// ticks are delivered at once: more than the lease, but not enough to
-// fire a CheckQuorum step-down before the loop has handled the messages
-// already queued; a leader that then still hears from no quorum steps down
-// at its next tick. The rest of a longer gap is dropped: no lease lasts
-// longer for it, since a lease then rests on a heartbeat sent after the
-// gap. A follower or candidate gets one tick per wake-up, so a pause only
-// delays its election timeout (as it did before), which is safe for every
-// lease and keeps a node whose loop was starved of CPU from campaigning
-// before it read the heartbeats queued meanwhile.
+// wake-up), it counts the tick intervals elapsed since it last did. It
+// ticks the RawNode once, as the ticker would, and reports the other
+// intervals as missed, which the core counts against the lease alone. So
+// time the process did not see, because it was stopped (SIGSTOP),
+// descheduled (a virtual machine's stolen CPU time), stalled in a garbage
+// collection or busy in the loop, still counts: a leader that wakes after
+// more than its lease serves no lease read before a quorum has
+// acknowledged a heartbeat sent after the gap (deposed meanwhile, it learns
+// so from that round and steps down). The election, heartbeat and
+// CheckQuorum timers still advance one tick per wake-up, as before: slow
+// timers only delay an election or a step-down (a follower refusing votes
+// longer is safe for every lease), whereas firing them at once would have
+// a node whose loop was starved of CPU campaign, or step down, before it
+// handled the messages its transport queued meanwhile.
 //
 // This bounds lease reads (ReadOnlyLeaseBased) only as far as the
 // monotonic clock runs during the pause. On Linux, CLOCK_MONOTONIC

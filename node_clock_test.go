@@ -7,38 +7,54 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestNodeTickClockDeliversOneTickPerIntervalElapsed(t *testing.T) {
+func TestNodeTickClockCountsOneTickPerIntervalElapsed(t *testing.T) {
 	start := time.Unix(100, 0)
-	c := nodeTickClock{interval: 10 * time.Millisecond, max: 40, next: start}
-	require.Equal(t, 0, c.due(start.Add(9*time.Millisecond)))
-	require.Equal(t, 1, c.due(start.Add(10*time.Millisecond)))
-	require.Equal(t, 0, c.due(start.Add(19*time.Millisecond)))
-	// A late wake-up gets every tick it missed, and the fraction carries.
-	require.Equal(t, 3, c.due(start.Add(45*time.Millisecond)))
-	require.Equal(t, 1, c.due(start.Add(50*time.Millisecond)))
-}
-
-func TestNodeTickClockCapsTheCatchUpAndDropsTheRest(t *testing.T) {
-	start := time.Unix(100, 0)
-	c := nodeTickClock{interval: 10 * time.Millisecond, max: 40, next: start}
-	require.Equal(t, 40, c.due(start.Add(3*time.Second)))
-	// The dropped time is not delivered later: ticks count from the wake-up.
-	require.Equal(t, 0, c.due(start.Add(3*time.Second+9*time.Millisecond)))
-	require.Equal(t, 1, c.due(start.Add(3*time.Second+10*time.Millisecond)))
+	c := nodeTickClock{interval: 10 * time.Millisecond, next: start}
+	require.Equal(t, uint64(0), c.due(start.Add(9*time.Millisecond)))
+	require.Equal(t, uint64(1), c.due(start.Add(10*time.Millisecond)))
+	require.Equal(t, uint64(0), c.due(start.Add(19*time.Millisecond)))
+	// A late wake-up counts every interval it missed, and the fraction
+	// carries over.
+	require.Equal(t, uint64(3), c.due(start.Add(45*time.Millisecond)))
+	require.Equal(t, uint64(1), c.due(start.Add(50*time.Millisecond)))
+	require.Equal(t, uint64(300), c.due(start.Add(3050*time.Millisecond)))
 }
 
 func TestNodeTickClockIgnoresAClockGoingBack(t *testing.T) {
 	start := time.Unix(100, 0)
-	c := nodeTickClock{interval: 10 * time.Millisecond, max: 40, next: start}
-	require.Equal(t, 0, c.due(start.Add(-time.Hour)))
-	require.Equal(t, 1, c.due(start.Add(10*time.Millisecond)))
+	c := nodeTickClock{interval: 10 * time.Millisecond, next: start}
+	require.Equal(t, uint64(0), c.due(start.Add(-time.Hour)))
+	require.Equal(t, uint64(1), c.due(start.Add(10*time.Millisecond)))
 }
 
-func TestNodeCatchUpExceedsTheLeaseButNotTheElectionTimeout(t *testing.T) {
-	for _, et := range []int{2, 3, 10, 11, 20, 100} {
-		r := &raft{electionTimeout: et}
-		k := nodeCatchUpTicks(et)
-		require.GreaterOrEqual(t, uint64(k), r.leaseTicks(), "election tick %d: a catch-up must end the lease", et)
-		require.Less(t, k, et, "election tick %d: a catch-up alone must not fire an election", et)
+// Missed ticks end the lease, also for a heartbeat sent before the gap but
+// acknowledged after it, and fire no timer; a heartbeat round after the gap
+// renews the lease.
+func TestMissedTicksEndTheLeaseButFireNoTimer(t *testing.T) {
+	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
+	nw.electLeader(1)
+	nw.tickAll() // a heartbeat round starts the lease
+	nw.isolate(1)
+	nw.read(1, "before the gap")
+	require.Equal(t, []string{"before the gap"}, nw.readCtxs(1))
+
+	r := nw.raft(1)
+	inFlight := r.trk.leaseNow() // a heartbeat sent before the gap
+	term, elapsed, hbElapsed := r.Term, r.electionElapsed, r.heartbeatElapsed
+	r.missedTicks(r.leaseTicks())
+	for _, id := range []uint64{2, 3} {
+		r.trk.progress[id].ackHeartbeat(inFlight) // and acknowledged after it
 	}
+	nw.read(1, "after the gap")
+	require.Equal(t, []string{"before the gap"}, nw.readCtxs(1), "the lease outlived the time missed")
+	require.Equal(t, StateLeader, r.state)
+	require.Equal(t, term, r.Term)
+	require.Equal(t, elapsed, r.electionElapsed, "no timer ran")
+	require.Equal(t, hbElapsed, r.heartbeatElapsed, "no timer ran")
+
+	nw.heal()
+	nw.tickAll() // a round after the gap confirms the waiting read and renews the lease
+	nw.isolate(1)
+	nw.read(1, "renewed")
+	require.Equal(t, []string{"before the gap", "after the gap", "renewed"}, nw.readCtxs(1))
 }

@@ -11,8 +11,7 @@ func (n *Node) runLoop() {
 	defer n.finish()
 	// Read before the ticker starts, so that each of its ticks finds at
 	// least one tick interval elapsed.
-	n.tickClock = nodeTickClock{interval: n.cfg.TickInterval,
-		max: nodeCatchUpTicks(n.cfg.Raft.ElectionTick), next: n.clock.Now()}
+	n.tickClock = nodeTickClock{interval: n.cfg.TickInterval, next: n.clock.Now()}
 	tickc, stopTicker := n.clock.NewTicker(n.cfg.TickInterval)
 	defer stopTicker()
 	prevSoft := n.rn.raft.softState()
@@ -31,7 +30,7 @@ func (n *Node) runLoop() {
 			return
 		case <-tickc:
 			if mutated(mutationLeaseMissedTicks) {
-				n.tick(1) // one tick per wake-up, however long the loop slept
+				n.tick() // one tick per wake-up, and no time missed
 			} else {
 				n.catchUp()
 			}
@@ -95,77 +94,62 @@ func (n *Node) drainEvents() {
 	}
 }
 
-// nodeCatchUpTicks is how many ticks the loop delivers to a leader at once,
-// at most, for time it did not see: one less than an election timeout. That is more
-// than a leader's lease (ReadOnlyLeaseBased), so a leader that missed that
-// much has lost its lease; but it is not enough for an election or a
-// CheckQuorum step-down to fire from the catch-up alone, before the loop
-// has handled the messages already queued (a loop starved of CPU while its
-// transport received heartbeats must not depose a healthy leader). A node
-// that then still hears from no one times out at its next tick.
-func nodeCatchUpTicks(electionTick int) int { return max(electionTick-1, 1) }
-
 // nodeTickClock turns the time the loop reads into ticks: one per tick
 // interval elapsed, whether or not the ticker fired for it.
 type nodeTickClock struct {
 	interval time.Duration
-	max      int       // ticks delivered at once at most
-	next     time.Time // the start of the tick interval not yet delivered
+	next     time.Time // the start of the tick interval not yet accounted for
 }
 
-// due returns the ticks due at now and marks them delivered. Beyond max,
-// the rest of the time is dropped: the clock then runs behind, which only
-// delays a follower's vote and lengthens no lease, since a lease then rests
-// on a heartbeat sent after the gap.
-func (c *nodeTickClock) due(now time.Time) int {
+// due returns the ticks due at now and marks them accounted for.
+func (c *nodeTickClock) due(now time.Time) uint64 {
 	elapsed := now.Sub(c.next)
 	if elapsed < c.interval {
 		return 0
 	}
 	k := elapsed / c.interval
-	if k > time.Duration(c.max) {
-		c.next = now
-		return c.max
-	}
 	c.next = c.next.Add(k * c.interval)
-	return int(k)
+	return uint64(k)
 }
 
-// catchUp delivers to the RawNode the ticks due by the clock, before the
-// loop handles an event. The ticker alone would not do: after the process
-// was paused (SIGSTOP, a virtual machine's stolen CPU, a long GC pause or
-// a loop busy for a while) it delivers one pending tick, not the ticks the
-// pause spanned, and a leader would go on serving lease reads for the whole
-// pause although the followers' election timeouts ran and a new leader may
-// have committed writes meanwhile.
+// catchUp accounts, before the loop handles an event, for the time elapsed
+// since it last did: when a tick interval or more has passed, it ticks the
+// RawNode once, as the ticker would, and reports the further intervals as
+// missed, which the core counts against the leader lease alone. The ticker
+// alone would not do: after the process was paused (SIGSTOP, a virtual
+// machine's stolen CPU, a long GC pause or a loop busy for a while) it
+// delivers one pending tick, not the ticks the pause spanned, and a leader
+// would go on serving lease reads for the whole pause although the
+// followers' election timeouts ran and a new leader may have committed
+// writes meanwhile.
 //
-// Only a leader gets every tick due: a follower or candidate gets one per
-// wake-up, as from the ticker alone. Its timers running slow after a pause
-// only delay an election and lengthen the time it refuses votes, which no
-// lease can suffer from; counting the pause would instead have a node whose
-// loop was starved of CPU campaign before it read the heartbeats queued
-// meanwhile.
+// The missed ticks are not delivered as ticks: election, heartbeat and
+// CheckQuorum timers running slow after a pause only delay an election or
+// a step-down (the time a follower refuses votes grows, which no lease can
+// suffer from), whereas a burst of ticks would fire them before the loop
+// handled the messages queued meanwhile: a node whose loop was starved of
+// CPU while its transport received heartbeats would campaign, or a leader
+// whose followers did answer would step down.
 func (n *Node) catchUp() {
 	if mutated(mutationLeaseMissedTicks) {
 		return
 	}
 	k := n.tickClock.due(n.clock.Now())
-	if k > 1 && n.rn.raft.state != StateLeader {
-		k = 1
+	if k == 0 {
+		return
 	}
-	if k > 0 {
-		n.tick(k)
+	if k > 1 {
+		n.rn.raft.missedTicks(k - 1)
 	}
+	n.tick()
 }
 
-// tick delivers k ticks to the RawNode and ages what waits on ticks.
-func (n *Node) tick(k int) {
-	for range k {
-		n.rn.Tick()
-	}
-	n.ticks += uint64(k)
+// tick delivers a tick to the RawNode and ages what waits on ticks.
+func (n *Node) tick() {
+	n.rn.Tick()
+	n.ticks++
 	n.props.expireLost(n.ticks)
-	n.reads.retry(n, k)
+	n.reads.retry(n)
 }
 
 func (n *Node) step(m Message) {

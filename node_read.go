@@ -59,13 +59,12 @@ func (rs *nodeReads) answer(state ReadState) {
 }
 
 // retry re-sends, on the loop, the read requests unanswered for an election
-// timeout, ticks ticks after the last call: the core drops a request
-// silently when no leader can serve it.
-func (rs *nodeReads) retry(n *Node, ticks int) {
+// timeout: the core drops a request silently when no leader can serve it.
+func (rs *nodeReads) retry(n *Node) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	for _, rd := range rs.m {
-		rd.age += ticks
+		rd.age++
 		if rd.age >= n.cfg.Raft.ElectionTick {
 			rd.age = 0
 			n.rn.ReadIndex(rd.rctx)

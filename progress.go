@@ -47,7 +47,7 @@ type Progress struct {
 	// election timeout.
 	RecentActive bool
 
-	// leaseStart is one more than the leader's tick count when it sent the
+	// leaseStart is one more than the leader's lease clock when it sent the
 	// latest heartbeat the peer acknowledged this term (0: none): the
 	// peer's leader lease runs from no earlier than that.
 	leaseStart uint64

@@ -282,7 +282,7 @@ func (r *raft) maybeSendSnapshot(to uint64, pr *Progress) bool {
 func (r *raft) sendHeartbeat(to uint64, ctx []byte) {
 	pr := r.trk.progress[to]
 	commit := min(pr.Match, r.raftLog.committed)
-	r.send(Message{To: to, Type: MsgHeartbeat, Commit: commit, Index: r.trk.now, Context: ctx})
+	r.send(Message{To: to, Type: MsgHeartbeat, Commit: commit, Index: r.trk.leaseNow(), Context: ctx})
 	pr.sentCommitIndex(commit)
 }
 

@@ -138,9 +138,9 @@ func (rn *RawNode) Bootstrap(voters []uint64) (err error) {
 }
 
 // Tick advances the node's logical clock by one tick. Election and heartbeat
-// timeouts are counted in ticks. With ReadOnlyLeaseBased, the host must
-// tick a leader for every tick interval that elapsed, even while its
-// process was not running (see ReadOnlyLeaseBased).
+// timeouts are counted in ticks. With ReadOnlyLeaseBased, a leader must
+// be ticked for the time that elapsed even while its process was not
+// running (see ReadOnlyLeaseBased).
 func (rn *RawNode) Tick() {
 	if rn.err != nil {
 		return

@@ -35,11 +35,12 @@ const (
 	// not run: a leader paused (SIGSTOP, a virtual machine descheduled, a
 	// long garbage collection) for longer than the lease and then ticked
 	// once would serve reads although a new leader may have committed
-	// writes meanwhile. A host using RawNode must deliver to a leader,
-	// before it steps any message or request after a pause, the ticks its
-	// monotonic clock says were missed (or enough of them to exceed the
-	// lease); a follower ticked slow is safe. Node does: see its doc, which
-	// also says what it assumes of the monotonic clock.
+	// writes meanwhile. A host using RawNode must tick a leader, before it
+	// steps any message or request after a pause, for the time its
+	// monotonic clock says was missed (or for at least the lease's length);
+	// a follower ticked slow is safe. Node counts that time against the
+	// lease without firing the other timers: see its doc, which also says
+	// what it assumes of the monotonic clock.
 	ReadOnlyLeaseBased
 )
 
@@ -60,6 +61,14 @@ func (o ReadOnlyOption) String() string {
 func (r *raft) leaseTicks() uint64 {
 	return uint64(r.electionTimeout - 1 - r.electionTimeout/10)
 }
+
+// missedTicks records that d ticks' worth of time passed without being
+// ticked (the host's process was paused, or its loop busy): they count
+// against the leader lease, as if ticked, and against nothing else, so a
+// pause ends the lease without firing timeouts before the host has handled
+// what arrived meanwhile. Heartbeats sent before the gap thus count as d
+// ticks older, even when acknowledged after it.
+func (r *raft) missedTicks(d uint64) { r.trk.leaseSkew += d }
 
 // ReadState answers a ReadIndex request: once the host has applied entries
 // up to Index, a read of its state machine reflects every write committed

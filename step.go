@@ -339,7 +339,7 @@ func (r *raft) handleLogRegression(id uint64, pr *Progress, match, next uint64) 
 
 // handleHeartbeatResponse resumes a paused probe and catches a lagging peer up.
 func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
-	sent := min(m.Index, r.trk.now)
+	sent := min(m.Index, r.trk.leaseNow())
 	pr.markActive(r.trk.now)
 	pr.ackHeartbeat(sent)
 	pr.updatePeerCommit(min(m.Commit, r.raftLog.committed))

@@ -91,7 +91,15 @@ type progressTracker struct {
 
 	// now is the logical clock, in ticks, that activity is stamped with.
 	now uint64
+	// leaseSkew counts the ticks the host reported missed (missedTicks):
+	// time that passed without ticks. It counts against the leader lease
+	// only, whose clock is leaseNow.
+	leaseSkew uint64
 }
+
+// leaseNow is the clock of the leader lease, in ticks: now plus the ticks
+// the host reported missed. Heartbeats are stamped with it.
+func (t *progressTracker) leaseNow() uint64 { return t.now + t.leaseSkew }
 
 func newProgressTracker(maxInflight int, maxInflightBytes uint64) progressTracker {
 	return progressTracker{
@@ -232,12 +240,13 @@ func (t *progressTracker) quorumActive(self, window uint64) bool {
 }
 
 // leaseValid reports whether a quorum (of each half of a joint
-// configuration) acknowledged a heartbeat sent less than lease ticks ago;
-// self counts as acknowledging now.
+// configuration) acknowledged a heartbeat sent less than lease ticks ago,
+// on the lease's clock; self counts as acknowledging now.
 func (t *progressTracker) leaseValid(self, lease uint64) bool {
+	now := t.leaseNow()
 	start := func(id uint64) uint64 {
 		if id == self {
-			return t.now + 1
+			return now + 1
 		}
 		if pr, ok := t.progress[id]; ok {
 			return pr.leaseStart
@@ -245,7 +254,7 @@ func (t *progressTracker) leaseValid(self, lease uint64) bool {
 		return 0
 	}
 	q := min(t.voters[0].committedIndex(start), t.voters[1].committedIndex(start))
-	return q > 0 && t.now+1-q < lease
+	return q > 0 && now+1-q < lease
 }
 
 // voterIDs returns every voter of the configuration, sorted.
