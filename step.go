@@ -88,6 +88,13 @@ func (r *raft) stepHigherTerm(m Message) bool {
 	case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
 		// Only a leader sends these, so m.From leads m.Term.
 		r.becomeFollower(m.Term, m.From)
+	case m.Type == MsgVote:
+		// Only a granted vote restarts the election timer
+		// (handleVoteRequest). A node that refuses candidates whose logs
+		// are behind its own must still time out and campaign itself.
+		elapsed := r.electionElapsed
+		r.becomeFollower(m.Term, None)
+		r.electionElapsed = elapsed
 	default:
 		r.becomeFollower(m.Term, None)
 	}
