@@ -934,6 +934,11 @@ func mfSeeds() [][]byte {
 		// Committed but unapplied: the receivers step and do not apply.
 		elect.propose(1).stabilize().remove(1, 3).take(1).deliver(0, false).deliver(0, false).
 			transfer(1, 3).readIndex(2).campaign(3).stabilize(),
+		// Pipelined hosts taking several Readies before persisting, and
+		// applying them later.
+		grow(pipelined).propose(2).take(1).propose(1).take(1).deliver(0, false).deliver(0, false).persist(1).
+			take(2).take(3).persist(2).apply(2).persist(3).persist(3).apply(3).cycle(2).cycle(3).
+			deliver(0, false).cycle(1).stabilize(),
 		// Reads everywhere, unreachable reports, forged extreme terms.
 		elect.readIndex(1).readIndex(2).unreachable(1, 2).stabilize().
 			forge(2, Message{Type: MsgVote, From: 4, Term: maxTerm, Index: 3, LogTerm: 2}, 7).
