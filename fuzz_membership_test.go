@@ -45,8 +45,10 @@ type mfHost struct {
 	// inflight holds the Readies taken and not yet retired, oldest first.
 	// A host in Advance mode holds at most one.
 	inflight []*mfReady
-	// eager, for a pipelined host, applies a Ready before it is durable.
-	eager bool
+	// eager, for a pipelined host, applies a Ready before it is durable;
+	// lazy leaves applying to explicit apply operations and to
+	// stabilize, like a slow state machine.
+	eager, lazy bool
 	// applied is the state machine's applied index, cs the membership
 	// there, handedOut the last index the node handed out for applying.
 	applied, handedOut uint64
@@ -105,6 +107,10 @@ type mfFuzzer struct {
 	// ApplyConfChange refused it: every node must decide alike.
 	refused map[uint64]bool
 	stats   mfStats
+	// noCycle out of 4 operations leave the Readies they cause for later.
+	noCycle int
+	// lastConf names the nodes of the latest membership change proposed.
+	lastConf [2]uint64
 	// trace lists the operations performed, for the failure message.
 	trace []string
 }
@@ -124,6 +130,10 @@ func newMFuzzer(t testing.TB, o1, o2 byte) *mfFuzzer {
 		entries:   map[[2]uint64]string{},
 		committed: map[uint64]string{},
 		refused:   map[uint64]bool{},
+	}
+	f.noCycle = 1
+	if o2&64 != 0 {
+		f.noCycle = 3
 	}
 	voters := [][]uint64{{1, 2, 3}, {1}, {1, 2}, {1, 2, 3, 4, 5}}[(o1>>5)&3]
 	for id := uint64(1); id <= mfHosts; id++ {
@@ -162,7 +172,8 @@ func newMFuzzer(t testing.TB, o1, o2 byte) *mfFuzzer {
 		if o2&16 != 0 {
 			cfg.MaxInflightMsgs = 1
 		}
-		h := &mfHost{id: id, cfg: cfg, storage: cfg.Storage.(*MemoryStorage), eager: pipelined && o1&16 != 0}
+		h := &mfHost{id: id, cfg: cfg, storage: cfg.Storage.(*MemoryStorage), eager: pipelined && o1&16 != 0,
+			lazy: pipelined && o2&32 != 0}
 		rn, err := NewRawNode(cfg)
 		if err != nil {
 			t.Fatalf("NewRawNode(%d): %v", id, err)
@@ -191,7 +202,7 @@ func (f *mfFuzzer) fatalf(format string, args ...any) {
 }
 
 // mfTraceTail is how many operations a failure message lists.
-var mfTraceTail = 60
+var mfTraceTail = 400
 
 // run performs the operations the input encodes, then lets the cluster
 // settle, checking after every step.
@@ -204,19 +215,19 @@ func (f *mfFuzzer) run(in *badInput) {
 	for range 20 {
 		for _, id := range f.ids {
 			f.hosts[id].rn.Tick()
-			f.cycle(f.hosts[id])
+			f.cycleApply(f.hosts[id], true)
 			f.check()
 		}
-		f.stabilize(400)
+		f.stabilize(400, 0xff)
 	}
 }
 
 // step performs one operation.
 func (f *mfFuzzer) step(in *badInput) {
-	h := f.hosts[uint64(1+in.intn(mfHosts))]
+	h := f.hosts[f.nodeID(in)]
 	switch op := in.intn(mfOps); op {
 	case 0, 1, 2, 3, 4, 5, 6:
-		k, cycle := in.byte(), in.intn(4) != 0
+		k, cycle := in.byte(), f.cycleBit(in)
 		if len(f.queue) > 0 {
 			f.deliver(int(k)%len(f.queue), op == mfOpDuplicate, cycle)
 		}
@@ -226,30 +237,50 @@ func (f *mfFuzzer) step(in *badInput) {
 			f.drop(int(k) % len(f.queue))
 		}
 	case mfOpTick:
-		n, cycle := 1+in.intn(4), in.intn(4) != 0
+		n, cycle := 1+in.intn(4), f.cycleBit(in)
 		f.tracef("tick %d x%d", h.id, n)
 		for range n {
 			h.rn.Tick()
 		}
 		f.maybeCycle(h, cycle)
 	case mfOpPropose:
-		b, cycle := in.byte(), in.intn(4) != 0
+		b, cycle := in.byte(), f.cycleBit(in)
 		err := h.rn.Propose([]byte{'p', b})
 		f.tracef("propose %d %q: %v", h.id, []byte{'p', b}, err)
 		f.checkRequestErr(h, "Propose", err)
 		f.maybeCycle(h, cycle)
 	case mfOpConfChange:
 		cc := f.confChange(h, in)
-		cycle := in.intn(4) != 0
+		transfer, cycle := in.intn(4) == 0, f.cycleBit(in)
 		err := h.rn.ProposeConfChange(cc)
 		f.tracef("propose-conf %d %v: %v", h.id, cc, err)
 		f.checkRequestErr(h, "ProposeConfChange "+cc.String(), err)
 		if err == nil {
 			f.stats.confProposed++
+			f.lastConf = [2]uint64{}
+			for i, c := range cc.Changes[:min(2, len(cc.Changes))] {
+				f.lastConf[i] = c.NodeID
+			}
+			if len(cc.Changes) == 1 {
+				f.lastConf[1] = f.lastConf[0]
+			}
+			if transfer {
+				// Hand leadership to the node the change names (which
+				// it may remove or demote) before the change applies.
+				err := h.rn.TransferLeader(f.lastConf[0])
+				f.tracef("transfer %d -> %d: %v", h.id, f.lastConf[0], err)
+				f.checkRequestErr(h, "TransferLeader", err)
+			}
 		}
 		f.maybeCycle(h, cycle)
 	case mfOpTransfer:
-		to, cycle := uint64(in.intn(mfGhost+1)), in.intn(4) != 0
+		to := uint64(in.intn(mfGhost + 4))
+		if to > mfGhost {
+			// A node the latest membership change named: one being
+			// removed or demoted, say.
+			to = f.lastConf[int(to)%2]
+		}
+		cycle := f.cycleBit(in)
 		err := h.rn.TransferLeader(to)
 		f.tracef("transfer %d -> %d: %v", h.id, to, err)
 		f.checkRequestErr(h, fmt.Sprintf("TransferLeader(%d)", to), err)
@@ -258,12 +289,12 @@ func (f *mfFuzzer) step(in *badInput) {
 		}
 		f.maybeCycle(h, cycle)
 	case mfOpReadIndex:
-		b, cycle := in.byte(), in.intn(4) != 0
+		b, cycle := in.byte(), f.cycleBit(in)
 		h.rn.ReadIndex([]byte{'r', b})
 		f.tracef("read-index %d", h.id)
 		f.maybeCycle(h, cycle)
 	case mfOpCampaign:
-		cycle := in.intn(4) != 0
+		cycle := f.cycleBit(in)
 		f.tracef("campaign %d", h.id)
 		f.checkRequestErr(h, "Campaign", h.rn.Campaign())
 		f.maybeCycle(h, cycle)
@@ -297,11 +328,11 @@ func (f *mfFuzzer) step(in *badInput) {
 		case 2:
 			m.From = math.MaxUint64
 		}
-		cycle := in.intn(4) != 0
+		cycle := f.cycleBit(in)
 		f.inject(h, m)
 		f.maybeCycle(h, cycle)
 	default:
-		f.stabilize(200)
+		f.stabilize(200, in.byte())
 	}
 }
 
@@ -310,7 +341,7 @@ func (f *mfFuzzer) step(in *badInput) {
 // demoting voters, leaving a joint configuration.
 func (f *mfFuzzer) confChange(h *mfHost, in *badInput) ConfChange {
 	kind := in.intn(8)
-	a, b := uint64(1+in.intn(mfGhost)), uint64(1+in.intn(mfGhost))
+	a, b := f.target(in), f.target(in)
 	tr := ConfChangeTransition(in.intn(3))
 	single := func(t ConfChangeType, id uint64) ConfChange {
 		return ConfChange{Changes: []ConfChangeSingle{{Type: t, NodeID: id}}}
@@ -345,6 +376,44 @@ func (f *mfFuzzer) confChange(h *mfHost, in *badInput) ConfChange {
 			{Type: types[in.intn(3)], NodeID: b},
 		}}
 	}
+}
+
+// cycleBit reads whether a host handles its Readies right after an
+// operation: mostly, unless the input's options make hosts sluggish.
+func (f *mfFuzzer) cycleBit(in *badInput) bool { return in.intn(4) >= f.noCycle }
+
+// nodeID picks a host, the leader more often than the others.
+func (f *mfFuzzer) nodeID(in *badInput) uint64 {
+	if v := uint64(in.intn(8)); v < mfHosts {
+		return v + 1
+	}
+	if lead := f.leader(); lead != None {
+		return lead
+	}
+	return 1
+}
+
+// target picks a node for a membership change: any, the ghost, or the
+// leader.
+func (f *mfFuzzer) target(in *badInput) uint64 {
+	if v := uint64(in.intn(8)); v < mfGhost {
+		return v + 1
+	}
+	if lead := f.leader(); lead != None {
+		return lead
+	}
+	return 1
+}
+
+// leader returns the node leading the highest term, or None.
+func (f *mfFuzzer) leader() uint64 {
+	var lead, term uint64
+	for _, id := range f.ids {
+		if r := f.hosts[id].rn.raft; r.state == StateLeader && r.Term >= term {
+			lead, term = id, r.Term
+		}
+	}
+	return lead
 }
 
 // checkRequestErr fails on an error a host request may not return.
@@ -455,11 +524,14 @@ func (f *mfFuzzer) maybeCycle(h *mfHost, cycle bool) {
 
 // cycle handles h's Readies until there is nothing left: what a host's
 // loop does when it has nothing else to do.
-func (f *mfFuzzer) cycle(h *mfHost) {
+func (f *mfFuzzer) cycle(h *mfHost) { f.cycleApply(h, !h.lazy) }
+
+// cycleApply is cycle, applying only if apply is set.
+func (f *mfFuzzer) cycleApply(h *mfHost, apply bool) {
 	for range 100 {
 		for f.persist(h) {
 		}
-		for f.apply(h) {
+		for apply && f.apply(h) {
 		}
 		if !f.take(h) {
 			return
@@ -753,11 +825,13 @@ func storageSummary(s *MemoryStorage) string {
 }
 
 // stabilize lets every host handle its Readies, reports snapshot outcomes
-// and delivers queued messages, at most limit of them.
-func (f *mfFuzzer) stabilize(limit int) {
+// and delivers queued messages, at most limit of them. Lazy hosts apply
+// only if their bit (1<<id) is set in apply.
+func (f *mfFuzzer) stabilize(limit int, apply byte) {
 	for range limit {
 		for _, id := range f.ids {
-			f.cycle(f.hosts[id])
+			h := f.hosts[id]
+			f.cycleApply(h, !h.lazy || apply&(1<<id) != 0)
 		}
 		for len(f.reports) > 0 {
 			f.report(0)
@@ -793,7 +867,10 @@ func (f *mfFuzzer) check() {
 		}
 		// A host that applied everything handed out runs the membership
 		// its state machine is at.
-		if len(h.inflight) == 0 && h.applied == h.handedOut && h.applied == l.applied && !f.byzantine {
+		// (A snapshot not yet handed out brings its membership in force
+		// when it is received.)
+		if len(h.inflight) == 0 && h.applied == h.handedOut && h.applied == l.applied && !f.byzantine &&
+			!l.hasNextOrInProgressSnapshot() {
 			if got := r.trk.confState(); !sameConfState(got, h.cs) && !(h.cs.Voters == nil && h.applied == 0) {
 				f.fatalf("node %d: runs membership %+v, its state machine is at %+v (applied %d)", id, got, h.cs, h.applied)
 			}
@@ -837,7 +914,7 @@ func (s mfSeed) op(id, op byte, args ...byte) mfSeed {
 	return append(append(s, id-1, op), args...)
 }
 
-func (s mfSeed) stabilize() mfSeed                 { return s.op(1, mfOpStabilize) }
+func (s mfSeed) stabilize() mfSeed                 { return s.op(1, mfOpStabilize, 0xff) }
 func (s mfSeed) deliver(k byte, cycle bool) mfSeed { return s.op(1, mfOpDeliver, k, mfBool(cycle)) }
 func (s mfSeed) tick(id, n byte) mfSeed            { return s.op(id, mfOpTick, n-1, 1) }
 func (s mfSeed) propose(id byte) mfSeed            { return s.op(id, mfOpPropose, 'x', 1) }
@@ -857,8 +934,18 @@ func (s mfSeed) unreachable(id, peer byte) mfSeed  { return s.op(id, mfOpReport,
 func (s mfSeed) conf(id, kind, a, b byte, tr ConfChangeTransition, types ...byte) mfSeed {
 	s = s.op(id, mfOpConfChange, kind, a-1, b-1, byte(tr))
 	s = append(s, types...)
-	return append(s, 1)
+	return append(s, 1, 1) // no transfer; cycle
 }
+
+// removeAndTransfer proposes at id to remove a, and transfers leadership to
+// a before the removal applies.
+func (s mfSeed) removeAndTransfer(id, a byte) mfSeed {
+	return append(s.op(id, mfOpConfChange, 2, a-1, 0, 0), 0, 1)
+}
+
+// stabilizeApplying is stabilize with only the lazy hosts in apply
+// applying.
+func (s mfSeed) stabilizeApplying(apply byte) mfSeed { return s.op(1, mfOpStabilize, apply) }
 
 func (s mfSeed) addVoter(id, a byte) mfSeed   { return s.conf(id, 0, a, 1, 0) }
 func (s mfSeed) addLearner(id, a byte) mfSeed { return s.conf(id, 1, a, 1, 0) }
@@ -939,6 +1026,11 @@ func mfSeeds() [][]byte {
 		grow(pipelined).propose(2).take(1).propose(1).take(1).deliver(0, false).deliver(0, false).persist(1).
 			take(2).take(3).persist(2).apply(2).persist(3).persist(3).apply(3).cycle(2).cycle(3).
 			deliver(0, false).cycle(1).stabilize(),
+		// Lazy pipelined hosts (a slow state machine): committed changes
+		// wait to be applied while elections and transfers go on.
+		mfSeed{1 << 2, 32 | 64}.stabilize().campaign(1).stabilize().propose(1).stabilize().
+			removeAndTransfer(1, 3).stabilizeApplying(1<<1|1<<2).apply(3).stabilize().
+			demote(1, 2, 0).stabilizeApplying(1<<1).transfer(1, 2).stabilize(),
 		// Reads everywhere, unreachable reports, forged extreme terms.
 		elect.readIndex(1).readIndex(2).unreachable(1, 2).stabilize().
 			forge(2, Message{Type: MsgVote, From: 4, Term: maxTerm, Index: 3, LogTerm: 2}, 7).
