@@ -19,8 +19,6 @@ type findingHost struct {
 	rn      *RawNode
 	applied []uint64
 	cs      ConfState
-	// sent collects the messages the node sent, in order.
-	sent []Message
 }
 
 func newFindingHost(t *testing.T, cfg Config) *findingHost {
@@ -35,9 +33,7 @@ func (h *findingHost) handle() {
 	h.t.Helper()
 	for h.rn.HasReady() {
 		rd := h.rn.Ready()
-		h.sent = append(h.sent, rd.Messages...)
 		require.NoError(h.t, h.storage.Save(rd.HardState, rd.Entries, rd.Snapshot))
-		h.sent = append(h.sent, rd.MessagesAfterPersist...)
 		if !rd.Snapshot.IsEmpty() {
 			h.cs = rd.Snapshot.Metadata.ConfState
 		}
@@ -53,13 +49,6 @@ func (h *findingHost) handle() {
 		}
 		h.rn.Advance(rd)
 	}
-}
-
-// takeSent returns and forgets the messages sent so far.
-func (h *findingHost) takeSent() []Message {
-	out := h.sent
-	h.sent = nil
-	return out
 }
 
 // TestFindingAppliedZeroBelowSnapshot: a host that keeps a few entries
