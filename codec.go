@@ -120,14 +120,90 @@ func (k StreamKind) String() string {
 	return fmt.Sprintf("StreamKind(%d)", uint8(k))
 }
 
-// Handshake opens a connection. The dialer sends it first; the acceptor
-// answers with its own Handshake (From and To swapped) if it accepts the
-// connection, or closes it.
+// HandshakeVersion is the version of the handshake exchange written by this
+// package, carried in Handshake.Version. Version 2 (the first to carry the
+// field; a version 1 handshake decodes with Version 0) opens every
+// connection with four FrameHandshake frames:
+//
+//  1. hello, dialer to acceptor: ClusterID, From (dialer), To (acceptor),
+//     Stream, Version, and Nonce (the dialer's nonce).
+//  2. challenge, acceptor to dialer: From and To swapped, the same Stream,
+//     Version, Nonce (the acceptor's nonce) and MAC (the acceptor's proof),
+//     or a non-zero Reason when it refuses the connection.
+//  3. proof, dialer to acceptor: MAC (the dialer's proof), or a non-zero
+//     Reason when the dialer refuses the acceptor.
+//  4. verdict, acceptor to dialer: Reason, zero when the connection is
+//     accepted.
+//
+// Either side closes the connection after sending a non-zero Reason. Nonce
+// and MAC are empty unless the nodes share a secret; what the MACs cover is
+// up to the transport (package tcptransport documents its construction).
+const HandshakeVersion = 2
+
+// HandshakeNonceSize and HandshakeMACSize are the lengths of a non-empty
+// Handshake.Nonce and Handshake.MAC; the decoder refuses other lengths.
+const (
+	HandshakeNonceSize = 32
+	HandshakeMACSize   = 32
+)
+
+// HandshakeReason is why a side refused a connection during the handshake;
+// zero means it did not.
+type HandshakeReason uint8
+
+const (
+	// HandshakeOK: not refused.
+	HandshakeOK HandshakeReason = iota
+	// HandshakeBadVersion: another handshake version.
+	HandshakeBadVersion
+	// HandshakeWrongCluster: another cluster ID.
+	HandshakeWrongCluster
+	// HandshakeWrongNode: the connection is meant for another node, or the
+	// answer came from another node.
+	HandshakeWrongNode
+	// HandshakeUnknownPeer: the sender is not a known peer.
+	HandshakeUnknownPeer
+	// HandshakeBadStream: unknown stream kind.
+	HandshakeBadStream
+	// HandshakeAuthRequired: the other side sent no proof of the shared
+	// secret, and this side requires one.
+	HandshakeAuthRequired
+	// HandshakeAuthFailed: the proof of the shared secret is wrong.
+	HandshakeAuthFailed
+	// HandshakeBadIdentity: the TLS certificate does not prove the node ID
+	// the handshake claims.
+	HandshakeBadIdentity
+	// HandshakeBusy: too many connections or streams; try again later.
+	HandshakeBusy
+	// HandshakeProtocol: a malformed or out-of-order handshake.
+	HandshakeProtocol
+
+	numHandshakeReasons
+)
+
+// String returns the reason's name.
+func (r HandshakeReason) String() string {
+	names := [...]string{"ok", "bad version", "wrong cluster", "wrong node", "unknown peer",
+		"bad stream kind", "authentication required", "authentication failed",
+		"certificate does not prove the node ID", "busy", "protocol error"}
+	if r < numHandshakeReasons {
+		return names[r]
+	}
+	return fmt.Sprintf("HandshakeReason(%d)", uint8(r))
+}
+
+// Handshake is every frame of the handshake that opens a connection (see
+// HandshakeVersion for the exchange); a frame leaves the fields it does not
+// use at their zero value.
 type Handshake struct {
-	ClusterID uint64     `msgpack:"c"`
-	From      uint64     `msgpack:"f"`
-	To        uint64     `msgpack:"o"`
-	Stream    StreamKind `msgpack:"s"`
+	ClusterID uint64          `msgpack:"c"`
+	From      uint64          `msgpack:"f"`
+	To        uint64          `msgpack:"o"`
+	Stream    StreamKind      `msgpack:"s"`
+	Version   uint8           `msgpack:"v"`
+	Nonce     []byte          `msgpack:"n"`
+	MAC       []byte          `msgpack:"a"`
+	Reason    HandshakeReason `msgpack:"r"`
 }
 
 // SnapshotStreamHeader opens a snapshot stream. Message is the MsgSnap being
@@ -409,6 +485,16 @@ func (c *Codec) Decode(t FrameType, p []byte, v FramePayload) error {
 	}
 	if h, ok := v.(*SnapshotStreamHeader); ok && h.Message.Type >= numMessageTypes {
 		return fmt.Errorf("%w: unknown message type %d", ErrBadFrame, uint8(h.Message.Type))
+	}
+	if h, ok := v.(*Handshake); ok {
+		switch {
+		case len(h.Nonce) != 0 && len(h.Nonce) != HandshakeNonceSize:
+			return fmt.Errorf("%w: handshake nonce of %d bytes", ErrBadFrame, len(h.Nonce))
+		case len(h.MAC) != 0 && len(h.MAC) != HandshakeMACSize:
+			return fmt.Errorf("%w: handshake MAC of %d bytes", ErrBadFrame, len(h.MAC))
+		case h.Reason >= numHandshakeReasons:
+			return fmt.Errorf("%w: unknown handshake reason %d", ErrBadFrame, uint8(h.Reason))
+		}
 	}
 	return nil
 }

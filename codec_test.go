@@ -343,6 +343,52 @@ func FuzzDecodeFrame(f *testing.F) {
 	})
 }
 
+// FuzzHandshake feeds arbitrary payloads to the handshake decoder: it either
+// refuses them with ErrBadFrame or yields a handshake whose nonce, MAC and
+// reason are well formed and which survives re-encoding unchanged.
+func FuzzHandshake(f *testing.F) {
+	c := codecTestNew(f, CodecOptions{})
+	nonce := bytes.Repeat([]byte{7}, HandshakeNonceSize)
+	for _, hs := range []Handshake{
+		{ClusterID: 1, From: 2, To: 1, Stream: StreamMessages, Version: HandshakeVersion, Nonce: nonce},
+		{ClusterID: 1, From: 1, To: 2, Stream: StreamSnapshot, Version: HandshakeVersion, Nonce: nonce, MAC: nonce},
+		{MAC: nonce},
+		{Reason: HandshakeAuthFailed},
+		{ClusterID: 9, From: 2, To: 1, Stream: StreamHeartbeats}, // version 1
+	} {
+		frame, err := c.AppendFrame(nil, &hs)
+		require.NoError(f, err)
+		f.Add(frame[FrameHeaderSize:])
+	}
+	f.Add([]byte{0x81, 0xa1, 'n', 0xc4, 0x03, 1, 2, 3}) // a 3-byte nonce
+	f.Add([]byte{0x81, 0xa1, 'r', 0xcc, 0xff})          // an unknown reason
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var hs Handshake
+		if err := c.Decode(FrameHandshake, p, &hs); err != nil {
+			require.ErrorIs(t, err, ErrBadFrame)
+			return
+		}
+		require.Contains(t, []int{0, HandshakeNonceSize}, len(hs.Nonce))
+		require.Contains(t, []int{0, HandshakeMACSize}, len(hs.MAC))
+		require.Less(t, hs.Reason, numHandshakeReasons)
+		require.NotContains(t, hs.Reason.String(), "HandshakeReason(")
+		again, err := c.AppendFrame(nil, &hs)
+		require.NoError(t, err)
+		var hs2 Handshake
+		require.NoError(t, c.Decode(FrameHandshake, again[FrameHeaderSize:], &hs2))
+		norm := func(h Handshake) Handshake {
+			if len(h.Nonce) == 0 {
+				h.Nonce = nil
+			}
+			if len(h.MAC) == 0 {
+				h.MAC = nil
+			}
+			return h
+		}
+		require.Equal(t, norm(hs), norm(hs2))
+	})
+}
+
 // codecTestNormalize maps empty slices to nil: msgpack does not distinguish
 // them.
 func codecTestNormalize(m Message) Message {

@@ -52,11 +52,20 @@ Ready in these steps, in this order:
  4. Apply rd.CommittedEntries to the state machine, in order. They may include
     entries from rd.Entries, which is why they apply only after step 1.
  5. Call Advance(rd). The node then counts what was persisted (a leader's own
-    log) and applied, and may reuse the Ready's message slices.
+    log, a candidate's own vote) and applied, and may reuse the Ready's
+    message slices.
+
+A candidate counts its own vote only once the hard state recording it is
+durable: a single voter that campaigns therefore leads only after the Ready
+carrying its new term has been persisted and acknowledged, and sends nothing
+of that term before.
 
 Messages to one peer may be sent in any order and may be lost; Raft tolerates
-both. If sending fails, ReportUnreachable tells a leader to probe the peer
-again; ReportSnapshot reports the outcome of sending a snapshot.
+both. A leader presumes lost the appends a follower has not acknowledged when
+it answers a later heartbeat, and sends them again: a dropped connection or a
+full receive queue delays a follower by one heartbeat interval, not until the
+next election. If sending fails, ReportUnreachable tells a leader to probe
+the peer at once; ReportSnapshot reports the outcome of sending a snapshot.
 
 # Pipelined acknowledgement
 
@@ -82,7 +91,13 @@ storage with no loss of safety provided the storage returns a prefix of what
 was written (entries are durable no later than the hard state that commits
 them) and steps 2 to 5 never ran ahead of step 1 as described above.
 Config.Applied tells a restarted node how far the state machine got, so that
-committed entries are not handed out again.
+committed entries are not handed out again; the node restores its
+configuration as of that index from the snapshot's ConfState and the
+configuration changes after the snapshot (entries a storage keeps below its
+snapshot are part of the snapshot's state, and are neither handed out nor
+re-applied). A follower that comes back with fewer entries than it had
+acknowledged (a damaged tail cut off, an old backup) is noticed by the leader,
+which logs it once and sends it what it lacks.
 
 # Proposals
 

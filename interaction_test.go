@@ -196,7 +196,7 @@ func TestInteraction(t *testing.T) {
 
 // scenRunFile runs one script, reporting every output that differs from its
 // recording (or rewriting the recordings with -update).
-func scenRunFile(t *testing.T, file string) {
+func scenRunFile(t testing.TB, file string) {
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
 	items, err := scenParse(string(data))

@@ -44,17 +44,38 @@ func newLog(storage Storage, logger *zap.Logger, maxApplyingSize uint64) (*raftL
 	if err := checkLogBoundaries(storage, firstIndex, lastIndex); err != nil {
 		return nil, err
 	}
+	// Storages may keep entries below their snapshot (to serve lagging
+	// followers without one): the snapshot's state already includes them,
+	// so the log starts out committed and applied up to the snapshot.
+	snapIndex, err := storageSnapshotIndex(storage)
+	if err != nil {
+		return nil, err
+	}
+	start := firstIndex - 1
+	if snapIndex > start && snapIndex <= lastIndex && !mutated(mutationReapplySnapshotConf) {
+		start = snapIndex
+	}
 	l := &raftLog{
 		storage:         storage,
 		maxApplyingSize: maxApplyingSize,
 		logger:          logger,
-		committed:       firstIndex - 1,
-		applying:        firstIndex - 1,
-		applied:         firstIndex - 1,
+		committed:       start,
+		applying:        start,
+		applied:         start,
 	}
 	l.unstable.offset = lastIndex + 1
 	l.unstable.offsetInProgress = lastIndex + 1
 	return l, nil
+}
+
+// storageSnapshotIndex returns the index of the snapshot storage holds (0
+// if none).
+func storageSnapshotIndex(storage Storage) (uint64, error) {
+	snap, err := storage.Snapshot()
+	if err != nil {
+		return 0, fmt.Errorf("raft: reading the snapshot from storage: %w", err)
+	}
+	return snap.Metadata.Index, nil
 }
 
 // checkLogBoundaries reads the terms at the edges of the stored log: the

@@ -153,9 +153,10 @@ func (r *raft) hasUnappliedConfChanges() bool {
 // after the snapshot up to applied. A node restarted with Config.Applied
 // does not hand those entries out again, so the host cannot pass them to
 // ApplyConfChange; without this the node would start with the older
-// configuration of its snapshot.
-func (r *raft) restoreAppliedConfChanges(applied uint64) error {
-	for lo := r.raftLog.firstIndex(); lo <= applied; {
+// configuration of its snapshot. Changes at or below the snapshot's index
+// (start) are part of the snapshot's configuration already.
+func (r *raft) restoreAppliedConfChanges(start, applied uint64) error {
+	for lo := max(start+1, r.raftLog.firstIndex()); lo <= applied; {
 		ents, err := r.raftLog.slice(lo, applied+1, r.maxMsgSize)
 		if err != nil {
 			return fmt.Errorf("raft: reading entries [%d, %d] to restore the configuration: %w", lo, applied, err)

@@ -44,7 +44,8 @@ func TestNodeOnTCPTransport(t *testing.T) {
 				peers[p] = addrs[p]
 			}
 		}
-		tr, err := tcptransport.New(tcptransport.Config{ID: id, ClusterID: 7, Listener: lns[id], Peers: peers, Handler: node})
+		tr, err := tcptransport.New(tcptransport.Config{ID: id, ClusterID: 7, Listener: lns[id], Peers: peers, Handler: node,
+			PeerSecret: []byte("node tcp test shared secret")})
 		require.NoError(t, err)
 		node.SetTransport(tr)
 		t.Cleanup(func() {

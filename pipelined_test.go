@@ -170,6 +170,11 @@ func TestPipelinedLeaderCountsOwnEntryOnlyWhenDurable(t *testing.T) {
 	h.collect(t)
 	h.sync(t)
 	require.NoError(t, rn.Campaign())
+	// The candidate leads once its vote is durable.
+	h.collect(t)
+	assert.Equal(t, StateCandidate, rn.raft.state)
+	h.sync(t)
+	require.Equal(t, StateLeader, rn.raft.state)
 	require.NoError(t, rn.Propose([]byte("x")))
 	h.collect(t)
 	h.collect(t)

@@ -65,6 +65,10 @@ type Progress struct {
 	// leader's.
 	peerCommit uint64
 
+	// lastAppendTick is the leader's tick count when the newest append to
+	// the peer that carried entries was sent.
+	lastAppendTick uint64
+
 	// sentCommit is the highest commit index sent to the peer this term.
 	// The peer knows min(sentCommit, what it held then) is committed.
 	sentCommit uint64
@@ -154,9 +158,12 @@ func (pr *Progress) canBumpCommit(committed uint64) bool {
 	return pr.sentCommit < min(committed, pr.Match)
 }
 
-// sentEntries records that an append carrying entries up to lastIndex, of
-// the given total size, was sent.
-func (pr *Progress) sentEntries(lastIndex, bytes uint64, n int) {
+// sentEntries records that an append carrying n entries up to lastIndex, of
+// the given total size, was sent at tick now.
+func (pr *Progress) sentEntries(lastIndex, bytes uint64, n int, now uint64) {
+	if n > 0 {
+		pr.lastAppendTick = now
+	}
 	switch pr.State {
 	case ProgressStateReplicate:
 		if n > 0 {
@@ -200,6 +207,46 @@ func (pr *Progress) maybeDecrTo(rejected, matchHint uint64) bool {
 	}
 	pr.Next = max(min(rejected, matchHint+1), pr.Match+1)
 	pr.MsgAppFlowPaused = false
+	return true
+}
+
+// isLogRegression reports whether a rejection of the append at index
+// rejected, whose answer says the peer's log matches at most up to
+// matchHint, shows that the peer lost entries it had acknowledged: in probe
+// state the one append in flight is at Match, and a peer that still held
+// its acknowledged entries would have accepted it.
+func (pr *Progress) isLogRegression(rejected, matchHint uint64) bool {
+	return pr.State == ProgressStateProbe && rejected == pr.Next-1 && rejected <= pr.Match && matchHint < pr.Match
+}
+
+// becomeRegressed records that the peer lost acknowledged entries (a
+// damaged tail cut off at recovery, a restored backup): it is known to hold
+// only the log up to match, and the leader probes from next (> match) to
+// bring it back up to date.
+func (pr *Progress) becomeRegressed(match, next uint64) {
+	pr.resetState(ProgressStateProbe)
+	pr.Match = match
+	pr.Next = max(next, match+1)
+	pr.sentCommit = min(pr.sentCommit, match)
+	pr.peerCommit = min(pr.peerCommit, match)
+}
+
+// maybeResendLostAppends is called when the peer answered a heartbeat the
+// leader sent at tick sent. If every append still in the inflight window
+// went out at an earlier tick, the peer would have answered them before or
+// with the heartbeat had they arrived: they are presumed lost (a dropped
+// connection, a full receive queue, a crash of the peer), and the leader
+// probes from Match again instead of waiting for acknowledgements that will
+// never come. Appends that were merely slow are acknowledged later and
+// harmlessly. It reports whether the peer went back to probing.
+func (pr *Progress) maybeResendLostAppends(sent uint64) bool {
+	if pr.State != ProgressStateReplicate || pr.inflights.len() == 0 || pr.lastAppendTick >= sent {
+		return false
+	}
+	if mutated(mutationStalledWindow) {
+		return false
+	}
+	pr.becomeProbe()
 	return true
 }
 

@@ -200,7 +200,7 @@ func TestProgressSentEntries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.pr.sentEntries(tt.last, tt.bytes, tt.n)
+			tt.pr.sentEntries(tt.last, tt.bytes, tt.n, 1)
 			assert.Equal(t, tt.wantNext, tt.pr.Next, "next")
 			assert.Equal(t, tt.wantInflight, tt.pr.InflightCount(), "inflight")
 			assert.Equal(t, tt.wantPaused, tt.pr.isPaused(), "paused")

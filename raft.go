@@ -130,13 +130,15 @@ func newRaft(c Config) (*raft, error) {
 		return nil, err
 	}
 	r.restartLease = !hs.IsEmpty() && c.ReadOnlyOption == ReadOnlyLeaseBased
+	// What the storage's snapshot covers, whose configuration cs is.
+	start := r.raftLog.applied
 	if c.Applied > 0 {
 		if c.Applied > r.raftLog.committed {
 			return nil, fmt.Errorf("%w: Applied (%d) is beyond the durable commit index %d", ErrInvalidConfig, c.Applied, r.raftLog.committed)
 		}
 		r.raftLog.acceptApplying(c.Applied)
 		r.raftLog.appliedTo(c.Applied)
-		if err := r.restoreAppliedConfChanges(c.Applied); err != nil {
+		if err := r.restoreAppliedConfChanges(start, c.Applied); err != nil {
 			return nil, err
 		}
 	}
@@ -235,7 +237,7 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 		Entries: ents,
 		Commit:  r.raftLog.committed,
 	})
-	pr.sentEntries(prevIndex+uint64(len(ents)), entriesSize(ents), len(ents))
+	pr.sentEntries(prevIndex+uint64(len(ents)), entriesSize(ents), len(ents), r.trk.now)
 	pr.sentCommitIndex(r.raftLog.committed)
 	return true
 }
@@ -510,6 +512,10 @@ func (r *raft) hup() {
 		r.logger.Warn("is unpromotable and can not campaign")
 		return
 	}
+	if r.Term >= maxCampaignTerm {
+		r.logger.Error("cannot campaign: the term space is exhausted", zap.Uint64("term", r.Term))
+		return
+	}
 	if r.hasUnappliedConfChanges() {
 		r.logger.Warn("cannot campaign: committed configuration changes are not yet applied",
 			zap.Uint64("applied", r.raftLog.applied), zap.Uint64("committed", r.raftLog.committed))
@@ -545,18 +551,26 @@ func (r *raft) campaign(t campaignType) {
 	if t == campaignPreElection {
 		r.becomePreCandidate()
 		voteMsg = MsgPreVote
+		// A pre-vote promises nothing: it counts at once, and a single
+		// voter goes on to the real election.
+		if _, _, res := r.poll(r.id, true); res == voteWon {
+			r.campaign(campaignElection)
+			return
+		}
 	} else {
 		r.becomeCandidate()
 		term = r.Term
-	}
-	if _, _, res := r.poll(r.id, true); res == voteWon {
-		// A single voter wins at once.
-		if t == campaignPreElection {
-			r.campaign(campaignElection)
-		} else {
-			r.becomeLeader()
+		// The candidate's own vote counts only once the hard state that
+		// records it is durable (onHardStateDurable), as a leader counts
+		// its own entries only once they are: otherwise a single voter
+		// would lead, and send appends, in a term it may forget in a
+		// crash, and lead that term a second time after the restart.
+		if mutated(mutationVoteBeforeDurable) {
+			if _, _, res := r.poll(r.id, true); res == voteWon {
+				r.becomeLeader()
+				return
+			}
 		}
-		return
 	}
 	var ctx []byte
 	if t == campaignTransfer {
@@ -577,6 +591,18 @@ func (r *raft) campaign(t campaignType) {
 func (r *raft) poll(id uint64, v bool) (granted, rejected int, result voteResult) {
 	r.trk.recordVote(id, v)
 	return r.trk.tallyVotes()
+}
+
+// onHardStateDurable is called when the host confirms hs durable. A
+// candidate whose vote for itself in its term is now durable counts it.
+func (r *raft) onHardStateDurable(hs HardState) {
+	if r.state != StateCandidate || hs.Term != r.Term || hs.Vote != r.id || r.Vote != r.id {
+		return
+	}
+	granted, rejected, res := r.poll(r.id, true)
+	r.logger.Info("own vote is durable", zap.Uint64("term", r.Term),
+		zap.Int("granted", granted), zap.Int("rejected_votes", rejected))
+	r.actOnVoteResult(res)
 }
 
 // onPersisted is called when the host confirms entries up to index (with

@@ -426,6 +426,9 @@ func (rn *RawNode) ackPersisted(rd Ready) {
 		last := rd.Entries[n-1]
 		r.onPersisted(last.Index, last.Term)
 	}
+	if !rd.HardState.IsEmpty() {
+		r.onHardStateDurable(rd.HardState)
+	}
 }
 
 // AckApplied tells a node in pipelined mode that the state machine applied

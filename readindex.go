@@ -138,14 +138,21 @@ func (r *raft) handleReadIndex(m Message) {
 		r.logger.Warn("dropped a read request without exactly one context entry", zap.Uint64("from", m.From))
 		return
 	}
-	if r.trk.isSingleton(r.id) {
+	if r.trk.isSingleton(r.id) && mutated(mutationSingleVoterReadShortcut) {
 		r.answerRead(m.From, r.raftLog.committed, m.Entries[0].Data)
 		return
 	}
 	if !r.committedEntryInCurrentTerm() {
-		// Our commit index may still lag the previous leader's: wait until
-		// the entry of this term commits (S11).
+		// Our commit index may still lag the previous leader's (or, for a
+		// single voter, what it committed before a restart): wait until
+		// the entry of this term commits, whatever the configuration's
+		// size.
 		r.pendingReadIndexMessages = append(r.pendingReadIndexMessages, m)
+		return
+	}
+	if r.trk.isSingleton(r.id) {
+		// No one else can lead: the commit index is the read index.
+		r.answerRead(m.From, r.raftLog.committed, m.Entries[0].Data)
 		return
 	}
 	if r.readOnly.option == ReadOnlyLeaseBased && !r.readOnly.leaseRevoked && r.trk.leaseValid(r.id, r.leaseTicks()) {

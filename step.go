@@ -40,10 +40,13 @@ func (r *raft) stepHigherTerm(m Message) bool {
 	r.logger.Info("received a message with higher term",
 		zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),
 		zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
-	if (m.Type == MsgVote || m.Type == MsgPreVote) && !isTransferVote(m) && r.inLease() {
+	if (m.Type == MsgVote || m.Type == MsgPreVote) && !isTransferVote(m) && r.inLease() &&
+		(m.From != r.lead || mutated(mutationLeaseVoteFromLeader)) {
 		// This node heard from a live leader within the election timeout:
 		// a vote request now comes from a node that lost touch, and
-		// honouring it would depose a healthy leader.
+		// honouring it would depose a healthy leader. A request from that
+		// leader itself is honoured: it no longer leads (it campaigns), and
+		// the lease is its own to give up.
 		r.logger.Info("ignored a vote request within the leader lease",
 			zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term),
 			zap.Uint64("leader", r.lead), zap.Int("elapsed_ticks", r.electionElapsed))
@@ -275,6 +278,13 @@ func (r *raft) handleAppendRejection(m Message, pr *Progress) {
 	if m.LogTerm > 0 {
 		nextProbeIdx, _ = r.raftLog.findConflictByTerm(m.RejectHint, m.LogTerm)
 	}
+	if pr.isLogRegression(m.Index, nextProbeIdx) && !mutated(mutationIgnoreLogRegression) {
+		// The peer's committed entries match ours; beyond them nothing
+		// it holds is known.
+		r.handleLogRegression(m.From, pr, min(m.Commit, nextProbeIdx), nextProbeIdx+1)
+		r.sendAppend(m.From)
+		return
+	}
 	if !pr.maybeDecrTo(m.Index, nextProbeIdx) {
 		return
 	}
@@ -289,13 +299,35 @@ func (r *raft) handleAppendRejection(m Message, pr *Progress) {
 	r.sendAppend(m.From)
 }
 
+// handleLogRegression reacts to a peer whose log went backwards: it lost
+// entries it had acknowledged (its disk lost a tail, or it was restored from
+// an old backup). The peer is no longer counted for what it lost, and the
+// leader brings it back up to date from next.
+func (r *raft) handleLogRegression(id uint64, pr *Progress, match, next uint64) {
+	r.logger.Warn("a follower's log went backwards: it lost entries it had acknowledged; bringing it back up to date",
+		zap.Uint64("follower", id), zap.Uint64("acknowledged_index", pr.Match),
+		zap.Uint64("matches_up_to", match), zap.Uint64("term", r.Term))
+	pr.becomeRegressed(match, next)
+}
+
 // handleHeartbeatResponse resumes a paused probe and catches a lagging peer up.
 func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
+	sent := min(m.Index, r.trk.now)
 	pr.markActive(r.trk.now)
-	pr.ackHeartbeat(min(m.Index, r.trk.now))
+	pr.ackHeartbeat(sent)
 	pr.updatePeerCommit(min(m.Commit, r.raftLog.committed))
 	if r.stepDownIndex != 0 {
 		defer r.maybeStepDownAfterRemoval()
+	}
+	if m.Reject && m.RejectHint < pr.Match && !mutated(mutationIgnoreLogRegression) {
+		// The heartbeat's commit index was at most Match, and the peer's
+		// log ends before it.
+		r.handleLogRegression(m.From, pr, min(m.Commit, m.RejectHint), m.RejectHint+1)
+	}
+	if pr.maybeResendLostAppends(sent) {
+		if ce := r.logger.Check(zap.DebugLevel, "appends presumed lost: probing the peer again"); ce != nil {
+			ce.Write(zap.Uint64("to", m.From), zap.Stringer("progress", pr))
+		}
 	}
 	pr.resume()
 	if pr.Match < r.raftLog.lastIndex() {
@@ -357,8 +389,22 @@ func (r *raft) handleVoteResponse(m Message) {
 	r.logger.Info("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
 		zap.Bool("rejected", m.Reject), zap.Int("granted", granted), zap.Int("rejected_votes", rejected),
 		zap.Uint64("term", r.Term))
+	r.actOnVoteResult(res)
+}
+
+// actOnVoteResult takes office, moves from the pre-vote to the election, or
+// gives up, as the tally of a (pre-)candidate's votes says.
+func (r *raft) actOnVoteResult(res voteResult) {
+	preCandidate := r.state == StatePreCandidate
 	switch res {
 	case voteWon:
+		if !r.promotable() {
+			// A configuration change applied since the campaign began
+			// removed or demoted this node: it may not lead.
+			r.logger.Warn("won an election but is no longer a voter: not taking office", zap.Uint64("term", r.Term))
+			r.becomeFollower(r.Term, None)
+			return
+		}
 		if preCandidate {
 			r.campaign(campaignElection)
 			return
@@ -463,14 +509,17 @@ func (r *raft) handleAppendEntries(m Message) {
 // handleHeartbeat advances the commit index (clamped to the local log) and
 // answers.
 func (r *raft) handleHeartbeat(m Message) {
+	resp := Message{To: m.From, Type: MsgHeartbeatResp, Index: m.Index, Context: m.Context}
 	if last := r.raftLog.lastIndex(); m.Commit > last {
 		// The leader caps the commit index at what we acknowledged, so
-		// this peer is faulty or we lost acknowledged entries.
-		r.logger.Warn("clamped a heartbeat commit index beyond the last index",
+		// we lost acknowledged entries (or the leader is faulty): say so,
+		// and the leader sends them again.
+		r.logger.Warn("heartbeat commit index beyond the last index: this node lost acknowledged entries",
 			zap.Uint64("from", m.From), zap.Uint64("commit", m.Commit), zap.Uint64("last_index", last))
+		resp.Reject, resp.RejectHint = true, last
 	}
 	r.raftLog.commitTo(min(m.Commit, r.raftLog.lastIndex()))
-	r.send(Message{To: m.From, Type: MsgHeartbeatResp, Index: m.Index, Context: m.Context})
+	r.send(resp)
 }
 
 // handleSnapshot installs a snapshot from the leader if it is newer than the

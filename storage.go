@@ -41,12 +41,16 @@ type Storage interface {
 	LastIndex() (uint64, error)
 
 	// FirstIndex returns the index of the first entry that may be available
-	// through Entries (the snapshot index plus one).
+	// through Entries: the snapshot index plus one, or lower if the storage
+	// keeps entries below its snapshot (to send lagging followers entries
+	// rather than a snapshot). The node treats entries at or below the
+	// snapshot's index as applied: the snapshot's state includes them.
 	FirstIndex() (uint64, error)
 
 	// Snapshot returns the most recent snapshot. It may return
 	// ErrSnapshotTemporarilyUnavailable while a snapshot is being prepared;
-	// the node then tries again later.
+	// the node then tries again later. NewRawNode reads it once for its
+	// metadata, and fails if it returns an error then.
 	Snapshot() (Snapshot, error)
 }
 

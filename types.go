@@ -126,7 +126,9 @@ const (
 	// count when it was sent, which the answer echoes.
 	MsgHeartbeat
 	// MsgHeartbeatResp answers MsgHeartbeat; Commit is the follower's
-	// commit index and Index echoes the heartbeat's.
+	// commit index and Index echoes the heartbeat's. Reject says that the
+	// follower's log ends (at RejectHint) before the heartbeat's commit
+	// index: it lost entries it had acknowledged.
 	MsgHeartbeatResp
 	// MsgSnap carries a snapshot to a follower whose needed entries were
 	// compacted away.

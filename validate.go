@@ -4,10 +4,22 @@ import (
 	"fmt"
 )
 
-// maxTerm bounds the terms accepted from peers. Real elections never come
-// near it; a larger term can only be corrupt or forged, and accepting it
-// would leave the cluster unable to ever elect again (term+1 overflows).
+// maxTerm is the highest term a message may raise a node to from any lower
+// term. Real elections never come near it: a term close to it can only be
+// corrupt or forged.
 const maxTerm = 1 << 62
+
+// termStepLimit bounds the terms beyond maxTerm: a message may carry a term at
+// most termStepLimit above max(the receiver's term, maxTerm). Elections past
+// maxTerm advance one term at a time, so a node pushed to maxTerm by a forged
+// message can still campaign about 3·2^62 times, while a forged message can
+// move a node only termStepLimit further and never to the end of the term
+// space, where term+1 would overflow.
+const termStepLimit = 1 << 32
+
+// maxCampaignTerm is the highest term from which a node campaigns: its
+// pre-vote and vote name the term after it.
+const maxCampaignTerm = ^uint64(0) - 1
 
 // maxIndex bounds the log indexes accepted from peers, for the same reason:
 // no real log gets near it, and indexes beyond it let index+1 overflow.
@@ -29,8 +41,11 @@ func (r *raft) validateMessage(m *Message) error {
 		return invalid("sender is this node")
 	case m.To != r.id:
 		return invalid("addressed to %d, not to this node (%d)", m.To, r.id)
-	case m.Term > maxTerm:
+	case m.Term > maxTerm && mutated(mutationTermCeiling):
 		return invalid("term %d exceeds the maximum %d", m.Term, uint64(maxTerm))
+	case m.Term > max(r.Term, maxTerm) && m.Term-max(r.Term, maxTerm) > termStepLimit:
+		return invalid("term %d is more than %d beyond max(own term %d, %d)",
+			m.Term, uint64(termStepLimit), r.Term, uint64(maxTerm))
 	case m.Term == 0 && !m.Type.isForwarded():
 		// Term 0 marks a local message, which skips the term checks.
 		return invalid("term is 0")

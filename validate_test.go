@@ -403,8 +403,8 @@ func TestStepBadInput(t *testing.T) {
 
 		// Absurd terms.
 		{
-			name:    "MsgHeartbeat from a follower with term above 2^62",
-			msg:     Message{Type: MsgHeartbeat, From: 2, To: 3, Term: maxTerm + 1, Commit: badLast},
+			name:    "MsgHeartbeat from a follower with term too far above 2^62",
+			msg:     Message{Type: MsgHeartbeat, From: 2, To: 3, Term: maxTerm + termStepLimit + 1, Commit: badLast},
 			wantErr: ErrInvalidMessage, dropped: true,
 		},
 		{
@@ -428,8 +428,8 @@ func TestStepBadInput(t *testing.T) {
 			wantErr: ErrInvalidMessage, dropped: true,
 		},
 		{
-			name: "rejected MsgVoteResp with term 2^62+1", role: badPreCandidate,
-			msg:     Message{Type: MsgPreVoteResp, From: 2, To: 3, Term: maxTerm + 1, Reject: true},
+			name: "rejected MsgVoteResp with term too far above 2^62", role: badPreCandidate,
+			msg:     Message{Type: MsgPreVoteResp, From: 2, To: 3, Term: maxTerm + termStepLimit + 1, Reject: true},
 			wantErr: ErrInvalidMessage, dropped: true,
 		},
 

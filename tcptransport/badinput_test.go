@@ -3,6 +3,7 @@ package tcptransport
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -38,22 +39,62 @@ func testHeader(t raft.FrameType, length uint32) []byte {
 }
 
 // rawDial connects to nd as a hand-driven client and completes the
-// handshake hs, which nd must accept.
-func rawDial(tb testing.TB, nd *testNode, hs raft.Handshake) net.Conn {
+// handshake hello (without a secret), which nd must accept.
+func rawDial(tb testing.TB, nd *testNode, hello raft.Handshake) net.Conn {
 	tb.Helper()
 	conn, err := net.Dial("tcp", nd.addr)
 	require.NoError(tb, err)
-	_, err = conn.Write(testFrame(tb, &hs))
-	require.NoError(tb, err)
-	require.NoError(tb, conn.SetReadDeadline(time.Now().Add(waitTimeout)))
-	h, p, err := testCodec.ReadFrame(conn, nil)
-	require.NoError(tb, err, "handshake refused")
-	require.Equal(tb, raft.FrameHandshake, h.Type)
-	var reply raft.Handshake
-	require.NoError(tb, testCodec.Decode(h.Type, p, &reply))
-	require.Equal(tb, raft.Handshake{ClusterID: hs.ClusterID, From: hs.To, To: hs.From, Stream: hs.Stream}, reply)
-	require.NoError(tb, conn.SetReadDeadline(time.Time{}))
+	require.NoError(tb, rawHandshake(tb, conn, hello, nil))
 	return conn
+}
+
+// rawHandshake drives the dialer's side of the handshake by hand on conn:
+// it sends hello (with Version and, if secret is set, a nonce added), then
+// the proof, and returns an error if the acceptor refuses.
+func rawHandshake(tb testing.TB, conn net.Conn, hello raft.Handshake, secret []byte) error {
+	tb.Helper()
+	require.NoError(tb, conn.SetDeadline(time.Now().Add(waitTimeout)))
+	defer func() { _ = conn.SetDeadline(time.Time{}) }()
+	if hello.Version == 0 {
+		hello.Version = raft.HandshakeVersion
+	}
+	if secret != nil && hello.Nonce == nil {
+		hello.Nonce = newNonce()
+	}
+	testWrite(tb, conn, testFrame(tb, &hello))
+	ch, err := testReadHandshake(conn)
+	if err != nil {
+		return err
+	}
+	if ch.Reason != raft.HandshakeOK {
+		return &refusal{reason: ch.Reason, byPeer: true}
+	}
+	var proof raft.Handshake
+	if secret != nil {
+		proof.MAC = handshakeMAC(secret, roleDialer, hello.ClusterID, hello.From, hello.To, hello.Stream, hello.Nonce, ch.Nonce)
+	}
+	testWrite(tb, conn, testFrame(tb, &proof))
+	v, err := testReadHandshake(conn)
+	if err != nil {
+		return err
+	}
+	if v.Reason != raft.HandshakeOK {
+		return &refusal{reason: v.Reason, byPeer: true}
+	}
+	return nil
+}
+
+// testReadHandshake reads one handshake frame.
+func testReadHandshake(conn net.Conn) (raft.Handshake, error) {
+	var hs raft.Handshake
+	h, p, err := testCodec.ReadFrameLimit(conn, nil, maxControlFrame)
+	if err != nil {
+		return hs, err
+	}
+	if h.Type != raft.FrameHandshake {
+		return hs, fmt.Errorf("got %s, want a handshake", h.Type)
+	}
+	return hs, testCodec.Decode(h.Type, p, &hs)
 }
 
 // expectClosed waits until the other side closes conn (reading returns EOF
@@ -82,30 +123,37 @@ func TestHandshakeRefused(t *testing.T) {
 		{
 			name: "another cluster",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: 0xBAD, From: 2, To: 1, Stream: raft.StreamMessages})
+				return testFrame(tb, &raft.Handshake{ClusterID: 0xBAD, From: 2, To: 1, Stream: raft.StreamMessages, Version: raft.HandshakeVersion})
 			},
-			reason: "cluster ID 0xbad",
+			reason: "cluster ID 2989, want 193",
 		},
 		{
 			name: "unknown node",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 7, To: 1, Stream: raft.StreamMessages})
+				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 7, To: 1, Stream: raft.StreamMessages, Version: raft.HandshakeVersion})
 			},
 			reason: "unknown node 7",
 		},
 		{
 			name: "meant for another node",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 3, Stream: raft.StreamMessages})
+				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 3, Stream: raft.StreamMessages, Version: raft.HandshakeVersion})
 			},
 			reason: "connection for node 3",
 		},
 		{
 			name: "unknown stream kind",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 1, Stream: 9})
+				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 1, Stream: 9, Version: raft.HandshakeVersion})
 			},
 			reason: "unknown stream kind 9",
+		},
+		{
+			name: "version 1 handshake",
+			data: func(tb testing.TB) []byte {
+				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 1, Stream: raft.StreamMessages})
+			},
+			reason: "handshake version 0, want 2",
 		},
 		{
 			name: "message before handshake",
@@ -144,21 +192,21 @@ func TestHandshakeRefused(t *testing.T) {
 func TestOtherClusterTransportRefused(t *testing.T) {
 	tc := newTestCluster(t, 1, nil)
 	h := newTestHandler()
-	cfg := Config{ID: 2, ClusterID: 0xBAD, ListenAddr: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: tc.nodes[1].addr}}
+	cfg := Config{ID: 2, ClusterID: 0xBAD, ListenAddr: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: tc.nodes[1].addr}, Insecure: true}
 	testFastConfig(&cfg)
 	tr, err := New(cfg)
 	require.NoError(t, err)
 	defer tr.Close()
 	tr.Send([]raft.Message{testApp(2, 1, 1)})
 	h.waitUnreachable(t, 1)
-	waitLog(t, tc.nodes[1], "cluster ID 0xbad")
+	waitLog(t, tc.nodes[1], "cluster ID 2989")
 	tc.nodes[1].h.expectNone(t, 0)
 }
 
 // TestBadInput sends bad bytes over an accepted message stream: each case
 // closes the connection with a logged reason, and the node keeps working.
 func TestBadInput(t *testing.T) {
-	huge := raft.Message{Type: raft.MsgApp, From: 2, To: 1, Term: 1}
+	huge := raft.Message{Type: raft.MsgApp, From: testPhantom, To: 1, Term: 1}
 	tests := []struct {
 		name   string
 		send   func(tb testing.TB, conn net.Conn)
@@ -200,21 +248,21 @@ func TestBadInput(t *testing.T) {
 		{
 			name: "forged sender",
 			send: func(tb testing.TB, conn net.Conn) {
-				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgApp, From: 3, To: 1, Term: 1}))
+				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgApp, From: 2, To: 1, Term: 1}))
 			},
-			reason: "message from 3 on a connection from 2",
+			reason: "message from 2 on a connection from 3",
 		},
 		{
 			name: "local message type",
 			send: func(tb testing.TB, conn net.Conn) {
-				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgHup, From: 2, To: 1}))
+				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgHup, From: testPhantom, To: 1}))
 			},
 			reason: "local message type MsgHup",
 		},
 		{
 			name: "snapshot outside a snapshot stream",
 			send: func(tb testing.TB, conn net.Conn) {
-				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgSnap, From: 2, To: 1, Term: 1, Snapshot: &raft.Snapshot{}}))
+				testWrite(tb, conn, testFrame(tb, &raft.Message{Type: raft.MsgSnap, From: testPhantom, To: 1, Term: 1, Snapshot: &raft.Snapshot{}}))
 			},
 			reason: "MsgSnap on a StreamMessages",
 		},
@@ -229,11 +277,15 @@ func TestBadInput(t *testing.T) {
 			tc := newTestCluster(t, 2, func(id uint64, c *Config) {
 				c.KeepAliveInterval = 100 * time.Millisecond
 				c.ReadTimeout = time.Second
+				withPhantom(id, c)
 			})
-			conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamMessages})
+			// Node 3 exists for node 1 but runs no transport: the test
+			// speaks for it (a raw stream claiming to be node 2 would
+			// replace, and be replaced by, node 2's own).
+			conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: raft.StreamMessages})
 			defer conn.Close()
 			// A good frame first: it is delivered.
-			testWrite(t, conn, testFrame(t, &raft.Message{Type: raft.MsgHeartbeat, From: 2, To: 1, Term: 1}))
+			testWrite(t, conn, testFrame(t, &raft.Message{Type: raft.MsgHeartbeat, From: testPhantom, To: 1, Term: 1}))
 			assert.Equal(t, raft.MsgHeartbeat, tc.nodes[1].h.next(t).Type)
 			tt.send(t, conn)
 			expectClosed(t, conn)
@@ -272,9 +324,9 @@ func testWrite(tb testing.TB, conn net.Conn, b []byte) {
 }
 
 // TestSilentConnectionCutOff checks that a connection that never sends its
-// handshake is closed after ReadTimeout.
+// handshake is closed after HandshakeTimeout.
 func TestSilentConnectionCutOff(t *testing.T) {
-	tc := newTestCluster(t, 1, func(id uint64, c *Config) { c.ReadTimeout = 500 * time.Millisecond })
+	tc := newTestCluster(t, 1, func(id uint64, c *Config) { c.HandshakeTimeout = 500 * time.Millisecond })
 	conn, err := net.Dial("tcp", tc.nodes[1].addr)
 	require.NoError(t, err)
 	defer conn.Close()

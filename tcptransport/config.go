@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,6 +27,10 @@ const (
 	DefaultSnapshotMinThroughput = 1 << 20 // bytes per second
 	DefaultMaxSnapshotSize       = 4 << 30
 	DefaultMaxSnapshotStreams    = 4
+	DefaultHandshakeTimeout      = 5 * time.Second
+	DefaultMaxHandshakes         = 64
+	DefaultMaxHandshakesPerHost  = 8
+	DefaultWarnInterval          = 10 * time.Second
 )
 
 // Config configures a Transport. ID, ClusterID, Handler and one of Listener
@@ -52,9 +57,26 @@ type Config struct {
 
 	// TLS, if set, wraps every connection in TLS with this configuration,
 	// used both to accept (as a server) and to dial (as a client; ServerName
-	// defaults to the peer's host). For mutual TLS set Certificates, RootCAs,
-	// ClientCAs and ClientAuth: tls.RequireAndVerifyClientCert.
+	// defaults to the peer's host). Set Certificates (this node's
+	// certificate, see NodeURI), RootCAs and ClientCAs. Unless Insecure is
+	// set, TLS is mutual (ClientAuth is raised to
+	// tls.RequireAndVerifyClientCert) and each side's certificate must name
+	// the node ID its handshake claims, in this cluster (see CertNodeID).
 	TLS *tls.Config
+
+	// PeerSecret, if set, is a secret shared by every node of the cluster,
+	// at least MinPeerSecretSize bytes (32 random bytes are good). Both
+	// sides of every connection prove they know it by challenge and
+	// response (see handshakeMAC); it never crosses the wire. It may be
+	// combined with TLS.
+	PeerSecret []byte
+
+	// Insecure must be set to run with neither TLS nor PeerSecret: then
+	// anyone who can reach the listener and guess the cluster ID and a
+	// member's ID can speak for that member. With TLS, Insecure keeps the
+	// encryption but checks no node identity. It is for local development
+	// and tests; it cannot be combined with PeerSecret.
+	Insecure bool
 
 	// Logger receives connection events; nil means zap.NewNop().
 	Logger *zap.Logger
@@ -100,8 +122,33 @@ type Config struct {
 	// MaxSnapshotSize bounds the size of an incoming snapshot.
 	MaxSnapshotSize uint64
 	// MaxSnapshotStreams bounds the snapshots sent at once; a MsgSnap beyond
-	// it fails at once (reported with SnapshotFailure).
+	// it fails at once (reported with SnapshotFailure). A node receives at
+	// most one snapshot from each peer at a time.
 	MaxSnapshotStreams int
+	// SnapshotDir is where an incoming snapshot is written while it
+	// streams in (a host usually names its data directory); empty means
+	// os.TempDir(). The file is unlinked as soon as it is created where the
+	// system allows (so a crash leaves nothing behind), and removed after
+	// the stream otherwise. Only a complete, verified snapshot is read into
+	// memory, to be handed to the handler.
+	SnapshotDir string
+
+	// HandshakeTimeout bounds an inbound connection's handshake, TLS
+	// included.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes bounds the inbound connections still in their
+	// handshake; MaxHandshakesPerHost bounds those from one remote IP
+	// address. A connection beyond either is closed as soon as it is
+	// accepted. Authenticated connections are not counted: each peer has at
+	// most one per stream kind (a new one replaces the old, except for
+	// snapshots, which are refused while one is streaming).
+	MaxHandshakes        int
+	MaxHandshakesPerHost int
+	// WarnInterval: warnings about one remote host or peer (refused
+	// handshakes, bad frames, undeliverable messages) are logged the first
+	// time, then at most once per WarnInterval with the count of those
+	// suppressed meanwhile.
+	WarnInterval time.Duration
 }
 
 // withDefaults returns a copy of c with its zero fields set, or an error
@@ -144,6 +191,10 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.ReadTimeout, DefaultReadTimeout)
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.SnapshotBaseTimeout, DefaultSnapshotBaseTimeout)
+	setDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDur(&c.WarnInterval, DefaultWarnInterval)
+	setInt(&c.MaxHandshakes, DefaultMaxHandshakes)
+	setInt(&c.MaxHandshakesPerHost, DefaultMaxHandshakesPerHost)
 	if c.SnapshotMinThroughput == 0 {
 		c.SnapshotMinThroughput = DefaultSnapshotMinThroughput
 	}
@@ -172,6 +223,28 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("negative SnapshotMinThroughput")
 	case c.SnapshotRateLimit != 0 && c.SnapshotRateLimit < c.SnapshotMinThroughput:
 		return bad("SnapshotRateLimit %d is below SnapshotMinThroughput %d", c.SnapshotRateLimit, c.SnapshotMinThroughput)
+	case c.HandshakeTimeout < 0 || c.WarnInterval < 0 || c.MaxHandshakes < 0 || c.MaxHandshakesPerHost < 0:
+		return bad("negative HandshakeTimeout, WarnInterval, MaxHandshakes or MaxHandshakesPerHost")
+	case c.PeerSecret != nil && len(c.PeerSecret) < MinPeerSecretSize:
+		return bad("PeerSecret has %d bytes, want at least %d", len(c.PeerSecret), MinPeerSecretSize)
+	case c.Insecure && c.PeerSecret != nil:
+		return bad("Insecure and PeerSecret both set")
+	case !c.Insecure && c.PeerSecret == nil && c.TLS == nil:
+		return bad("no peer authentication: set PeerSecret or TLS (or Insecure, for development only)")
+	case !c.Insecure && c.TLS != nil && c.TLS.InsecureSkipVerify:
+		return bad("TLS.InsecureSkipVerify is set: node certificates cannot be verified (set Insecure to run without node identities)")
+	}
+	if c.SnapshotDir != "" {
+		if fi, err := os.Stat(c.SnapshotDir); err != nil || !fi.IsDir() {
+			return bad("SnapshotDir %q is not a directory", c.SnapshotDir)
+		}
+	}
+	if c.PeerSecret != nil {
+		c.PeerSecret = append([]byte(nil), c.PeerSecret...)
+	}
+	if c.TLS != nil && !c.Insecure && c.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		c.TLS = c.TLS.Clone()
+		c.TLS.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return c, nil
 }

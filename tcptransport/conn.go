@@ -3,6 +3,8 @@ package tcptransport
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -49,27 +51,111 @@ func (t *Transport) dial(ctx context.Context, id uint64, addr string, kind raft.
 	return conn, nil
 }
 
+// clientHandshake runs the dialer's side of the handshake (see
+// raft.HandshakeVersion) on conn, under ctx's deadline. A refusal, either
+// way, is a *refusal.
 func (t *Transport) clientHandshake(ctx context.Context, conn net.Conn, id uint64, kind raft.StreamKind) error {
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
 	}
-	hs := raft.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: id, Stream: kind}
-	frame, err := t.codec.AppendFrame(nil, &hs)
-	if err != nil {
-		return err
+	hello := raft.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: id, Stream: kind, Version: raft.HandshakeVersion}
+	if t.cfg.PeerSecret != nil {
+		hello.Nonce = newNonce()
 	}
-	if _, err := conn.Write(frame); err != nil {
+	if err := t.writeHandshake(conn, &hello); err != nil {
 		return fmt.Errorf("sending handshake: %w", err)
 	}
-	reply, err := t.readHandshake(conn)
+	ch, err := t.readHandshake(conn)
 	if err != nil {
-		return fmt.Errorf("reading handshake reply: %w", err)
+		return fmt.Errorf("reading the handshake challenge: %w", err)
 	}
-	want := raft.Handshake{ClusterID: t.cfg.ClusterID, From: id, To: t.cfg.ID, Stream: kind}
-	if reply != want {
-		return fmt.Errorf("handshake reply %+v, want %+v", reply, want)
+	if ch.Reason != raft.HandshakeOK {
+		return &refusal{reason: ch.Reason, byPeer: true}
+	}
+	proof := raft.Handshake{}
+	ref := t.checkChallenge(conn, &hello, &ch)
+	if ref != nil {
+		proof.Reason = ref.reason
+	} else if t.cfg.PeerSecret != nil {
+		proof.MAC = handshakeMAC(t.cfg.PeerSecret, roleDialer, t.cfg.ClusterID, t.cfg.ID, id, kind, hello.Nonce, ch.Nonce)
+	}
+	if err := t.writeHandshake(conn, &proof); err != nil {
+		if ref != nil {
+			return ref
+		}
+		return fmt.Errorf("sending handshake proof: %w", err)
+	}
+	if ref != nil {
+		return ref
+	}
+	verdict, err := t.readHandshake(conn)
+	if err != nil {
+		return fmt.Errorf("reading the handshake verdict: %w", err)
+	}
+	if verdict.Reason != raft.HandshakeOK {
+		return &refusal{reason: verdict.Reason, byPeer: true}
 	}
 	return nil
+}
+
+// checkChallenge checks the acceptor's answer to hello: that it comes from
+// the node dialled, for this stream, and that it proves its identity (TLS
+// certificate) and the shared secret.
+func (t *Transport) checkChallenge(conn net.Conn, hello, ch *raft.Handshake) *refusal {
+	switch {
+	case ch.Version != raft.HandshakeVersion:
+		return refuse(raft.HandshakeBadVersion, "handshake version %d, want %d", ch.Version, raft.HandshakeVersion)
+	case ch.ClusterID != hello.ClusterID:
+		return refuse(raft.HandshakeWrongCluster, "cluster ID %d, want %d", ch.ClusterID, hello.ClusterID)
+	case ch.From != hello.To || ch.To != hello.From:
+		return refuse(raft.HandshakeWrongNode, "answer from node %d to node %d, want from %d to %d", ch.From, ch.To, hello.To, hello.From)
+	case ch.Stream != hello.Stream:
+		return refuse(raft.HandshakeProtocol, "answer for %s, want %s", ch.Stream, hello.Stream)
+	}
+	if ref := t.checkCertificate(conn, hello.To); ref != nil {
+		return ref
+	}
+	if t.cfg.PeerSecret != nil {
+		if len(ch.MAC) == 0 || len(ch.Nonce) == 0 {
+			return refuse(raft.HandshakeAuthRequired, "node %d sent no proof of the peer secret", hello.To)
+		}
+		want := handshakeMAC(t.cfg.PeerSecret, roleAcceptor, hello.ClusterID, hello.From, hello.To, hello.Stream, hello.Nonce, ch.Nonce)
+		if !hmac.Equal(want, ch.MAC) {
+			return refuse(raft.HandshakeAuthFailed, "node %d does not know the peer secret", hello.To)
+		}
+	}
+	return nil
+}
+
+// checkCertificate checks, when node identities are required, that the
+// peer's verified TLS certificate names node id of this cluster.
+func (t *Transport) checkCertificate(conn net.Conn, id uint64) *refusal {
+	if t.cfg.TLS == nil || t.cfg.Insecure {
+		return nil
+	}
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return refuse(raft.HandshakeBadIdentity, "not a TLS connection")
+	}
+	cs := tc.ConnectionState()
+	if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
+		return refuse(raft.HandshakeBadIdentity, "no verified certificate")
+	}
+	got, err := CertNodeID(cs.PeerCertificates[0], t.cfg.ClusterID)
+	if err != nil {
+		return refuse(raft.HandshakeBadIdentity, "%v", err)
+	}
+	if got != id {
+		return refuse(raft.HandshakeBadIdentity, "the certificate names node %d, the handshake node %d", got, id)
+	}
+	return nil
+}
+
+// newNonce returns a fresh random handshake nonce.
+func newNonce() []byte {
+	b := make([]byte, raft.HandshakeNonceSize)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return b
 }
 
 // maxControlFrame bounds handshake and ack frames, which may come from a peer
@@ -91,7 +177,16 @@ func (t *Transport) readHandshake(r io.Reader) (raft.Handshake, error) {
 	return hs, err
 }
 
-// acceptLoop accepts connections until the listener is closed.
+func (t *Transport) writeHandshake(w io.Writer, hs *raft.Handshake) error {
+	frame, err := t.codec.AppendFrame(nil, hs)
+	if err == nil {
+		_, err = w.Write(frame)
+	}
+	return err
+}
+
+// acceptLoop accepts connections until the listener is closed. A connection
+// beyond the handshake limits is closed at once.
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
 	const maxDelay = time.Second
@@ -103,7 +198,7 @@ func (t *Transport) acceptLoop() {
 				return
 			}
 			// Most likely out of file descriptors: wait, and try again.
-			t.log.Warn("tcptransport: accept failed", zap.Error(err))
+			t.warn(t.log, "accept", "tcptransport: accept failed", zap.Error(err))
 			if !t.wait(delay, nil) {
 				return
 			}
@@ -111,9 +206,16 @@ func (t *Transport) acceptLoop() {
 			continue
 		}
 		delay = 5 * time.Millisecond
-		if !t.trackInbound(conn, raft.None, false) {
+		ok, full := t.admit(conn)
+		if !ok {
 			_ = conn.Close()
-			return
+			if !full {
+				return // closing
+			}
+			t.warn(t.log, "handshake limit", "tcptransport: too many connections in their handshake, closed a new one",
+				zap.String("remote", conn.RemoteAddr().String()), zap.Int("max", t.cfg.MaxHandshakes),
+				zap.Int("max_per_host", t.cfg.MaxHandshakesPerHost))
+			continue
 		}
 		t.wg.Add(1)
 		go t.serveInbound(conn)
@@ -125,36 +227,24 @@ func (t *Transport) acceptLoop() {
 // log line giving the reason.
 func (t *Transport) serveInbound(conn net.Conn) {
 	defer t.wg.Done()
-	defer t.trackInbound(conn, raft.None, true)
+	defer t.release(conn)
 	defer conn.Close()
 	log := t.log.With(zap.String("remote", conn.RemoteAddr().String()))
 
-	// The handshake (TLS included) must finish within ReadTimeout.
-	_ = conn.SetDeadline(time.Now().Add(t.cfg.ReadTimeout))
-	hs, err := t.readHandshake(conn)
-	if err == nil {
-		err = t.checkHandshake(hs)
-	}
+	// The handshake, TLS included, must finish within HandshakeTimeout.
+	_ = conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	hs, err := t.serverHandshake(conn)
 	if err != nil {
 		if !t.closing.Load() {
-			log.Warn("tcptransport: closing connection: refused handshake", zap.Error(err))
+			fields := []zap.Field{zap.Error(err)}
+			if hs.From != raft.None {
+				fields = append(fields, zap.Uint64("peer", hs.From))
+			}
+			t.warn(log, hostKey(conn.RemoteAddr()), "tcptransport: closing connection: refused handshake", fields...)
 		}
 		return
 	}
 	log = log.With(zap.Uint64("peer", hs.From), zap.Stringer("stream", hs.Stream))
-	if !t.trackInbound(conn, hs.From, false) {
-		log.Info("tcptransport: closing connection: peer removed or transport closing")
-		return
-	}
-	reply := raft.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: hs.From, Stream: hs.Stream}
-	frame, err := t.codec.AppendFrame(nil, &reply)
-	if err == nil {
-		_, err = conn.Write(frame)
-	}
-	if err != nil {
-		log.Info("tcptransport: closing connection: cannot reply to the handshake", zap.Error(err))
-		return
-	}
 	_ = conn.SetDeadline(time.Time{})
 
 	if hs.Stream == raft.StreamSnapshot {
@@ -167,22 +257,96 @@ func (t *Transport) serveInbound(conn net.Conn) {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		log.Debug("tcptransport: connection closed", zap.Error(err))
 	case err != nil:
-		log.Warn("tcptransport: closing connection", zap.Error(err))
+		t.warn(log, peerKey(hs.From), "tcptransport: closing connection", zap.Error(err))
 	}
 }
 
-// checkHandshake accepts a connection only from a known peer of this
-// cluster, meant for this node.
-func (t *Transport) checkHandshake(hs raft.Handshake) error {
+// serverHandshake runs the acceptor's side of the handshake (see
+// raft.HandshakeVersion) and returns the dialer's hello once the connection
+// is authenticated and registered. The hello is returned with an error too,
+// as far as it was read.
+func (t *Transport) serverHandshake(conn net.Conn) (raft.Handshake, error) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			return raft.Handshake{}, fmt.Errorf("TLS handshake: %w", err)
+		}
+	}
+	hello, err := t.readHandshake(conn)
+	if err != nil {
+		return raft.Handshake{}, err
+	}
+	// Refuse with a reason, then close.
+	refuseWith := func(ref *refusal) (raft.Handshake, error) {
+		_ = t.writeHandshake(conn, &raft.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: hello.From,
+			Stream: hello.Stream, Version: raft.HandshakeVersion, Reason: ref.reason})
+		return hello, ref
+	}
+	if ref := t.checkHello(conn, &hello); ref != nil {
+		return refuseWith(ref)
+	}
+	ch := raft.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: hello.From, Stream: hello.Stream, Version: raft.HandshakeVersion}
+	if t.cfg.PeerSecret != nil {
+		ch.Nonce = newNonce()
+		ch.MAC = handshakeMAC(t.cfg.PeerSecret, roleAcceptor, t.cfg.ClusterID, hello.From, t.cfg.ID, hello.Stream, hello.Nonce, ch.Nonce)
+	}
+	if err := t.writeHandshake(conn, &ch); err != nil {
+		return hello, fmt.Errorf("sending the handshake challenge: %w", err)
+	}
+	proof, err := t.readHandshake(conn)
+	if err != nil {
+		return hello, fmt.Errorf("reading the handshake proof: %w", err)
+	}
+	if proof.Reason != raft.HandshakeOK {
+		return hello, &refusal{reason: proof.Reason, byPeer: true}
+	}
+	if t.cfg.PeerSecret != nil {
+		want := handshakeMAC(t.cfg.PeerSecret, roleDialer, t.cfg.ClusterID, hello.From, t.cfg.ID, hello.Stream, hello.Nonce, ch.Nonce)
+		if !hmac.Equal(want, proof.MAC) {
+			return verdictRefusal(t, conn, hello, refuse(raft.HandshakeAuthFailed, "node %d does not know the peer secret", hello.From))
+		}
+	}
+	if r := t.promote(conn, hello.From, hello.Stream); r != raft.HandshakeOK {
+		detail := "node removed meanwhile"
+		if r == raft.HandshakeBusy {
+			detail = "a snapshot from this node is already streaming"
+		}
+		return verdictRefusal(t, conn, hello, refuse(r, "%s", detail))
+	}
+	if err := t.writeHandshake(conn, &raft.Handshake{}); err != nil {
+		return hello, fmt.Errorf("sending the handshake verdict: %w", err)
+	}
+	return hello, nil
+}
+
+// verdictRefusal sends ref's reason as the handshake verdict and returns
+// it.
+func verdictRefusal(t *Transport, conn net.Conn, hello raft.Handshake, ref *refusal) (raft.Handshake, error) {
+	_ = t.writeHandshake(conn, &raft.Handshake{Reason: ref.reason})
+	return hello, ref
+}
+
+// checkHello accepts a hello only from a known peer of this cluster, meant
+// for this node, proving its identity as configured.
+func (t *Transport) checkHello(conn net.Conn, hs *raft.Handshake) *refusal {
 	switch {
+	case hs.Version != raft.HandshakeVersion:
+		return refuse(raft.HandshakeBadVersion, "handshake version %d, want %d", hs.Version, raft.HandshakeVersion)
 	case hs.ClusterID != t.cfg.ClusterID:
-		return fmt.Errorf("cluster ID %#x, want %#x", hs.ClusterID, t.cfg.ClusterID)
+		return refuse(raft.HandshakeWrongCluster, "cluster ID %d, want %d", hs.ClusterID, t.cfg.ClusterID)
 	case hs.To != t.cfg.ID:
-		return fmt.Errorf("connection for node %d, this is node %d", hs.To, t.cfg.ID)
+		return refuse(raft.HandshakeWrongNode, "connection for node %d, this is node %d", hs.To, t.cfg.ID)
 	case !t.peerKnown(hs.From):
-		return fmt.Errorf("unknown node %d", hs.From)
+		return refuse(raft.HandshakeUnknownPeer, "unknown node %d", hs.From)
 	case hs.Stream < raft.StreamMessages || hs.Stream > raft.StreamSnapshot:
-		return fmt.Errorf("unknown stream kind %d", uint8(hs.Stream))
+		return refuse(raft.HandshakeBadStream, "unknown stream kind %d", uint8(hs.Stream))
+	case len(hs.MAC) != 0 || hs.Reason != raft.HandshakeOK:
+		return refuse(raft.HandshakeProtocol, "hello carries a MAC or a reason")
+	}
+	if ref := t.checkCertificate(conn, hs.From); ref != nil {
+		return ref
+	}
+	if t.cfg.PeerSecret != nil && len(hs.Nonce) == 0 {
+		return refuse(raft.HandshakeAuthRequired, "node %d sent no nonce: it has no peer secret", hs.From)
 	}
 	return nil
 }

@@ -26,8 +26,12 @@ func Example() {
 	ln1, _ := net.Listen("tcp", "127.0.0.1:0")
 	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
 	in1, in2 := make(inbox, 64), make(inbox, 64)
+	// Every node of the cluster shares this secret: in a real deployment,
+	// 32 random bytes read from a file only the node's user can read (or use
+	// TLS with node certificates; see NodeURI).
+	secret := []byte("an example secret, not a real one")
 	t1, err := tcptransport.New(tcptransport.Config{
-		ID: 1, ClusterID: 42, Listener: ln1, Handler: in1,
+		ID: 1, ClusterID: 42, Listener: ln1, Handler: in1, PeerSecret: secret,
 		Peers: map[uint64]string{2: ln2.Addr().String()},
 	})
 	if err != nil {
@@ -35,7 +39,7 @@ func Example() {
 	}
 	defer t1.Close()
 	t2, err := tcptransport.New(tcptransport.Config{
-		ID: 2, ClusterID: 42, Listener: ln2, Handler: in2,
+		ID: 2, ClusterID: 42, Listener: ln2, Handler: in2, PeerSecret: secret,
 		Peers: map[uint64]string{1: ln1.Addr().String()},
 	})
 	if err != nil {

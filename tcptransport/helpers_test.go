@@ -151,6 +151,7 @@ func testFastConfig(c *Config) {
 	c.WriteTimeout = 2 * time.Second
 	c.SnapshotBaseTimeout = 5 * time.Second
 	c.SnapshotMinThroughput = 16 << 20
+	c.HandshakeTimeout = 2 * time.Second
 }
 
 func newTestCluster(tb testing.TB, n int, mutate func(id uint64, c *Config)) *testCluster {
@@ -189,7 +190,7 @@ func (tc *testCluster) start(id uint64, ln net.Listener, mutate func(id uint64, 
 			peers[pid] = addr
 		}
 	}
-	cfg := Config{ID: id, ClusterID: 0xC1, Listener: ln, Peers: peers, Handler: h, Logger: zap.New(core)}
+	cfg := Config{ID: id, ClusterID: 0xC1, Listener: ln, Peers: peers, Handler: h, Logger: zap.New(core), Insecure: true}
 	if ln == nil {
 		cfg.ListenAddr = tc.peers[id]
 	}
@@ -290,5 +291,17 @@ func goroutineBaseline(tb testing.TB) func() {
 			}
 			<-time.After(time.Millisecond) // polling the count: there is no event to wait on
 		}
+	}
+}
+
+// testPhantom is a peer that withPhantom adds to node 1 without running a
+// transport for it: a test speaks for it over raw connections.
+const testPhantom = 3
+
+// withPhantom makes node 1 know testPhantom, at an address where nothing
+// listens.
+func withPhantom(id uint64, c *Config) {
+	if id == 1 {
+		c.Peers[testPhantom] = "127.0.0.1:1"
 	}
 }

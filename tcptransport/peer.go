@@ -166,7 +166,7 @@ func (l *lane) run() {
 		if l.p.stopped() {
 			return
 		}
-		log.Warn("tcptransport: lost connection to peer", zap.String("addr", l.p.addr), zap.Error(err))
+		t.warn(log, peerKey(l.p.id)+" lost "+l.kind.String(), "tcptransport: lost connection to peer", zap.String("addr", l.p.addr), zap.Error(err))
 		l.setDown()
 		if time.Since(connected) >= t.cfg.MaxBackoff {
 			backoff = t.cfg.MinBackoff // it was a healthy connection: redial at once
@@ -261,8 +261,11 @@ func (l *lane) write(conn net.Conn, bw *bufio.Writer, buf []byte, m *raft.Messag
 	t := l.p.t
 	out, err := t.codec.AppendFrame(buf[:0], m)
 	if err != nil {
-		t.log.Warn("tcptransport: dropping a message that cannot be encoded",
-			zap.Uint64("peer", l.p.id), zap.Stringer("type", m.Type), zap.Error(err))
+		// It would fail the same way every time: drop it, never retry it.
+		// The host should have refused it (see MaxEntryDataSize).
+		t.warn(t.log, peerKey(l.p.id)+" unsendable", "tcptransport: dropping a message that can never be sent",
+			zap.Uint64("peer", l.p.id), zap.Stringer("type", m.Type), zap.Int("entries", len(m.Entries)),
+			zap.Int("max_message_size", t.MaxMessageSize()), zap.Error(err))
 		t.reporter.unreachable(l.p.id)
 		return buf, nil
 	}

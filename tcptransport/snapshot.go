@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,7 +43,7 @@ func (t *Transport) sendSnapshot(p *peer, m raft.Message) {
 		status := raft.SnapshotFinish
 		if err := t.streamSnapshot(p, &m); err != nil {
 			status = raft.SnapshotFailure
-			log.Warn("tcptransport: sending a snapshot failed", zap.Error(err))
+			t.warn(log, peerKey(p.id), "tcptransport: sending a snapshot failed", zap.Error(err))
 		} else {
 			log.Info("tcptransport: sent a snapshot", zap.Uint64("index", m.Snapshot.Metadata.Index),
 				zap.Int("bytes", len(m.Snapshot.Data)), zap.Duration("took", time.Since(start)))
@@ -177,9 +179,14 @@ func (t *Transport) receiveSnapshot(conn net.Conn, hs raft.Handshake) error {
 		return err
 	}
 
+	f, err := t.createSnapshotFile()
+	if err != nil {
+		return t.refuseSnapshot(conn, fmt.Errorf("cannot store the snapshot: %w", err))
+	}
+	defer f.close()
 	end := time.Now().Add(t.cfg.snapshotTimeout(hdr.Size))
-	data := make([]byte, 0, min(hdr.Size, 16<<20)) // grows only as data arrives
 	sum := sha256.New()
+	var size uint64
 	var buf []byte
 	for {
 		deadline := time.Now().Add(t.cfg.ReadTimeout)
@@ -189,27 +196,36 @@ func (t *Transport) receiveSnapshot(conn net.Conn, hs raft.Handshake) error {
 		_ = conn.SetReadDeadline(deadline)
 		h, p, err := t.codec.ReadFrame(br, buf)
 		if err != nil {
-			return fmt.Errorf("reading snapshot data (%d of %d bytes): %w", len(data), hdr.Size, err)
+			return fmt.Errorf("reading snapshot data (%d of %d bytes): %w", size, hdr.Size, err)
 		}
 		buf = p[:0]
 		switch h.Type {
 		case raft.FramePing:
 		case raft.FrameSnapshotChunk:
-			if uint64(len(data))+uint64(len(p)) > hdr.Size {
+			if size+uint64(len(p)) > hdr.Size {
 				return t.refuseSnapshot(conn, fmt.Errorf("more data than the declared %d bytes", hdr.Size))
 			}
-			data = append(data, p...)
+			if _, err := f.Write(p); err != nil {
+				return t.refuseSnapshot(conn, fmt.Errorf("cannot store the snapshot: %w", err))
+			}
+			size += uint64(len(p))
 			sum.Write(p)
 		case raft.FrameSnapshotEnd:
 			var e raft.SnapshotStreamEnd
 			if err := t.codec.Decode(h.Type, p, &e); err != nil {
 				return err
 			}
-			if uint64(len(data)) != hdr.Size {
-				return t.refuseSnapshot(conn, fmt.Errorf("got %d bytes, %d declared", len(data), hdr.Size))
+			if size != hdr.Size {
+				return t.refuseSnapshot(conn, fmt.Errorf("got %d bytes, %d declared", size, hdr.Size))
 			}
 			if got := sum.Sum(nil); !bytes.Equal(got, e.SHA256) {
 				return t.refuseSnapshot(conn, fmt.Errorf("checksum mismatch: data has SHA-256 %x, sender says %x", got, e.SHA256))
+			}
+			// Whole and verified: only now is it read into memory, for the
+			// handler.
+			data := make([]byte, size)
+			if _, err := f.ReadAt(data, 0); err != nil && !(errors.Is(err, io.EOF) && size == 0) {
+				return t.refuseSnapshot(conn, fmt.Errorf("cannot read the stored snapshot back: %w", err))
 			}
 			m.Snapshot.Data = data
 			t.cfg.Handler.HandleMessage(m)
@@ -217,6 +233,36 @@ func (t *Transport) receiveSnapshot(conn net.Conn, hs raft.Handshake) error {
 		default:
 			return fmt.Errorf("%w: unexpected %s in a snapshot stream", raft.ErrBadFrame, h.Type)
 		}
+	}
+}
+
+// snapshotFile is an incoming snapshot's temporary file.
+type snapshotFile struct {
+	*os.File
+	removed bool // unlinked already
+}
+
+// createSnapshotFile creates a temporary file in SnapshotDir and unlinks it
+// at once where the system allows, so that nothing is left behind even if
+// the process dies.
+func (t *Transport) createSnapshotFile() (*snapshotFile, error) {
+	dir := t.cfg.SnapshotDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "keel-incoming-snapshot-*")
+	if err != nil {
+		return nil, err
+	}
+	sf := &snapshotFile{File: f}
+	sf.removed = os.Remove(f.Name()) == nil
+	return sf, nil
+}
+
+func (f *snapshotFile) close() {
+	_ = f.File.Close()
+	if !f.removed {
+		_ = os.Remove(f.Name())
 	}
 }
 

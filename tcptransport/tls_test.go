@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"net/url"
 	"testing"
 	"time"
 
@@ -47,8 +48,9 @@ func newTestCA(tb testing.TB, name string) *testCA {
 	return &testCA{cert: cert, key: key, pool: pool}
 }
 
-// issue returns a certificate for 127.0.0.1, usable as server and client.
-func (ca *testCA) issue(tb testing.TB, name string, serial int64) tls.Certificate {
+// issue returns a certificate for 127.0.0.1, usable as server and client,
+// carrying the given URIs.
+func (ca *testCA) issue(tb testing.TB, name string, serial int64, uris ...*url.URL) tls.Certificate {
 	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(tb, err)
@@ -60,6 +62,7 @@ func (ca *testCA) issue(tb testing.TB, name string, serial int64) tls.Certificat
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		URIs:         uris,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	require.NoError(tb, err)
@@ -80,7 +83,8 @@ func (ca *testCA) mutualTLS(cert tls.Certificate) *tls.Config {
 func TestMutualTLS(t *testing.T) {
 	ca := newTestCA(t, "keel test CA")
 	tc := newTestCluster(t, 2, func(id uint64, c *Config) {
-		c.TLS = ca.mutualTLS(ca.issue(t, "node", int64(10+id)))
+		c.TLS = ca.mutualTLS(ca.issue(t, "node", int64(10+id), NodeURI(0xC1, id)))
+		c.Insecure = false
 	})
 	got := tc.sendUntilDelivered(1, testApp(1, 2, 1))
 	assert.Equal(t, uint64(1), got.Index)
@@ -122,7 +126,7 @@ func TestMutualTLS(t *testing.T) {
 			}
 			defer conn.Close()
 			// A valid handshake and message, which must not get through.
-			_, _ = conn.Write(testFrame(t, &raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamMessages}))
+			_, _ = conn.Write(testFrame(t, &raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamMessages, Version: raft.HandshakeVersion}))
 			_, _ = conn.Write(testFrame(t, &raft.Message{Type: raft.MsgHeartbeat, From: 2, To: 1, Term: 1}))
 			expectClosed(t, conn)
 			waitLog(t, tc.nodes[1], "refused handshake")
@@ -133,7 +137,7 @@ func TestMutualTLS(t *testing.T) {
 	// A transport whose certificate the others do not trust cannot reach them.
 	h := newTestHandler()
 	cfg := Config{ID: 2, ClusterID: 0xC1, ListenAddr: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{1: tc.nodes[1].addr},
-		TLS: rogueCA.mutualTLS(rogueCA.issue(t, "rogue node", 3))}
+		TLS: rogueCA.mutualTLS(rogueCA.issue(t, "rogue node", 3, NodeURI(0xC1, 2)))}
 	testFastConfig(&cfg)
 	cfg.TLS.RootCAs = ca.pool // it trusts the cluster, the cluster does not trust it
 	rogue, err := New(cfg)

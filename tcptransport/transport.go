@@ -10,10 +10,21 @@
 // carry frames towards this node; replies travel on this node's own outbound
 // connections.
 //
-// Every connection starts with a handshake that names the cluster, the
-// sender and the receiver; frames are those of raft.Codec. A connection from
-// another cluster or an unknown node, or carrying a malformed, oversized or
-// stalled frame, is closed with a log line saying why.
+// Every connection starts with a handshake (see raft.HandshakeVersion) that
+// names the cluster, the sender and the receiver, and authenticates both
+// ends: with TLS, by node certificates (see NodeURI); with a shared secret,
+// by challenge and response (see Config.PeerSecret); or not at all, if the
+// host says so (Config.Insecure). A refused side is told why (a
+// raft.HandshakeReason) and both log it. Frames are those of raft.Codec. A
+// connection from another cluster or an unknown node, or carrying a
+// malformed, oversized or stalled frame, is closed with a log line saying
+// why; such warnings are rate-limited per remote host and per peer.
+//
+// Inbound resources are bounded: connections still in their handshake (in
+// total, and per remote address, within HandshakeTimeout), one
+// authenticated connection per peer and stream kind, one incoming snapshot
+// per peer, streamed to a file in SnapshotDir and limited to
+// MaxSnapshotSize.
 package tcptransport
 
 import (
@@ -50,9 +61,15 @@ type Transport struct {
 	snapSem  chan struct{} // one token per outgoing snapshot stream
 	reporter reporter
 
-	mu      sync.RWMutex
-	peers   map[uint64]*peer
-	inbound map[net.Conn]uint64 // accepted connections → peer ID (0 before the handshake)
+	warns    *warnLimiter
+	maxEntry int // see MaxEntryDataSize
+
+	mu            sync.RWMutex
+	peers         map[uint64]*peer
+	inbound       map[net.Conn]*inboundConn // every accepted connection
+	pending       int                       // accepted connections still in their handshake
+	pendingByHost map[string]int            // the same, per remote IP address
+	streams       map[streamKey]net.Conn    // authenticated inbound streams
 }
 
 var _ raft.Transport = (*Transport)(nil)
@@ -87,7 +104,15 @@ func New(cfg Config) (*Transport, error) {
 		done:    make(chan struct{}),
 		snapSem: make(chan struct{}, cfg.MaxSnapshotStreams),
 		peers:   make(map[uint64]*peer),
-		inbound: make(map[net.Conn]uint64),
+		inbound: make(map[net.Conn]*inboundConn),
+
+		pendingByHost: make(map[string]int),
+		streams:       make(map[streamKey]net.Conn),
+		warns:         newWarnLimiter(cfg.WarnInterval, time.Now),
+	}
+	if t.maxEntry, err = maxEntryDataSize(c); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("tcptransport: %w", err)
 	}
 	t.reporter.init()
 	// Peers first: a connection accepted before they are known would be
@@ -174,8 +199,8 @@ func (t *Transport) RemovePeer(id uint64) {
 		p.stop()
 		delete(t.peers, id)
 	}
-	for conn, from := range t.inbound {
-		if from == id {
+	for conn, ic := range t.inbound {
+		if ic.peer == id {
 			_ = conn.Close()
 		}
 	}
@@ -210,23 +235,38 @@ func (t *Transport) peerKnown(id uint64) bool {
 	return t.peers[id] != nil
 }
 
-// trackInbound records (or with forget, drops) an accepted connection. It
-// returns false if the transport is closing, and the caller must close conn.
-func (t *Transport) trackInbound(conn net.Conn, from uint64, forget bool) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if forget {
-		delete(t.inbound, conn)
-		return true
+// MaxMessageSize returns the largest encoded message the transport carries:
+// the codec's MaxFrameSize. A message that encodes larger is never sent: it
+// is dropped, the peer is reported unreachable, and a warning logged (at
+// most once per WarnInterval per peer).
+func (t *Transport) MaxMessageSize() int { return int(t.codec.MaxFrameSize()) }
+
+// MaxEntryDataSize returns the largest Entry.Data that the transport can
+// always carry: a MsgApp holding one entry of at most this many bytes (and
+// no Context) encodes within MaxMessageSize, whatever its other fields
+// hold. A host should refuse a proposal whose data is larger, since it
+// could be appended but never replicated. (Raft's MaxSizePerMsg should not
+// exceed it either, so that batches of small entries fit too.)
+func (t *Transport) MaxEntryDataSize() int { return t.maxEntry }
+
+// maxEntryDataSize computes MaxEntryDataSize for c: the frame limit less
+// the encoding of the largest MsgApp with one empty entry, less the longest
+// header of a byte string.
+func maxEntryDataSize(c *raft.Codec) (int, error) {
+	const top = ^uint64(0)
+	m := raft.Message{Type: raft.MsgApp, From: top, To: top, Term: top, LogTerm: top, Index: top,
+		Commit: top, Reject: true, RejectHint: top,
+		Entries: []raft.Entry{{Term: top, Index: top, Type: raft.EntryType(0xff)}}}
+	b, err := c.AppendFrame(nil, &m)
+	if err != nil {
+		return 0, err
 	}
-	if t.closing.Load() {
-		return false
+	const binHeader = 5 // bin32: marker and 4 length bytes
+	n := int(c.MaxFrameSize()) - (len(b) - raft.FrameHeaderSize) - binHeader
+	if n <= 0 {
+		return 0, fmt.Errorf("MaxFrameSize %d cannot carry an entry", c.MaxFrameSize())
 	}
-	if from != raft.None && t.peers[from] == nil {
-		return false // removed meanwhile
-	}
-	t.inbound[conn] = from
-	return true
+	return n, nil
 }
 
 // wait waits for d, or until stop or the transport is closed; it reports

@@ -1,6 +1,7 @@
 package tcptransport
 
 import (
+	"crypto/tls"
 	"net"
 	"testing"
 	"time"
@@ -199,7 +200,12 @@ func TestConfigErrors(t *testing.T) {
 		{name: "read timeout below keepalive", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", ReadTimeout: time.Second, KeepAliveInterval: 2 * time.Second}},
 		{name: "chunk above frame size", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", SnapshotChunkSize: 2 << 20, Codec: raft.CodecOptions{MaxFrameSize: 1 << 20}}},
 		{name: "rate below min throughput", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", SnapshotRateLimit: 1000}},
-		{name: "bad listen address", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:99999"}},
+		{name: "bad listen address", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:99999", Insecure: true}},
+		{name: "missing snapshot directory", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", Insecure: true, SnapshotDir: "/nonexistent/keel"}},
+		{name: "no peer authentication", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0"}},
+		{name: "short peer secret", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", PeerSecret: []byte("short")}},
+		{name: "insecure with a secret", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", Insecure: true, PeerSecret: testSecret}},
+		{name: "TLS that verifies nothing", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", TLS: &tls.Config{InsecureSkipVerify: true}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,7 +286,7 @@ func TestRedialBacksOff(t *testing.T) {
 		}
 	}()
 	h := newTestHandler()
-	cfg := Config{ID: 1, ClusterID: 0xC1, ListenAddr: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{2: ln.Addr().String()}}
+	cfg := Config{ID: 1, ClusterID: 0xC1, ListenAddr: "127.0.0.1:0", Handler: h, Peers: map[uint64]string{2: ln.Addr().String()}, Insecure: true}
 	testFastConfig(&cfg)
 	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
 	tr, err := New(cfg)

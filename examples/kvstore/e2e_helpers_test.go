@@ -179,7 +179,9 @@ func (c *e2eCluster) start(id uint64) {
 	if nd.join {
 		args = append(args, "--join")
 	}
-	args = append(args, nd.extra...)
+	for _, a := range nd.extra { // {id} in a flag stands for the node's ID
+		args = append(args, strings.ReplaceAll(a, "{id}", strconv.FormatUint(id, 10)))
+	}
 	nd.cmd = exec.Command(c.bin, args...)
 	nd.logPath = filepath.Join(filepath.Dir(nd.dir), fmt.Sprintf("node%d.log", id))
 	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

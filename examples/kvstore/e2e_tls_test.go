@@ -8,8 +8,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,11 +19,16 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keelraft/raft/tcptransport"
 )
 
-// writeTestPKI writes a CA and a certificate for 127.0.0.1 (server and
-// client use) signed by it, and returns their paths and the CA pool.
-func writeTestPKI(t testing.TB) (certFile, keyFile, caFile string, pool *x509.CertPool) {
+// writeTestPKI writes a CA and, for nodes 1..n of cluster 1, a node
+// certificate for 127.0.0.1 (server and client use, with the node's URI
+// SAN) signed by it, as node<id>.pem and node<id>.key. It returns the
+// pattern of their paths (with {id} for the node ID), the CA's path and the
+// CA pool.
+func writeTestPKI(t testing.TB, n int) (certFile, keyFile, caFile string, pool *x509.CertPool) {
 	t.Helper()
 	dir := t.TempDir()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -35,26 +42,31 @@ func writeTestPKI(t testing.TB) (certFile, keyFile, caFile string, pool *x509.Ce
 	require.NoError(t, err)
 	ca, err := x509.ParseCertificate(caDER)
 	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kvstore node"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
 	write := func(name, typ string, b []byte) string {
 		p := filepath.Join(dir, name)
 		require.NoError(t, os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600))
 		return p
 	}
+	for id := 1; id <= n; id++ {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(int64(1 + id)), Subject: pkix.Name{CommonName: fmt.Sprintf("kvstore node %d", id)},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			URIs:        []*url.URL{tcptransport.NodeURI(1, uint64(id))},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		require.NoError(t, err)
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		require.NoError(t, err)
+		write(fmt.Sprintf("node%d.pem", id), "CERTIFICATE", der)
+		write(fmt.Sprintf("node%d.key", id), "EC PRIVATE KEY", keyDER)
+	}
 	pool = x509.NewCertPool()
 	pool.AddCert(ca)
-	return write("node.pem", "CERTIFICATE", der), write("node.key", "EC PRIVATE KEY", keyDER),
+	return filepath.Join(dir, "node{id}.pem"), filepath.Join(dir, "node{id}.key"),
 		write("ca.pem", "CERTIFICATE", caDER), pool
 }
 
@@ -62,7 +74,7 @@ func writeTestPKI(t testing.TB) (certFile, keyFile, caFile string, pool *x509.Ce
 // between nodes: writes at a follower are forwarded over HTTPS.
 func TestE2ETLS(t *testing.T) {
 	e2eBinary(t)
-	cert, key, ca, pool := writeTestPKI(t)
+	cert, key, ca, pool := writeTestPKI(t, 3)
 	c := newE2ECluster(t, 3, "--tls-cert", cert, "--tls-key", key, "--tls-ca", ca)
 	c.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	lead := c.waitLeader(1, 2, 3)

@@ -88,6 +88,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		maxBulk   = fs.Int64("max-bulk", 64<<20, "largest RESP bulk string or HTTP value, in bytes")
 		maxConns  = fs.Int("max-clients", 10000, "most RESP connections at once")
 		clusterID = fs.Uint64("cluster-id", 1, "cluster ID checked on every raft connection")
+		peerSec   = fs.String("peer-secret-file", "", "file holding the secret shared by the nodes (16+ bytes) that authenticates raft connections; with --tls-*, node certificates do (their URI SAN keel://cluster/<cluster-id>/node/<id>)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -96,11 +97,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	secret, err := readPeerSecret(*peerSec)
+	if err != nil {
+		return err
+	}
+	if secret != nil && *id == 0 {
+		return errPeerSecretWithoutCluster
+	}
+	if *id == 0 && *tlsCert != "" {
+		return errors.New("--tls-cert names one node; run one node per process (--id, --cluster) with TLS")
+	}
+	if err := checkNodeCert(*tlsCert, *tlsKey, *clusterID, *id); err != nil {
+		return err
+	}
 	base := config{
 		Join: *join, Auth: *auth, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
 		SnapshotEntries: *snapEnts, LeaseReads: *lease, Tick: *tick, RequestTimeout: *reqTO,
 		ClientTimeout: *clientTO, MaxBulk: *maxBulk, MaxClients: *maxConns, ClusterID: *clusterID,
-		Logger: log,
+		Logger: log, PeerSecret: secret,
 	}
 	var cfgs []config
 	if *id == 0 {

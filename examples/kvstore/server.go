@@ -42,6 +42,7 @@ type config struct {
 	MaxBulk         int64
 	MaxClients      int
 	ClusterID       uint64
+	PeerSecret      []byte // authenticates the raft peers (see peersec.go)
 	Logger          *zap.Logger
 }
 
@@ -190,6 +191,7 @@ func newServer(cfg config) (*server, error) {
 	s.tr, err = tcptransport.New(tcptransport.Config{
 		ID: cfg.ID, ClusterID: cfg.ClusterID, Listener: raftLn, Peers: peers,
 		Handler: s.node, TLS: raftTLS, Logger: s.log,
+		PeerSecret: cfg.PeerSecret, Insecure: peerAuthInsecure(cfg, raftTLS, s.log), SnapshotDir: cfg.DataDir,
 	})
 	if err != nil {
 		return nil, err
