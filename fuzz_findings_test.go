@@ -6,9 +6,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Deterministic reproductions of what FuzzMembership found. Each test fails
-// on the code it was written against and is skipped until the core is fixed;
-// remove the t.Skip to check a fix.
+// Deterministic reproductions of what FuzzMembership found. A test of a
+// bug not yet fixed fails on the code it was written against and is
+// skipped (t.Skip("known: ...")) until the core is fixed; remove the t.Skip
+// to check a fix.
 
 // findingHost is a minimal host that follows doc.go in Advance mode: it
 // persists into a MemoryStorage, applies configuration changes and records
@@ -53,15 +54,13 @@ func (h *findingHost) handle() {
 
 // TestFindingAppliedZeroBelowSnapshot: a host that keeps a few entries
 // below its snapshot when it compacts (MemoryStorage.Compact below the
-// snapshot index) and restarts with Config.Applied 0 gets the entries
-// between the compaction point and the snapshot handed out again, although
-// the snapshot already covers them. A host restoring its state machine
-// from the snapshot then applies them twice, configuration changes
-// included. Applied set to the snapshot index avoids it; doc.go does not
-// say which Applied a host restoring from the snapshot must pass (the test
-// network's crash passes 0).
+// snapshot index) and restarts with Config.Applied 0 must not get the
+// entries between the compaction point and the snapshot handed out again:
+// the snapshot covers them, and a host restoring its state machine from
+// the snapshot would apply them twice, configuration changes included.
+// Found by FuzzMembership; fixed on main by "entries kept below the
+// storage's snapshot count as applied at startup".
 func TestFindingAppliedZeroBelowSnapshot(t *testing.T) {
-	t.Skip("known: Applied 0 with entries kept below the snapshot hands them out again (doc gap, see the comment)")
 	s := NewMemoryStorage()
 	cfg := testConfig(1, s)
 	h := newFindingHost(t, cfg)

@@ -783,17 +783,15 @@ func (f *mfFuzzer) restart(h *mfHost, mode int) {
 		f.fatalf("node %d: %v", h.id, err)
 	}
 	si := snap.Metadata.Index
-	first, _ := h.storage.FirstIndex()
 	// The state machine after the restart: restored from the snapshot
 	// unless it survived and is not behind the snapshot.
 	smApplied, smCS, applied := si, snap.Metadata.ConfState, si
 	switch {
 	case mode == 1 && h.applied >= si:
 		smApplied, smCS, applied = h.applied, h.cs, h.applied
-	case mode == 2 && first == si+1:
-		// Replay everything after the snapshot. (With entries kept below
-		// the snapshot, Applied 0 makes the node hand those out again
-		// too: see TestFindingAppliedZeroBelowSnapshot.)
+	case mode == 2:
+		// Replay everything after the snapshot (entries kept below it
+		// count as applied: TestFindingAppliedZeroBelowSnapshot).
 		applied = 0
 	}
 	cfg := h.cfg
