@@ -1029,6 +1029,11 @@ func mfSeeds() [][]byte {
 		mfSeed{1 << 2, 32 | 64}.stabilize().campaign(1).stabilize().propose(1).stabilize().
 			removeAndTransfer(1, 3).stabilizeApplying(1<<1|1<<2).apply(3).stabilize().
 			demote(1, 2, 0).stabilizeApplying(1<<1).transfer(1, 2).stabilize(),
+		// What the fuzzer found before the core fix: voters {1, 2},
+		// leader 1 removes 2 and transfers leadership to it; 2 steps the
+		// commit and the timeout-now before its host applies, campaigns,
+		// applies its removal, then wins (nil progress in becomeLeader).
+		[]byte("A 0%0070000000000.00\"21000100010000000100000"),
 		// Reads everywhere, unreachable reports, forged extreme terms.
 		elect.readIndex(1).readIndex(2).unreachable(1, 2).stabilize().
 			forge(2, Message{Type: MsgVote, From: 4, Term: maxTerm, Index: 3, LogTerm: 2}, 7).
