@@ -311,9 +311,13 @@ func (f *mfFuzzer) step(in *badInput) {
 	case mfOpRestart:
 		mode := in.intn(4)
 		if mode == 3 {
-			// Rarely, the log comes back shorter than acknowledged.
-			if in.intn(4) == 0 {
+			switch in.intn(4) {
+			case 0:
+				// Rarely, the log comes back shorter than acknowledged.
 				f.truncate(h, 1+in.intn(4))
+			case 1, 2:
+				// The crash hits in the middle of a write.
+				f.halfPersist(h, in.intn(8))
 			}
 			mode = 0
 		}
@@ -779,6 +783,33 @@ func (f *mfFuzzer) snapshot(h *mfHost, how int) {
 	if err := h.storage.Compact(si - keep); err != nil && !errors.Is(err, ErrCompacted) {
 		f.fatalf("node %d: Compact(%d): %v", h.id, si-keep, err)
 	}
+}
+
+// halfPersist writes part of h's oldest Ready not yet durable, as a crash
+// in the middle of persisting it leaves the storage: its snapshot and the
+// first n of its entries, without its hard state (doc.go: entries are
+// durable no later than the hard state that commits them). Nothing of it
+// was acknowledged.
+func (f *mfFuzzer) halfPersist(h *mfHost, n int) {
+	i := slices.IndexFunc(h.inflight, func(r *mfReady) bool { return !r.persisted })
+	if i < 0 {
+		return
+	}
+	rd := &h.inflight[i].rd
+	if !rd.Snapshot.IsEmpty() {
+		if err := h.storage.ApplySnapshot(rd.Snapshot); err != nil && !f.byzantine {
+			f.fatalf("node %d: storing the snapshot at %d: %v", h.id, rd.Snapshot.Metadata.Index, err)
+		}
+	}
+	ents := rd.Entries[:min(n, len(rd.Entries))]
+	if err := h.storage.Append(ents); err != nil && !f.byzantine {
+		f.fatalf("node %d: appending entries: %v", h.id, err)
+	}
+	for _, e := range ents {
+		f.noteEntry(e)
+	}
+	f.tracef("half-persist %d: snapshot %d, %d of %d entries, no hard state", h.id,
+		rd.Snapshot.Metadata.Index, len(ents), len(rd.Entries))
 }
 
 // truncate cuts up to n entries off the tail of h's stored log, above its
