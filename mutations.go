@@ -33,20 +33,24 @@ const (
 	// mutationLeaseVoteFromLeader refuses a vote request within the leader
 	// lease even when it comes from the leader the lease belongs to.
 	mutationLeaseVoteFromLeader
+	// mutationSnapshotOvertakesConfChange restores a snapshot while
+	// configuration changes handed out for applying are still unapplied.
+	mutationSnapshotOvertakesConfChange
 
 	numMutations
 )
 
 // mutationNames are the names SetMutationsForTesting takes.
 var mutationNames = [numMutations]string{
-	mutationStalledWindow:              "stalled-window",
-	mutationReapplySnapshotConf:        "reapply-snapshot-conf",
-	mutationTransferIgnoresConfChanges: "transfer-ignores-conf-changes",
-	mutationSingleVoterReadShortcut:    "single-voter-read-shortcut",
-	mutationVoteBeforeDurable:          "vote-before-durable",
-	mutationTermCeiling:                "term-ceiling",
-	mutationIgnoreLogRegression:        "ignore-log-regression",
-	mutationLeaseVoteFromLeader:        "lease-vote-from-leader",
+	mutationStalledWindow:               "stalled-window",
+	mutationReapplySnapshotConf:         "reapply-snapshot-conf",
+	mutationTransferIgnoresConfChanges:  "transfer-ignores-conf-changes",
+	mutationSingleVoterReadShortcut:     "single-voter-read-shortcut",
+	mutationVoteBeforeDurable:           "vote-before-durable",
+	mutationTermCeiling:                 "term-ceiling",
+	mutationIgnoreLogRegression:         "ignore-log-regression",
+	mutationLeaseVoteFromLeader:         "lease-vote-from-leader",
+	mutationSnapshotOvertakesConfChange: "snapshot-overtakes-conf-change",
 }
 
 // String returns the mutation's name.

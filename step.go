@@ -581,6 +581,16 @@ func (r *raft) restore(s Snapshot) bool {
 		r.raftLog.commitTo(s.Metadata.Index)
 		return false
 	}
+	if r.hasUnappliedConfChanges() && !mutated(mutationSnapshotOvertakesConfChange) {
+		// The host may still apply those changes (it may hold them in a
+		// Ready already): restoring the snapshot's configuration first
+		// would have them applied on top of it. The leader sends the
+		// snapshot again once this node answers.
+		r.logger.Info("deferred a snapshot until committed configuration changes are applied",
+			zap.Uint64("index", s.Metadata.Index), zap.Uint64("applied", r.raftLog.applied),
+			zap.Uint64("committed", r.raftLog.committed))
+		return false
+	}
 	r.raftLog.restore(s)
 	r.trk.applyConfState(s.Metadata.ConfState, r.raftLog.lastIndex()+1)
 	return true
