@@ -80,3 +80,24 @@ func singleVoterNeverLeadsOneTermTwice(t testing.TB) {
 	nw.tickAll()
 	assert.Equal(t, nw.appliedData(1), nw.appliedData(2))
 }
+
+// TestRestartPersistsTermTakenFromLog restarts a node whose last entry is of
+// a later term than its stored hard state (a crash between appending a
+// Ready's entries and writing its hard state). The node takes the entry's
+// term; its first Ready must make that term durable in the hard state, since
+// the node answers messages in that term: the entry alone may later be cut
+// away (a conflicting leader, a damaged tail) and the term must not regress.
+func TestRestartPersistsTermTakenFromLog(t *testing.T) {
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(Snapshot{Metadata: SnapshotMetadata{Index: 1, Term: 1,
+		ConfState: ConfState{Voters: []uint64{1, 2, 3}}}}))
+	require.NoError(t, s.Append([]Entry{{Index: 2, Term: 5}}))
+	require.NoError(t, s.SetHardState(HardState{Term: 4, Vote: 2, Commit: 1}))
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), rn.raft.Term)
+	require.True(t, rn.HasReady())
+	rd := rn.Ready()
+	assert.Equal(t, HardState{Term: 5, Vote: None, Commit: 1}, rd.HardState)
+	assert.True(t, rd.MustSync)
+}

@@ -76,6 +76,9 @@ func TestFixesAreNeeded(t *testing.T) {
 		{"lease-vote-from-leader", map[string]func(testing.TB){
 			"late heartbeats of the deposed leader": leaseDoesNotRefuseItsOwnLeadersVote,
 		}},
+		{"snapshot-overtakes-conf-change", map[string]func(testing.TB){
+			"pipelined apply behind a snapshot": snapshotWaitsForUnappliedConfChange,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,

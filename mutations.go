@@ -33,6 +33,9 @@ const (
 	// mutationLeaseVoteFromLeader refuses a vote request within the leader
 	// lease even when it comes from the leader the lease belongs to.
 	mutationLeaseVoteFromLeader
+	// mutationSnapshotOvertakesConfChange restores a snapshot while
+	// configuration changes handed out for applying are still unapplied.
+	mutationSnapshotOvertakesConfChange
 	// mutationLeaseMissedTicks has a Node tick once per wake-up of its
 	// ticker and count no time missed against the leader lease, so that a
 	// leader paused for longer than its lease still serves lease reads on
@@ -44,15 +47,16 @@ const (
 
 // mutationNames are the names SetMutationsForTesting takes.
 var mutationNames = [numMutations]string{
-	mutationStalledWindow:              "stalled-window",
-	mutationReapplySnapshotConf:        "reapply-snapshot-conf",
-	mutationTransferIgnoresConfChanges: "transfer-ignores-conf-changes",
-	mutationSingleVoterReadShortcut:    "single-voter-read-shortcut",
-	mutationVoteBeforeDurable:          "vote-before-durable",
-	mutationTermCeiling:                "term-ceiling",
-	mutationIgnoreLogRegression:        "ignore-log-regression",
-	mutationLeaseVoteFromLeader:        "lease-vote-from-leader",
-	mutationLeaseMissedTicks:           "lease-missed-ticks",
+	mutationStalledWindow:               "stalled-window",
+	mutationReapplySnapshotConf:         "reapply-snapshot-conf",
+	mutationTransferIgnoresConfChanges:  "transfer-ignores-conf-changes",
+	mutationSingleVoterReadShortcut:     "single-voter-read-shortcut",
+	mutationVoteBeforeDurable:           "vote-before-durable",
+	mutationTermCeiling:                 "term-ceiling",
+	mutationIgnoreLogRegression:         "ignore-log-regression",
+	mutationLeaseVoteFromLeader:         "lease-vote-from-leader",
+	mutationSnapshotOvertakesConfChange: "snapshot-overtakes-conf-change",
+	mutationLeaseMissedTicks:            "lease-missed-ticks",
 }
 
 // String returns the mutation's name.

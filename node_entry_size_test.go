@@ -3,84 +3,23 @@ package raft_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/keelraft/raft"
-	"github.com/keelraft/raft/tcptransport"
 )
-
-// startTCPNodes starts Nodes 1..n with default limits over tcptransport
-// with its default frame limit, and returns them with their state
-// machines once they agree on a leader.
-func startTCPNodes(t *testing.T, n int) (map[uint64]*raft.Node, map[uint64]*nodeTestSM, uint64) {
-	t.Helper()
-	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, before) })
-	var ids []uint64
-	lns := map[uint64]net.Listener{}
-	addrs := map[uint64]string{}
-	for id := uint64(1); id <= uint64(n); id++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ids = append(ids, id)
-		lns[id], addrs[id] = ln, ln.Addr().String()
-	}
-	nodes := map[uint64]*raft.Node{}
-	sms := map[uint64]*nodeTestSM{}
-	for _, id := range ids {
-		sms[id] = &nodeTestSM{}
-		node, err := raft.NewNode(raft.NodeConfig{
-			Raft:         raft.Config{ID: id, ElectionTick: 100, HeartbeatTick: 5},
-			Storage:      raft.NewMemoryStorage(),
-			StateMachine: sms[id],
-			// A one-second election timeout: moving the largest entry
-			// (encoding, copying, decoding it on a loaded machine) must
-			// not look like a dead leader.
-			TickInterval: 10 * time.Millisecond,
-		})
-		require.NoError(t, err)
-		peers := map[uint64]string{}
-		for _, p := range ids {
-			if p != id {
-				peers[p] = addrs[p]
-			}
-		}
-		tr, err := tcptransport.New(tcptransport.Config{ID: id, ClusterID: 7, Listener: lns[id], Peers: peers, Handler: node,
-			PeerSecret: []byte("node entry size test secret")})
-		require.NoError(t, err)
-		node.SetTransport(tr)
-		t.Cleanup(func() {
-			node.Stop()
-			assert.NoError(t, tr.Close())
-		})
-		require.NoError(t, node.Start(ids))
-		nodes[id] = node
-	}
-	var lead uint64
-	nodeWaitFor(t, "a leader", func() bool {
-		l1, _ := nodes[1].LeaderID()
-		for _, id := range ids {
-			if l, _ := nodes[id].LeaderID(); l == raft.None || l != l1 {
-				return false
-			}
-		}
-		lead = l1
-		return true
-	})
-	return nodes, sms, lead
-}
 
 // A 20 MiB proposal, which no default-sized frame can carry, is refused
 // with ErrProposalTooLarge and appends nothing; replication goes on, and
 // an entry of exactly the default limit reaches every node over TCP.
 func TestNodeRefusesAnEntryTheTransportCannotCarry(t *testing.T) {
-	nodes, sms, lead := startTCPNodes(t, 3)
+	// A one-second election timeout: moving the largest entry (encoding,
+	// copying, decoding it on a loaded machine) must not look like a dead
+	// leader.
+	nodes, sms, lead := startTCPNodes(t, 3, raft.Config{ElectionTick: 100, HeartbeatTick: 5}, 10*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := nodes[lead].Propose(ctx, []byte("first"))

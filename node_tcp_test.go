@@ -14,17 +14,21 @@ import (
 	"github.com/keelraft/raft/tcptransport"
 )
 
-// TestNodeOnTCPTransport runs three Nodes over tcptransport on loopback:
-// elect, propose on the leader, read on every node.
-func TestNodeOnTCPTransport(t *testing.T) {
+// startTCPNodes starts Nodes 1..n over tcptransport on loopback (default
+// frame limit, peers authenticated by a shared secret), with the election
+// and heartbeat ticks of timing, and returns them with their state machines
+// once they agree on a leader. The test checks for leaked goroutines.
+func startTCPNodes(t *testing.T, n int, timing raft.Config, tick time.Duration) (map[uint64]*raft.Node, map[uint64]*nodeTestSM, uint64) {
+	t.Helper()
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
-	ids := []uint64{1, 2, 3}
+	var ids []uint64
 	lns := map[uint64]net.Listener{}
 	addrs := map[uint64]string{}
-	for _, id := range ids {
+	for id := uint64(1); id <= uint64(n); id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
+		ids = append(ids, id)
 		lns[id], addrs[id] = ln, ln.Addr().String()
 	}
 	nodes := map[uint64]*raft.Node{}
@@ -32,10 +36,10 @@ func TestNodeOnTCPTransport(t *testing.T) {
 	for _, id := range ids {
 		sms[id] = &nodeTestSM{}
 		node, err := raft.NewNode(raft.NodeConfig{
-			Raft:         raft.Config{ID: id, ElectionTick: 10, HeartbeatTick: 1},
+			Raft:         raft.Config{ID: id, ElectionTick: timing.ElectionTick, HeartbeatTick: timing.HeartbeatTick},
 			Storage:      raft.NewMemoryStorage(),
 			StateMachine: sms[id],
-			TickInterval: 5 * time.Millisecond,
+			TickInterval: tick,
 		})
 		require.NoError(t, err)
 		peers := map[uint64]string{}
@@ -55,7 +59,6 @@ func TestNodeOnTCPTransport(t *testing.T) {
 		require.NoError(t, node.Start(ids))
 		nodes[id] = node
 	}
-	ctx := nodeCtx(t)
 	var lead uint64
 	nodeWaitFor(t, "a leader", func() bool {
 		l1, _ := nodes[1].LeaderID()
@@ -67,11 +70,19 @@ func TestNodeOnTCPTransport(t *testing.T) {
 		lead = l1
 		return true
 	})
+	return nodes, sms, lead
+}
+
+// TestNodeOnTCPTransport runs three Nodes over tcptransport on loopback:
+// elect, propose on the leader, read on every node.
+func TestNodeOnTCPTransport(t *testing.T) {
+	nodes, sms, lead := startTCPNodes(t, 3, raft.Config{ElectionTick: 10, HeartbeatTick: 1}, 5*time.Millisecond)
+	ctx := nodeCtx(t)
 	for i := range 20 {
 		_, err := nodes[lead].Propose(ctx, []byte(fmt.Sprintf("v%d", i)))
 		require.NoError(t, err)
 	}
-	for _, id := range ids {
+	for id := range nodes {
 		require.NoError(t, nodes[id].Read(ctx))
 		assert.Len(t, sms[id].snapshot(), 20, "node %d", id)
 	}

@@ -69,6 +69,11 @@ type raft struct {
 	// only once durable locally.
 	pipelined bool
 
+	// storedHardState is the hard state the storage held at startup. The
+	// node's own differs when it took a later term from its log; the first
+	// Ready then makes that term durable.
+	storedHardState HardState
+
 	// restartLease, with lease-based reads, makes a node that restarted
 	// ignore vote requests for its first election timeout, as if it had
 	// just heard from a leader: before the crash it may have acknowledged
@@ -154,6 +159,7 @@ func newRaft(c Config) (*raft, error) {
 
 // loadState restores the durable hard state, checking it against the log.
 func (r *raft) loadState(hs HardState) error {
+	r.storedHardState = hs
 	if hs.IsEmpty() {
 		return nil
 	}

@@ -103,7 +103,7 @@ func NewRawNode(c Config) (*RawNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RawNode{raft: r, prevSoftSt: r.softState(), prevHardSt: r.hardState()}, nil
+	return &RawNode{raft: r, prevSoftSt: r.softState(), prevHardSt: r.storedHardState}, nil
 }
 
 // Bootstrap initialises a new cluster's first configuration with the given

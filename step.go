@@ -88,6 +88,13 @@ func (r *raft) stepHigherTerm(m Message) bool {
 	case m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap:
 		// Only a leader sends these, so m.From leads m.Term.
 		r.becomeFollower(m.Term, m.From)
+	case m.Type == MsgVote:
+		// Only a granted vote restarts the election timer
+		// (handleVoteRequest). A node that refuses candidates whose logs
+		// are behind its own must still time out and campaign itself.
+		elapsed := r.electionElapsed
+		r.becomeFollower(m.Term, None)
+		r.electionElapsed = elapsed
 	default:
 		r.becomeFollower(m.Term, None)
 	}
@@ -572,6 +579,16 @@ func (r *raft) restore(s Snapshot) bool {
 	}
 	if r.raftLog.matchTerm(s.Metadata.Index, s.Metadata.Term) {
 		r.raftLog.commitTo(s.Metadata.Index)
+		return false
+	}
+	if r.hasUnappliedConfChanges() && !mutated(mutationSnapshotOvertakesConfChange) {
+		// The host may still apply those changes (it may hold them in a
+		// Ready already): restoring the snapshot's configuration first
+		// would have them applied on top of it. The leader sends the
+		// snapshot again once this node answers.
+		r.logger.Info("deferred a snapshot until committed configuration changes are applied",
+			zap.Uint64("index", s.Metadata.Index), zap.Uint64("applied", r.raftLog.applied),
+			zap.Uint64("committed", r.raftLog.committed))
 		return false
 	}
 	r.raftLog.restore(s)
