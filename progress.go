@@ -65,8 +65,9 @@ type Progress struct {
 	// leader's.
 	peerCommit uint64
 
-	// lastAppendTick is the leader's tick count when the newest append to
-	// the peer that carried entries was sent.
+	// lastAppendTick is the leader's tick count on the lease's clock (the
+	// clock heartbeats are stamped with) when the newest append to the
+	// peer that carried entries was sent.
 	lastAppendTick uint64
 
 	// sentCommit is the highest commit index sent to the peer this term.

@@ -245,7 +245,7 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 		Entries: ents,
 		Commit:  r.raftLog.committed,
 	})
-	pr.sentEntries(prevIndex+uint64(len(ents)), entriesSize(ents), len(ents), r.trk.now)
+	pr.sentEntries(prevIndex+uint64(len(ents)), entriesSize(ents), len(ents), r.trk.leaseNow())
 	pr.sentCommitIndex(r.raftLog.committed)
 	return true
 }
