@@ -41,6 +41,9 @@ const (
 	// leader paused for longer than its lease still serves lease reads on
 	// waking.
 	mutationLeaseMissedTicks
+	// mutationNoCaretaker never lets a node that is not a voter campaign
+	// as a caretaker.
+	mutationNoCaretaker
 
 	numMutations
 )
@@ -57,6 +60,7 @@ var mutationNames = [numMutations]string{
 	mutationLeaseVoteFromLeader:         "lease-vote-from-leader",
 	mutationSnapshotOvertakesConfChange: "snapshot-overtakes-conf-change",
 	mutationLeaseMissedTicks:            "lease-missed-ticks",
+	mutationNoCaretaker:                 "no-caretaker",
 }
 
 // String returns the mutation's name.

@@ -34,6 +34,13 @@ type raft struct {
 	// then the rest may still need this leader to learn of the change.
 	stepDownIndex uint64
 
+	// caretakeAsked reports that this node, not a voter of its
+	// configuration, refused a vote request from a voter of it that still
+	// counts this node as a voter (it has not applied the change that
+	// removed or demoted this node) and whose log is behind this node's:
+	// that voter may need this node to lead (see mayCaretake).
+	caretakeAsked bool
+
 	// pendingConfIndex is the index of the latest configuration change a
 	// leader appended (or a bound on it); no other may be proposed until it
 	// is applied.
@@ -192,6 +199,26 @@ func (r *raft) promotable() bool {
 	pr := r.trk.progress[r.id]
 	return pr != nil && !pr.IsLearner && !r.raftLog.hasNextOrInProgressSnapshot()
 }
+
+// mayCaretake reports whether this node, though not a voter, may campaign
+// as a caretaker. It campaigns only when circumstance asks it to: it refused
+// a vote request from a voter that has not yet applied the change that
+// removed or demoted this node (so counts votes in an older configuration,
+// in which this node's vote is needed) and whose log is behind this node's.
+// Without a caretaker, nobody could then be elected: the voter cannot win,
+// and this node would not campaign. The configuration this node applied is
+// committed, and it counts votes in that configuration only, without its
+// own: an election exactly as safe as one by a voter that applied it. It
+// pre-campaigns first. A caretaker that wins leads only to bring the voters
+// up to date and then hands off, as a leader that removed itself does.
+func (r *raft) mayCaretake() bool {
+	return r.caretakeAsked && r.preVote && !r.trk.isVoter(r.id) &&
+		!r.raftLog.hasNextOrInProgressSnapshot() && len(r.trk.voterIDs()) > 0 && !mutated(mutationNoCaretaker)
+}
+
+// mayCampaign reports whether this node may start an election: it is a
+// voter, or it may act as a caretaker.
+func (r *raft) mayCampaign() bool { return r.promotable() || r.mayCaretake() }
 
 // send queues m, stamping the sender and, for messages that carry the
 // current term, the term. Responses that promise durable state (a vote, an
@@ -370,6 +397,9 @@ func (r *raft) becomeFollower(term, lead uint64) {
 	r.reset(term)
 	r.tick = r.tickElection
 	r.lead = lead
+	if lead != None {
+		r.caretakeAsked = false
+	}
 	r.state = StateFollower
 	r.logger.Info("became follower", zap.Uint64("term", r.Term), zap.Uint64("leader", lead))
 }
@@ -409,7 +439,9 @@ func (r *raft) becomeLeader() {
 	r.lead = r.id
 	r.state = StateLeader
 	// The leader's own progress advances as its writes become durable.
-	r.trk.progress[r.id].becomeReplicate()
+	if pr := r.trk.progress[r.id]; pr != nil {
+		pr.becomeReplicate()
+	}
 	// Configuration changes in the inherited log may not be applied yet:
 	// allow no new one before all of them are.
 	r.pendingConfIndex = r.raftLog.lastIndex()
@@ -419,6 +451,13 @@ func (r *raft) becomeLeader() {
 		panic("raft: the empty entry of a new leader was refused")
 	}
 	r.logger.Info("became leader", zap.Uint64("term", r.Term), zap.Uint64("last_index", r.raftLog.lastIndex()))
+	if !r.trk.isVoter(r.id) {
+		// A caretaker: hand off once a voter has caught up, as a leader
+		// that removed itself does.
+		r.stepDownIndex = max(r.raftLog.applied, 1)
+		r.logger.Info("leading as a caretaker (not a voter): handing off once a voter has caught up",
+			zap.Uint64("term", r.Term))
+	}
 }
 
 // tickElection is the tick of followers and candidates: campaign once the
@@ -428,7 +467,7 @@ func (r *raft) tickElection() {
 	if r.electionElapsed >= r.electionTimeout {
 		r.restartLease = false
 	}
-	if r.promotable() && r.pastElectionTimeout() {
+	if r.mayCampaign() && r.pastElectionTimeout() {
 		r.electionElapsed = 0
 		if err := r.Step(Message{From: r.id, Type: MsgHup}); err != nil {
 			r.logger.Debug("error occurred during election", zap.Error(err))
@@ -516,7 +555,7 @@ func (r *raft) hup() {
 		r.logger.Debug("ignoring MsgHup because already leader")
 		return
 	}
-	if !r.promotable() {
+	if !r.mayCampaign() {
 		r.logger.Warn("is unpromotable and can not campaign")
 		return
 	}
@@ -555,6 +594,10 @@ func (r *raft) campaignTransfer() { r.campaign(campaignTransfer) }
 // campaign asks every other voter for its vote: a pre-vote for the next term,
 // or a real vote after becoming a candidate.
 func (r *raft) campaign(t campaignType) {
+	if !r.promotable() {
+		r.logger.Info("campaigning as a caretaker: a voter whose log is behind this node's needs a leader",
+			zap.Uint64("term", r.Term))
+	}
 	voteMsg, term := MsgVote, r.Term+1
 	if t == campaignPreElection {
 		r.becomePreCandidate()

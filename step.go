@@ -146,6 +146,9 @@ func (r *raft) handleVoteRequest(m Message) {
 		}
 		return
 	}
+	if !r.trk.isVoter(r.id) && r.trk.isVoter(m.From) && !r.raftLog.isUpToDate(m.Index, m.LogTerm) {
+		r.caretakeAsked = true
+	}
 	r.logger.Info("rejected vote", zap.Stringer("type", m.Type), zap.Uint64("to", m.From), zap.Uint64("term", r.Term),
 		zap.Uint64("vote", r.Vote), zap.Uint64("candidate_last_index", m.Index),
 		zap.Uint64("candidate_last_term", m.LogTerm), zap.Uint64("last_index", r.raftLog.lastIndex()),
@@ -432,9 +435,10 @@ func (r *raft) actOnVoteResult(res voteResult) {
 	preCandidate := r.state == StatePreCandidate
 	switch res {
 	case voteWon:
-		if !r.promotable() {
+		if !r.mayCampaign() {
 			// A configuration change applied since the campaign began
-			// removed or demoted this node: it may not lead.
+			// removed or demoted this node, and it may not act as a
+			// caretaker either: it may not lead.
 			r.logger.Warn("won an election but is no longer a voter: not taking office", zap.Uint64("term", r.Term))
 			r.becomeFollower(r.Term, None)
 			return

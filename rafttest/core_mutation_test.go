@@ -147,3 +147,20 @@ func TestCoreMutationCatchRate(t *testing.T) {
 		t.Logf("%s: first caught at seed %d; caught %v of %d seeds", m.name, first, caught, *flagSeeds)
 	}
 }
+
+// TestCaretakerIsNeeded switches off caretaker campaigns and checks that the
+// cluster then stays leaderless in the runs that need one.
+func TestCaretakerIsNeeded(t *testing.T) {
+	restore := raft.SetMutationsForTesting("no-caretaker")
+	defer restore()
+	stuck := 0
+	for _, rs := range removedVoterSeeds {
+		if res := runRegressionSeed(rs); res.Failed() {
+			stuck++
+			t.Logf("%s/%d seed %d without caretakers: %s", rs.mode, rs.nodes, rs.seed, res.Violations[0])
+		}
+	}
+	if stuck == 0 {
+		t.Fatal("every run elected a leader without caretakers: the runs no longer exercise the case")
+	}
+}
