@@ -492,11 +492,12 @@ func (s *sim) heal() {
 	et := float64(s.cfg.ElectionTick)
 	// A leader within three election timeouts of the slowest member, plus
 	// a pre-vote and a vote round trip. In a configuration with a half of
-	// two voters, every quorum takes both of them, and if they time out
-	// within a round trip of each other both lose and start their next
-	// timeouts together: randomized timeouts end such a series, but with
-	// the simulator's round trips of up to a third of an election timeout
-	// it may take several rounds, so such a configuration gets ten.
+	// at most two voters (and two voters or more in all), a quorum takes
+	// every voter of that half, and if two candidates time out within a
+	// round trip of each other both lose and start their next timeouts
+	// together: randomized timeouts end such a series, but with the
+	// simulator's round trips of up to a third of an election timeout it
+	// may take several rounds, so such a configuration gets ten.
 	timeouts := 3.0
 	if s.unanimousConfig() {
 		timeouts = 10
@@ -601,8 +602,8 @@ func (s *sim) catchUpCheck(minRate float64) func() bool {
 const math64 = int64(^uint64(0) >> 1)
 
 // unanimousConfig reports whether the configuration of the node that applied
-// the most entries has a half (incoming or outgoing) of exactly two voters,
-// both of whose votes every election needs.
+// the most entries has two voters or more, and a half (incoming or outgoing)
+// of at most two, every vote of which every election needs.
 func (s *sim) unanimousConfig() bool {
 	var best *simNode
 	for _, id := range s.ids {
@@ -613,5 +614,11 @@ func (s *sim) unanimousConfig() bool {
 	if best == nil {
 		return false
 	}
-	return len(best.conf.Voters) == 2 || len(best.conf.VotersOutgoing) == 2
+	cs := best.conf
+	voters := map[uint64]bool{}
+	for _, id := range append(slices.Clone(cs.Voters), cs.VotersOutgoing...) {
+		voters[id] = true
+	}
+	smallHalf := len(cs.Voters) <= 2 || (len(cs.VotersOutgoing) > 0 && len(cs.VotersOutgoing) <= 2)
+	return len(voters) > 1 && smallHalf
 }
