@@ -79,6 +79,9 @@ func TestFixesAreNeeded(t *testing.T) {
 		{"snapshot-overtakes-conf-change", map[string]func(testing.TB){
 			"pipelined apply behind a snapshot": snapshotWaitsForUnappliedConfChange,
 		}},
+		{"no-caretaker", map[string]func(testing.TB){
+			"removed node with the longer log": removedNodeWithLongerLogCampaignsAsCaretaker,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,
