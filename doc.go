@@ -99,6 +99,19 @@ re-applied). A follower that comes back with fewer entries than it had
 acknowledged (a damaged tail cut off, an old backup) is noticed by the leader,
 which logs it once and sends it what it lacks.
 
+# Membership
+
+A configuration change takes effect on each node when its host applies the
+entry with ApplyConfChange. A node campaigns only once every committed change
+is applied, and defers a snapshot from the leader while committed changes
+wait to be applied. A node that a change removed or demoted stays quiet,
+with one exception: when a voter that has not yet applied that change asks
+for its vote and has a shorter log, nobody else could be elected, and the
+removed node campaigns as a caretaker. It counts votes in the configuration
+it applied, leads only to bring the voters up to date, takes no proposal,
+and hands leadership to a caught-up voter, as a leader that removed itself
+does.
+
 # Proposals
 
 Propose appends data on a leader, and forwards it from a follower unless
