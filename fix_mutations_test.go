@@ -31,8 +31,10 @@ func (f *failRecorder) Fatal(args ...any)         { f.Error(args...); panic(errF
 func (f *failRecorder) Fatalf(s string, a ...any) { f.Errorf(s, a...); panic(errFailNow) }
 func (f *failRecorder) Failed() bool              { return len(f.failures) > 0 }
 
-// runRecorded runs scenario and returns what failed in it, a panic included.
-func runRecorded(t *testing.T, scenario func(testing.TB)) (failures []string) {
+// RunScenarioRecorded runs scenario and returns what failed in it, a panic
+// included, without failing t. Fatal failures must come from the scenario's
+// own goroutine. Exported for the package's external tests (Node).
+func RunScenarioRecorded(t *testing.T, scenario func(testing.TB)) (failures []string) {
 	rec := &failRecorder{TB: t}
 	func() {
 		defer func() {
@@ -90,16 +92,16 @@ func TestFixesAreNeeded(t *testing.T) {
 	for _, tt := range tests {
 		for name, scenario := range tt.scenarios {
 			t.Run(tt.mutation+"/"+name, func(t *testing.T) {
-				if f := runRecorded(t, scenario); len(f) > 0 {
+				if f := RunScenarioRecorded(t, scenario); len(f) > 0 {
 					t.Fatalf("fails with the fix on: %v", f)
 				}
 				restore := SetMutationsForTesting(tt.mutation)
-				f := runRecorded(t, scenario)
+				f := RunScenarioRecorded(t, scenario)
 				restore()
 				if len(f) == 0 {
 					t.Fatalf("passes with %s switched off: it cannot catch the bug", tt.mutation)
 				}
-				t.Logf("with %s switched off: %s", tt.mutation, summarize(f[0]))
+				t.Logf("with %s switched off: %s", tt.mutation, FailureSummary(f[0]))
 			})
 		}
 	}
@@ -111,8 +113,9 @@ func script(name string) func(testing.TB) {
 	return func(t testing.TB) { scenRunFile(t, filepath.Join("testdata", name+".txt")) }
 }
 
-// summarize returns the line of a testify failure that says what failed.
-func summarize(failure string) string {
+// FailureSummary returns the line of a testify failure that says what
+// failed: its Messages or Error line, else its first line.
+func FailureSummary(failure string) string {
 	lines := strings.Split(failure, "\n")
 	for _, key := range []string{"Messages:", "Error:"} {
 		for _, l := range lines {
