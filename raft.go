@@ -559,13 +559,7 @@ func (r *raft) hup() {
 		r.logger.Warn("is unpromotable and can not campaign")
 		return
 	}
-	if r.Term >= maxCampaignTerm {
-		r.logger.Error("cannot campaign: the term space is exhausted", zap.Uint64("term", r.Term))
-		return
-	}
-	if r.hasUnappliedConfChanges() {
-		r.logger.Warn("cannot campaign: committed configuration changes are not yet applied",
-			zap.Uint64("applied", r.raftLog.applied), zap.Uint64("committed", r.raftLog.committed))
+	if !r.electionAllowed("cannot campaign") {
 		return
 	}
 	if r.preVote {
@@ -573,6 +567,24 @@ func (r *raft) hup() {
 	} else {
 		r.campaign(campaignElection)
 	}
+}
+
+// electionAllowed applies the rules every election obeys, ordinary or at a
+// leader's request, and logs the one that forbids it, after what. A node may
+// not campaign with committed configuration changes unapplied (the
+// configuration the votes would be counted in is about to change, and may
+// not even count this node as a voter), nor at the end of the term space.
+func (r *raft) electionAllowed(what string) bool {
+	if r.Term >= maxCampaignTerm {
+		r.logger.Error(what+": the term space is exhausted", zap.Uint64("term", r.Term))
+		return false
+	}
+	if r.hasUnappliedConfChanges() {
+		r.logger.Warn(what+": committed configuration changes are not yet applied",
+			zap.Uint64("applied", r.raftLog.applied), zap.Uint64("committed", r.raftLog.committed))
+		return false
+	}
+	return true
 }
 
 // campaignType says which kind of election a node starts.

@@ -97,16 +97,7 @@ func (r *raft) handleTimeoutNow(m Message) {
 		r.logger.Warn("ignored timeout-now: this node cannot campaign")
 		return
 	}
-	if r.Term >= maxCampaignTerm {
-		r.logger.Error("ignored timeout-now: the term space is exhausted", zap.Uint64("term", r.Term))
-		return
-	}
-	if r.hasUnappliedConfChanges() && !mutated(mutationTransferIgnoresConfChanges) {
-		// The same rule as any election: the configuration the votes
-		// would be counted in is about to change, and may not even count
-		// this node as a voter.
-		r.logger.Warn("ignored timeout-now: committed configuration changes are not yet applied",
-			zap.Uint64("applied", r.raftLog.applied), zap.Uint64("committed", r.raftLog.committed))
+	if !mutated(mutationTransferIgnoresConfChanges) && !r.electionAllowed("ignored timeout-now") {
 		return
 	}
 	r.logger.Info("campaigning at the leader's request (leadership transfer)", zap.Uint64("term", r.Term))
