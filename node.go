@@ -183,6 +183,9 @@ type Node struct {
 	err       error         // the error calls return once halted
 	stopc     chan struct{} // closed by halt
 	donec     chan struct{} // closed once every goroutine returned
+	// loopDonec is closed once the loop has returned: a request queued on
+	// reqc is never run after that.
+	loopDonec chan struct{}
 }
 
 type nodeReport struct {
@@ -242,6 +245,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		notifier:   newNodeNotifier(cfg.OnLeaderChange, cfg.OnConfChange),
 		stopc:      make(chan struct{}),
 		donec:      make(chan struct{}),
+		loopDonec:  make(chan struct{}),
 	}
 	n.props.init()
 	n.reads.init()
@@ -386,16 +390,20 @@ func (n *Node) do(ctx context.Context, f func()) error {
 	case <-n.stopc:
 		return n.stopErr()
 	}
+	// Wait for the loop to run f, or to return without running it. Not
+	// only for donec: the applier, which calls do, is one of the
+	// goroutines donec waits for.
 	select {
 	case <-done:
 		return nil
+	case <-n.loopDonec:
 	case <-n.donec:
-		select {
-		case <-done:
-			return nil
-		default:
-			return n.stopErr()
-		}
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+		return n.stopErr()
 	}
 }
 

@@ -205,6 +205,7 @@ func (n *Node) onRoleChange(soft SoftState, term uint64) {
 // finish runs when the loop returns: it waits for the other goroutines and
 // fails what still waits.
 func (n *Node) finish() {
+	close(n.loopDonec)
 	n.wg.Wait()
 	err := n.stopErr()
 	n.props.failAll(err)
