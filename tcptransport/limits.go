@@ -143,7 +143,7 @@ func (t *Transport) admit(conn net.Conn) (ok, full bool) {
 // peer is gone or the transport closing (HandshakeUnknownPeer), or when a
 // snapshot from that peer is already streaming (HandshakeBusy). An older
 // message or heartbeat stream of the peer is closed: the new one replaces
-// it.
+// it. The peer's outbound streams stop waiting to redial it.
 func (t *Transport) promote(conn net.Conn, peer uint64, stream raft.StreamKind) raft.HandshakeReason {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -160,6 +160,7 @@ func (t *Transport) promote(conn net.Conn, peer uint64, stream raft.StreamKind) 
 	}
 	ic.peer, ic.stream = peer, stream
 	t.streams[streamKey{peer, stream}] = conn
+	t.peers[peer].wake()
 	return raft.HandshakeOK
 }
 

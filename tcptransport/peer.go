@@ -35,9 +35,18 @@ type peer struct {
 func newPeer(t *Transport, id uint64, addr string) *peer {
 	p := &peer{t: t, id: id, addr: addr, stopc: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.messages = &lane{p: p, kind: raft.StreamMessages, queue: make(chan raft.Message, t.cfg.QueueSize)}
-	p.heartbeats = &lane{p: p, kind: raft.StreamHeartbeats, queue: make(chan raft.Message, t.cfg.HeartbeatQueueSize)}
+	p.messages = &lane{p: p, kind: raft.StreamMessages, queue: make(chan raft.Message, t.cfg.QueueSize), wakec: make(chan struct{}, 1)}
+	p.heartbeats = &lane{p: p, kind: raft.StreamHeartbeats, queue: make(chan raft.Message, t.cfg.HeartbeatQueueSize), wakec: make(chan struct{}, 1)}
 	return p
+}
+
+// wake ends any redial backoff of the peer's streams: it has just
+// authenticated a connection to us, so it is up again. Without this a
+// restarted peer would stay unreachable from here for up to MaxBackoff
+// (plus jitter), long enough for it to start elections it cannot win.
+func (p *peer) wake() {
+	p.messages.wake()
+	p.heartbeats.wake()
 }
 
 // start starts the streams' writer goroutines. The caller holds t.mu.
@@ -77,6 +86,9 @@ type lane struct {
 	// broken connection until the next successful dial. Send drops at once
 	// meanwhile.
 	down atomic.Bool
+	// wakec (capacity 1) cuts a redial backoff short: the peer has just
+	// dialled us, so it is evidently back.
+	wakec chan struct{}
 
 	mu   sync.Mutex
 	conn net.Conn // the current connection, closed by stop
@@ -115,6 +127,42 @@ func (l *lane) closeConn() {
 	}
 }
 
+func (l *lane) wake() {
+	select {
+	case l.wakec <- struct{}{}:
+	default:
+	}
+}
+
+// pause waits out a redial backoff of d. It reports whether to go on
+// (false: the peer or the transport stopped) and whether the peer woke the
+// lane early.
+func (l *lane) pause(d time.Duration) (goOn, woken bool) {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true, false
+	case <-l.wakec:
+		return true, true
+	case <-l.p.stopc:
+	case <-l.p.t.done:
+	}
+	return false, false
+}
+
+// backoff waits before the next dial, and returns the wait to use after
+// that one: doubled up to MaxBackoff, or back to MinBackoff if the peer woke
+// the lane.
+func (l *lane) backoff(d time.Duration) (next time.Duration, goOn bool) {
+	cfg := &l.p.t.cfg
+	goOn, woken := l.pause(jitter(d))
+	if woken {
+		return cfg.MinBackoff, goOn
+	}
+	return min(2*d, cfg.MaxBackoff), goOn
+}
+
 // setDown marks the peer down and drops (and reports) what is queued.
 func (l *lane) setDown() {
 	l.down.Store(true)
@@ -150,11 +198,15 @@ func (l *lane) run() {
 				log.Info("tcptransport: peer unreachable", zap.String("addr", l.p.addr), zap.Error(err))
 			}
 			l.setDown()
-			if !t.wait(jitter(backoff), l.p.stopc) {
+			var goOn bool
+			if backoff, goOn = l.backoff(backoff); !goOn {
 				return
 			}
-			backoff = min(2*backoff, t.cfg.MaxBackoff)
 			continue
+		}
+		select {
+		case <-l.wakec: // connected: an earlier wake-up is moot
+		default:
 		}
 		if l.down.Swap(false) {
 			log.Info("tcptransport: peer reachable again", zap.String("addr", l.p.addr))
@@ -174,10 +226,10 @@ func (l *lane) run() {
 		}
 		// A connection that breaks soon after it is made counts as a failed
 		// dial, so a peer that keeps dropping us is not redialled in a loop.
-		if !t.wait(jitter(backoff), l.p.stopc) {
+		var goOn bool
+		if backoff, goOn = l.backoff(backoff); !goOn {
 			return
 		}
-		backoff = min(2*backoff, t.cfg.MaxBackoff)
 	}
 }
 

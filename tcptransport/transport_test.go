@@ -115,6 +115,24 @@ func TestReconnectAfterPeerRestart(t *testing.T) {
 	waitLog(t, tc.nodes[1], "peer reachable again")
 }
 
+// TestRestartedPeerIsRedialledAtOnce checks that a peer which dials us cuts
+// our redial backoff short: node 1 waits a minute between dials, yet reaches
+// node 2 as soon as node 2 is back and has connected to node 1.
+func TestRestartedPeerIsRedialledAtOnce(t *testing.T) {
+	tc := newTestCluster(t, 2, func(id uint64, c *Config) {
+		if id == 1 {
+			c.MinBackoff, c.MaxBackoff = time.Minute, time.Minute
+		}
+	})
+	tc.sendUntilDelivered(1, testApp(1, 2, 1))
+	require.NoError(t, tc.nodes[2].tr.Close())
+	waitLog(t, tc.nodes[1], "lost connection to peer")
+
+	tc.start(2, nil, nil)
+	got := tc.sendUntilDelivered(1, testApp(1, 2, 2))
+	assert.Equal(t, uint64(2), got.Index)
+}
+
 func TestDownPeerDoesNotSlowOthers(t *testing.T) {
 	// Node 3's address accepts TCP connections but never answers (a hung
 	// process): dials to it time out in the handshake.

@@ -212,6 +212,9 @@ func TestE2ECluster(t *testing.T) {
 	t.Run("SIGTERM and restart keep the data", func(t *testing.T) {
 		c.stop(1)
 		c.start(1)
+		// A restarted node answers TRYAGAIN until it has heard from the
+		// leader again; a client would retry, this test waits instead.
+		c.waitLeader(1, 2, 3)
 		cl := dialRESP(t, c.nodes[1].resp)
 		assert.Equal(t, []byte("yes"), cl.must("GET", "from4"))
 		assert.Equal(t, []byte("3"), cl.must("GET", "counter"))
