@@ -57,6 +57,13 @@ type HardState struct {
 	Term   uint64 `msgpack:"t"`
 	Vote   uint64 `msgpack:"v"`
 	Commit uint64 `msgpack:"c"`
+	// Recovering marks a node whose storage lost state it had promised to
+	// keep (a damaged or truncated log, a wiped directory, a restored
+	// backup). Until a leader has brought it up to date, such a node
+	// neither votes nor campaigns, and the leader does not count it toward
+	// any quorum. A storage that detects its own damage sets it; the node
+	// clears it once it is repaired.
+	Recovering bool `msgpack:"r,omitempty"`
 }
 
 // IsEmpty reports whether hs is the zero HardState.
@@ -78,6 +85,11 @@ type ConfState struct {
 	// AutoLeave reports whether the leader leaves the joint configuration
 	// on its own once it is applied.
 	AutoLeave bool `msgpack:"a"`
+	// Incarnations maps members to the storage incarnation they were last
+	// known by (see Config.Incarnation). A member whose storage was
+	// replaced shows another incarnation, and is not counted as its old
+	// self. Members without an entry have not been recorded yet.
+	Incarnations map[uint64]uint64 `msgpack:"in,omitempty"`
 }
 
 // SnapshotMetadata says which log position a snapshot covers and which
@@ -237,6 +249,17 @@ type Message struct {
 	RejectHint uint64      `msgpack:"rh"`
 	Snapshot   *Snapshot   `msgpack:"s"`
 	Context    []byte      `msgpack:"x"`
+	// Incarnation is the sender's storage incarnation (Config.Incarnation),
+	// and ToIncarnation the one the sender knows the recipient by; zero
+	// when unknown.
+	Incarnation   uint64 `msgpack:"in,omitempty"`
+	ToIncarnation uint64 `msgpack:"ti,omitempty"`
+	// Recovering, on a follower's message, says that its storage lost
+	// state and it must not be counted toward a quorum yet (see
+	// HardState.Recovering). Repaired, on the leader's MsgApp or
+	// MsgHeartbeat, tells such a follower that it is up to date again.
+	Recovering bool `msgpack:"rc,omitempty"`
+	Repaired   bool `msgpack:"rp,omitempty"`
 }
 
 // StateType is a node's role.

@@ -49,5 +49,5 @@ func Example() {
 	fmt.Printf("hard state %+v, voters %v, last index %d, entry 3 %q\n", hs, cs.Voters, last, got[0].Data)
 	// Output:
 	// second open: true
-	// hard state {Term:2 Vote:1 Commit:3}, voters [1], last index 3, entry 3 "x=1"
+	// hard state {Term:2 Vote:1 Commit:3 Recovering:false}, voters [1], last index 3, entry 3 "x=1"
 }
