@@ -3,6 +3,7 @@ package raft
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -16,6 +17,11 @@ const (
 	ConfChangeAddLearnerNode
 	// ConfChangeRemoveNode removes a voter or learner.
 	ConfChangeRemoveNode
+	// ConfChangeRecordIncarnation records the storage incarnation of a
+	// member (ConfChangeSingle.Incarnation) without changing its role. A
+	// leader proposes it on its own once it hears a member's incarnation
+	// (see Config.Incarnation); hosts apply it like any other change.
+	ConfChangeRecordIncarnation
 )
 
 // String returns the change type's name.
@@ -27,6 +33,8 @@ func (t ConfChangeType) String() string {
 		return "AddLearnerNode"
 	case ConfChangeRemoveNode:
 		return "RemoveNode"
+	case ConfChangeRecordIncarnation:
+		return "RecordIncarnation"
 	}
 	return fmt.Sprintf("ConfChangeType(%d)", uint8(t))
 }
@@ -64,6 +72,10 @@ func (t ConfChangeTransition) String() string {
 type ConfChangeSingle struct {
 	Type   ConfChangeType
 	NodeID uint64
+	// Incarnation, when not zero, is the storage incarnation of the node
+	// (see ConfState.Incarnations): required by ConfChangeRecordIncarnation,
+	// optional with an addition, ignored with a removal.
+	Incarnation uint64
 }
 
 // ConfChange is a membership change: one or several node changes applied
@@ -89,25 +101,44 @@ func (cc ConfChange) String() string {
 		if i > 0 {
 			s += " "
 		}
-		s += fmt.Sprintf("%s(%d)", c.Type, c.NodeID)
+		if c.Incarnation != 0 {
+			s += fmt.Sprintf("%s(%d@%x)", c.Type, c.NodeID, c.Incarnation)
+		} else {
+			s += fmt.Sprintf("%s(%d)", c.Type, c.NodeID)
+		}
 	}
 	return s + "]"
 }
 
-// confChangeVersion is the first byte of an encoded ConfChange.
-const confChangeVersion = 1
+// confChangeVersion is the first byte of an encoded ConfChange;
+// confChangeVersionIncarnations, which adds each change's incarnation, is
+// written only when a change carries one, so that the encoding of every
+// other change stays as it was.
+const (
+	confChangeVersion             = 1
+	confChangeVersionIncarnations = 2
+)
 
 // maxConfChanges bounds the changes one encoded ConfChange may carry.
 const maxConfChanges = 1 << 12
 
 // Marshal encodes cc for an EntryConfChange entry's Data.
 func (cc ConfChange) Marshal() []byte {
+	version := byte(confChangeVersion)
+	for _, c := range cc.Changes {
+		if c.Incarnation != 0 {
+			version = confChangeVersionIncarnations
+		}
+	}
 	b := make([]byte, 0, 4+len(cc.Changes)*4+len(cc.Context))
-	b = append(b, confChangeVersion, byte(cc.Transition))
+	b = append(b, version, byte(cc.Transition))
 	b = binary.AppendUvarint(b, uint64(len(cc.Changes)))
 	for _, c := range cc.Changes {
 		b = append(b, byte(c.Type))
 		b = binary.AppendUvarint(b, c.NodeID)
+		if version == confChangeVersionIncarnations {
+			b = binary.AppendUvarint(b, c.Incarnation)
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(cc.Context)))
 	return append(b, cc.Context...)
@@ -120,9 +151,10 @@ func (cc *ConfChange) Unmarshal(data []byte) error {
 	bad := func(what string) error {
 		return fmt.Errorf("%w: cannot decode: %s", ErrInvalidConfChange, what)
 	}
-	if len(data) < 2 || data[0] != confChangeVersion {
+	if len(data) < 2 || (data[0] != confChangeVersion && data[0] != confChangeVersionIncarnations) {
 		return bad("missing or unknown version")
 	}
+	withIncarnations := data[0] == confChangeVersionIncarnations
 	out := ConfChange{Transition: ConfChangeTransition(data[1])}
 	if out.Transition > ConfChangeTransitionJointExplicit {
 		return bad(fmt.Sprintf("unknown transition %d", data[1]))
@@ -139,15 +171,22 @@ func (cc *ConfChange) Unmarshal(data []byte) error {
 			return bad("truncated change")
 		}
 		t := ConfChangeType(rest[0])
-		if t > ConfChangeRemoveNode {
+		if t > ConfChangeRecordIncarnation {
 			return bad(fmt.Sprintf("unknown change type %d", rest[0]))
 		}
 		id, k := binary.Uvarint(rest[1:])
 		if k <= 0 {
 			return bad("node ID")
 		}
-		out.Changes = append(out.Changes, ConfChangeSingle{Type: t, NodeID: id})
 		rest = rest[1+k:]
+		var inc uint64
+		if withIncarnations {
+			if inc, k = binary.Uvarint(rest); k <= 0 {
+				return bad("incarnation")
+			}
+			rest = rest[k:]
+		}
+		out.Changes = append(out.Changes, ConfChangeSingle{Type: t, NodeID: id, Incarnation: inc})
 	}
 	ctxLen, k := binary.Uvarint(rest)
 	if k <= 0 || ctxLen != uint64(len(rest)-k) {
@@ -205,12 +244,19 @@ func nextConfState(cs ConfState, cc ConfChange) (ConfState, error) {
 		for _, id := range cs.LearnersNext {
 			learners[id] = struct{}{}
 		}
-		return ConfState{Voters: slices.Clone(cs.Voters), Learners: learners.sorted()}, nil
+		return ConfState{Voters: slices.Clone(cs.Voters), Learners: learners.sorted(), Incarnations: maps.Clone(cs.Incarnations)}, nil
 	}
 	if joint {
 		return invalid("a joint configuration must be left before another change")
 	}
 	voters, learners := newNodeSet(cs.Voters), newNodeSet(cs.Learners)
+	incarnations := maps.Clone(cs.Incarnations)
+	setIncarnation := func(id, inc uint64) {
+		if incarnations == nil {
+			incarnations = map[uint64]uint64{}
+		}
+		incarnations[id] = inc
+	}
 	outgoing := newNodeSet(nil)
 	enterJoint := cc.Transition != ConfChangeTransitionAuto
 	if !enterJoint && countVoterChanges(cs, cc) > 1 {
@@ -223,6 +269,14 @@ func nextConfState(cs ConfState, cc ConfChange) (ConfState, error) {
 	for _, c := range cc.Changes {
 		if c.NodeID == None {
 			return invalid("node ID 0")
+		}
+		switch c.Type {
+		case ConfChangeAddNode, ConfChangeAddLearnerNode:
+			if c.Incarnation != 0 {
+				setIncarnation(c.NodeID, c.Incarnation)
+			}
+		case ConfChangeRemoveNode:
+			delete(incarnations, c.NodeID)
 		}
 		switch c.Type {
 		case ConfChangeAddNode:
@@ -242,6 +296,14 @@ func nextConfState(cs ConfState, cc ConfChange) (ConfState, error) {
 			delete(voters, c.NodeID)
 			delete(learners, c.NodeID)
 			delete(learnersNext, c.NodeID)
+		case ConfChangeRecordIncarnation:
+			if c.Incarnation == 0 {
+				return invalid("no incarnation to record for node %d", c.NodeID)
+			}
+			if !voters.has(c.NodeID) && !learners.has(c.NodeID) && !outgoing.has(c.NodeID) && !learnersNext.has(c.NodeID) {
+				return invalid("node %d is not a member", c.NodeID)
+			}
+			setIncarnation(c.NodeID, c.Incarnation)
 		default:
 			return invalid("unknown change type %d", uint8(c.Type))
 		}
@@ -249,7 +311,10 @@ func nextConfState(cs ConfState, cc ConfChange) (ConfState, error) {
 	if len(voters) == 0 {
 		return invalid("it would remove every voter")
 	}
-	next := ConfState{Voters: voters.sorted(), Learners: learners.sorted()}
+	if len(incarnations) == 0 {
+		incarnations = nil
+	}
+	next := ConfState{Voters: voters.sorted(), Learners: learners.sorted(), Incarnations: incarnations}
 	if enterJoint {
 		next.VotersOutgoing = outgoing.sorted()
 		next.LearnersNext = learnersNext.sorted()
@@ -263,9 +328,11 @@ func countVoterChanges(cs ConfState, cc ConfChange) int {
 	before := newNodeSet(cs.Voters)
 	after := newNodeSet(cs.Voters)
 	for _, c := range cc.Changes {
-		if c.Type == ConfChangeAddNode {
+		switch c.Type {
+		case ConfChangeAddNode:
 			after[c.NodeID] = struct{}{}
-		} else {
+		case ConfChangeRecordIncarnation:
+		default:
 			delete(after, c.NodeID)
 		}
 	}

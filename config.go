@@ -48,6 +48,16 @@ type Config struct {
 	// empty (then call Bootstrap) or holds what a previous run persisted.
 	Storage Storage
 
+	// Incarnation identifies the storage's contents: a random number drawn
+	// when the storage was first initialised and kept with it (package
+	// wal's Identity), so that a node whose data was wiped or replaced
+	// comes back under another one. Every message carries it; the cluster
+	// records each member's in its configuration, refuses votes and
+	// acknowledgements from a member that shows another one unless it is
+	// recovering, and tells such a member, which then recovers on its own
+	// (see HardState.Recovering). Zero turns the check off for this node.
+	Incarnation uint64
+
 	// Applied is the index the host's state machine has already applied
 	// when the node restarts; entries up to it are not handed out again,
 	// and the configuration changes among them take effect at start.

@@ -305,31 +305,13 @@ func TestNewRawNodeInconsistentStorage(t *testing.T) {
 		wantText string
 	}{
 		{
-			name: "commit beyond the last index",
-			storage: func(t *testing.T) Storage {
-				ms := unitStorage(t, 1, 1, unitEnts(2, 1, 1))
-				require.NoError(t, ms.SetHardState(HardState{Term: 1, Commit: 5}))
-				return ms
-			},
-			wantText: "stored commit index 5 is out of range [1, 3]",
-		},
-		{
-			name: "commit beyond an empty log",
-			storage: func(t *testing.T) Storage {
-				ms := NewMemoryStorage()
-				require.NoError(t, ms.SetHardState(HardState{Term: 2, Vote: 1, Commit: 1}))
-				return ms
-			},
-			wantText: "stored commit index 1 is out of range [0, 0]",
-		},
-		{
 			name: "commit below the snapshot",
 			storage: func(t *testing.T) Storage {
 				ms := unitStorage(t, 5, 2, nil)
 				require.NoError(t, ms.SetHardState(HardState{Term: 2, Commit: 3}))
 				return ms
 			},
-			wantText: "stored commit index 3 is out of range [5, 5]",
+			wantText: "stored commit index 3 is below the snapshot's index 5",
 		},
 		{
 			name:     "initial state fails",
@@ -362,6 +344,49 @@ func TestNewRawNodeInconsistentStorage(t *testing.T) {
 				assert.ErrorIs(t, err, tt.wantErr)
 			}
 			assert.Contains(t, err.Error(), tt.wantText)
+		})
+	}
+}
+
+// TestNewRawNodeCommitBeyondLog checks that a storage whose hard state
+// commits entries its log no longer holds (a lost tail) starts the node
+// recovering, with the commit index clamped to the log, and that the
+// recovering state is persisted by the first Ready.
+func TestNewRawNodeCommitBeyondLog(t *testing.T) {
+	tests := []struct {
+		name       string
+		storage    func(t *testing.T) Storage
+		wantCommit uint64
+	}{
+		{
+			name: "beyond the last index",
+			storage: func(t *testing.T) Storage {
+				ms := unitStorage(t, 1, 1, unitEnts(2, 1, 1))
+				require.NoError(t, ms.SetHardState(HardState{Term: 1, Commit: 5}))
+				return ms
+			},
+			wantCommit: 3,
+		},
+		{
+			name: "beyond an empty log",
+			storage: func(t *testing.T) Storage {
+				ms := NewMemoryStorage()
+				require.NoError(t, ms.SetHardState(HardState{Term: 2, Vote: 1, Commit: 1}))
+				return ms
+			},
+			wantCommit: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := unitConfig(1)
+			c.Storage = tt.storage(t)
+			rn, err := NewRawNode(c)
+			require.NoError(t, err)
+			require.True(t, rn.HasReady())
+			rd := rn.Ready()
+			assert.True(t, rd.HardState.Recovering, "the first Ready persists the recovering state")
+			assert.Equal(t, tt.wantCommit, rd.HardState.Commit)
 		})
 	}
 }

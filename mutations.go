@@ -44,6 +44,12 @@ const (
 	// mutationNoCaretaker never lets a node that is not a voter campaign
 	// as a caretaker.
 	mutationNoCaretaker
+	// mutationIgnoreRecovering lets a node whose storage lost state vote,
+	// campaign and count toward quorums as if nothing had been lost.
+	mutationIgnoreRecovering
+	// mutationIgnoreIncarnation accepts votes and acknowledgements from a
+	// member whose storage incarnation changed.
+	mutationIgnoreIncarnation
 
 	numMutations
 )
@@ -61,6 +67,8 @@ var mutationNames = [numMutations]string{
 	mutationSnapshotOvertakesConfChange: "snapshot-overtakes-conf-change",
 	mutationLeaseMissedTicks:            "lease-missed-ticks",
 	mutationNoCaretaker:                 "no-caretaker",
+	mutationIgnoreRecovering:            "ignore-recovering",
+	mutationIgnoreIncarnation:           "ignore-incarnation",
 }
 
 // String returns the mutation's name.

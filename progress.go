@@ -60,6 +60,18 @@ type Progress struct {
 	MsgAppFlowPaused bool
 	// IsLearner reports whether the peer is a learner.
 	IsLearner bool
+	// Recovering reports that the peer said its storage lost state it had
+	// promised (HardState.Recovering): it counts toward no quorum until
+	// the leader has repaired it.
+	Recovering bool
+
+	// incarnation is the storage incarnation the peer last sent (0: none).
+	incarnation uint64
+	// repairBarrier, while Recovering, is the index of an entry this
+	// leader appended after learning so; once it is committed without the
+	// peer and the peer holds it, the peer is up to date again (0: not
+	// chosen yet).
+	repairBarrier uint64
 
 	// peerCommit is the commit index the peer last reported, capped at the
 	// leader's.
@@ -95,7 +107,13 @@ func (pr *Progress) resetForTerm(match, next uint64) {
 	pr.sentCommit = 0
 	pr.peerCommit = 0
 	pr.leaseStart = 0
+	pr.Recovering = false
+	pr.repairBarrier = 0
 }
+
+// counts reports whether the peer's acknowledgements count toward a quorum:
+// a recovering peer's do not.
+func (pr *Progress) counts() bool { return !pr.Recovering || mutated(mutationIgnoreRecovering) }
 
 // ackHeartbeat records that the peer answered a heartbeat sent at tick sent.
 func (pr *Progress) ackHeartbeat(sent uint64) { pr.leaseStart = max(pr.leaseStart, sent+1) }

@@ -76,6 +76,16 @@ type raft struct {
 	// only once durable locally.
 	pipelined bool
 
+	// incarnation is Config.Incarnation. recovering is HardState.Recovering:
+	// this node's storage lost state it had promised (see recovery.go).
+	// warnedIncarnations remembers, per peer, the changed incarnation last
+	// logged; incarnationsUnrecorded tells a leader that some member's
+	// incarnation may still need recording.
+	incarnation            uint64
+	recovering             bool
+	warnedIncarnations     map[uint64]uint64
+	incarnationsUnrecorded bool
+
 	// storedHardState is the hard state the storage held at startup. The
 	// node's own differs when it took a later term from its log; the first
 	// Ready then makes that term durable.
@@ -137,6 +147,7 @@ func newRaft(c Config) (*raft, error) {
 		rand:                      c.Rand,
 		readOnly:                  newReadOnly(c.ReadOnlyOption),
 		logger:                    c.Logger.With(zap.Uint64("raft_id", c.ID)),
+		incarnation:               c.Incarnation,
 	}
 	r.raftLog.logger = r.logger
 	r.trk.applyConfState(cs, raftLog.lastIndex()+1)
@@ -170,11 +181,19 @@ func (r *raft) loadState(hs HardState) error {
 	if hs.IsEmpty() {
 		return nil
 	}
-	if hs.Commit < r.raftLog.committed || hs.Commit > r.raftLog.lastIndex() {
-		return fmt.Errorf("raft: stored commit index %d is out of range [%d, %d]: storage is inconsistent",
-			hs.Commit, r.raftLog.committed, r.raftLog.lastIndex())
+	if hs.Commit < r.raftLog.committed {
+		return fmt.Errorf("raft: stored commit index %d is below the snapshot's index %d: storage is inconsistent",
+			hs.Commit, r.raftLog.committed)
 	}
-	r.raftLog.committed = hs.Commit
+	r.recovering = hs.Recovering
+	if last := r.raftLog.lastIndex(); hs.Commit > last {
+		// The log lost entries this node knew were committed, so also
+		// entries it acknowledged.
+		r.startRecovering("the stored commit index lies beyond the log",
+			zap.Uint64("commit", hs.Commit), zap.Uint64("last_index", last))
+		hs.Commit = last
+	}
+	r.raftLog.committed = max(r.raftLog.committed, hs.Commit)
 	r.Term = hs.Term
 	r.Vote = hs.Vote
 	// A crash between appending a Ready's entries and writing its hard
@@ -189,7 +208,7 @@ func (r *raft) loadState(hs HardState) error {
 }
 
 func (r *raft) hardState() HardState {
-	return HardState{Term: r.Term, Vote: r.Vote, Commit: r.raftLog.committed}
+	return HardState{Term: r.Term, Vote: r.Vote, Commit: r.raftLog.committed, Recovering: r.recovering}
 }
 
 func (r *raft) softState() SoftState { return SoftState{Lead: r.lead, RaftState: r.state} }
@@ -218,7 +237,9 @@ func (r *raft) mayCaretake() bool {
 
 // mayCampaign reports whether this node may start an election: it is a
 // voter, or it may act as a caretaker.
-func (r *raft) mayCampaign() bool { return r.promotable() || r.mayCaretake() }
+func (r *raft) mayCampaign() bool {
+	return (r.promotable() || r.mayCaretake()) && !r.isRecovering()
+}
 
 // send queues m, stamping the sender and, for messages that carry the
 // current term, the term. Responses that promise durable state (a vote, an
@@ -231,6 +252,12 @@ func (r *raft) send(m Message) {
 	}
 	if m.Type == MsgAppResp || m.Type == MsgHeartbeatResp {
 		m.Commit = r.raftLog.committed
+	}
+	r.stampIncarnations(&m)
+	if (m.Type == MsgApp || m.Type == MsgHeartbeat) && r.state == StateLeader {
+		if pr := r.trk.progress[m.To]; pr != nil && pr.Recovering {
+			m.Repaired = r.repaired(m.To, pr)
+		}
 	}
 	switch m.Type {
 	case MsgAppResp, MsgVote, MsgVoteResp:
@@ -451,6 +478,7 @@ func (r *raft) becomeLeader() {
 		panic("raft: the empty entry of a new leader was refused")
 	}
 	r.logger.Info("became leader", zap.Uint64("term", r.Term), zap.Uint64("last_index", r.raftLog.lastIndex()))
+	r.incarnationsUnrecorded = r.incarnation != 0
 	if !r.trk.isVoter(r.id) {
 		// A caretaker: hand off once a voter has caught up, as a leader
 		// that removed itself does.
@@ -555,6 +583,10 @@ func (r *raft) hup() {
 		r.logger.Debug("ignoring MsgHup because already leader")
 		return
 	}
+	if r.isRecovering() {
+		r.logger.Info("cannot campaign: this node is recovering from a storage fault", zap.Uint64("term", r.Term))
+		return
+	}
 	if !r.mayCampaign() {
 		r.logger.Warn("is unpromotable and can not campaign")
 		return
@@ -577,6 +609,10 @@ func (r *raft) hup() {
 func (r *raft) electionAllowed(what string) bool {
 	if r.Term >= maxCampaignTerm {
 		r.logger.Error(what+": the term space is exhausted", zap.Uint64("term", r.Term))
+		return false
+	}
+	if r.isRecovering() {
+		r.logger.Info(what+": this node is recovering from a storage fault", zap.Uint64("term", r.Term))
 		return false
 	}
 	if r.hasUnappliedConfChanges() {

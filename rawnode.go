@@ -452,4 +452,5 @@ func (rn *RawNode) ackApplied(index uint64) {
 	}
 	r.raftLog.appliedTo(min(index, r.raftLog.applying))
 	r.maybeAutoLeave()
+	r.maybeRecordIncarnations()
 }

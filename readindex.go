@@ -242,7 +242,12 @@ func (r *raft) maybeConfirmReads() {
 	}
 }
 
-func (r *raft) ackedSeq(id uint64) uint64 { return r.readOnly.acked[id] }
+func (r *raft) ackedSeq(id uint64) uint64 {
+	if pr := r.trk.progress[id]; pr != nil && !pr.counts() {
+		return 0 // a recovering peer confirms no leadership
+	}
+	return r.readOnly.acked[id]
+}
 
 // answerRead hands a read's index to the host, or to the follower that
 // forwarded it.

@@ -11,6 +11,9 @@ import (
 // that term, a stale term is answered or ignored; votes), then hands the
 // message to the role's step function.
 func (r *raft) Step(m Message) error {
+	if m.From != None && m.From != r.id && !r.checkIncarnations(m) {
+		return nil
+	}
 	switch {
 	case m.Term == 0:
 		// A local message, or a forwarded proposal or read request.
@@ -131,6 +134,12 @@ func (r *raft) stepStaleTerm(m Message) {
 // is granted on the log check alone and changes nothing here.
 func (r *raft) handleVoteRequest(m Message) {
 	respType := voteResponseType(m.Type)
+	if r.isRecovering() {
+		r.logger.Info("rejected vote: this node is recovering from a storage fault", zap.Stringer("type", m.Type),
+			zap.Uint64("to", m.From), zap.Uint64("term", r.Term))
+		r.send(Message{To: m.From, Type: respType, Reject: true})
+		return
+	}
 	canVote := r.Vote == m.From || (r.Vote == None && r.lead == None) ||
 		(m.Type == MsgPreVote && m.Term > r.Term)
 	if canVote && r.raftLog.isUpToDate(m.Index, m.LogTerm) {
@@ -184,9 +193,13 @@ func stepLeader(r *raft, m Message) error {
 	}
 	switch m.Type {
 	case MsgAppResp:
+		r.noteRecoveryState(m, pr)
 		r.handleAppendResponse(m, pr)
+		r.maybeRecordIncarnations()
 	case MsgHeartbeatResp:
+		r.noteRecoveryState(m, pr)
 		r.handleHeartbeatResponse(m, pr)
+		r.maybeRecordIncarnations()
 	case MsgSnapStatus:
 		r.handleSnapStatus(m, pr)
 	case MsgUnreachable:
@@ -422,7 +435,9 @@ func (r *raft) handleVoteResponse(m Message) {
 	if preCandidate != (m.Type == MsgPreVoteResp) {
 		return // an answer to an earlier phase
 	}
-	granted, rejected, res := r.poll(m.From, !m.Reject)
+	// A recovering voter refuses; a grant that says otherwise is not
+	// counted.
+	granted, rejected, res := r.poll(m.From, !m.Reject && (!m.Recovering || mutated(mutationIgnoreRecovering)))
 	r.logger.Info("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
 		zap.Bool("rejected", m.Reject), zap.Int("granted", granted), zap.Int("rejected_votes", rejected),
 		zap.Uint64("term", r.Term))
@@ -462,10 +477,12 @@ func stepFollower(r *raft, m Message) error {
 		r.electionElapsed = 0
 		r.lead = m.From
 		r.handleAppendEntries(m)
+		r.maybeFinishRecovery(m)
 	case MsgHeartbeat:
 		r.electionElapsed = 0
 		r.lead = m.From
 		r.handleHeartbeat(m)
+		r.maybeFinishRecovery(m)
 	case MsgSnap:
 		r.electionElapsed = 0
 		r.lead = m.From

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"maps"
 	"slices"
 )
 
@@ -79,6 +80,9 @@ type progressTracker struct {
 	learners     []uint64
 	learnersNext []uint64
 	autoLeave    bool
+	// incarnations are the members' recorded storage incarnations
+	// (ConfState.Incarnations); nil when none is recorded.
+	incarnations map[uint64]uint64
 
 	progress map[uint64]*Progress
 	// ids lists the keys of progress, sorted, so that every walk over the
@@ -118,6 +122,7 @@ func (t *progressTracker) applyConfState(cs ConfState, next uint64) {
 	t.learners = sortedIDs(cs.Learners)
 	t.learnersNext = sortedIDs(cs.LearnersNext)
 	t.autoLeave = cs.AutoLeave
+	t.incarnations = maps.Clone(cs.Incarnations)
 	members := map[uint64]bool{}
 	for _, ids := range [][]uint64{t.voters[0], t.voters[1], t.learners, t.learnersNext} {
 		for _, id := range ids {
@@ -156,6 +161,7 @@ func (t *progressTracker) confState() ConfState {
 		Learners:       slices.Clone(t.learners),
 		LearnersNext:   slices.Clone(t.learnersNext),
 		AutoLeave:      t.autoLeave,
+		Incarnations:   maps.Clone(t.incarnations),
 	}
 }
 
@@ -178,7 +184,7 @@ func (t *progressTracker) isSingleton(id uint64) bool {
 // configuration (both majorities if joint).
 func (t *progressTracker) committed() uint64 {
 	acked := func(id uint64) uint64 {
-		if pr, ok := t.progress[id]; ok {
+		if pr, ok := t.progress[id]; ok && pr.counts() {
 			return pr.Match
 		}
 		return 0
@@ -229,7 +235,7 @@ func (t *progressTracker) quorumActive(self, window uint64) bool {
 		if id == self {
 			return t.now
 		}
-		if pr, ok := t.progress[id]; ok {
+		if pr, ok := t.progress[id]; ok && pr.counts() {
 			return pr.lastHeard
 		}
 		return 0
@@ -248,7 +254,7 @@ func (t *progressTracker) leaseValid(self, lease uint64) bool {
 		if id == self {
 			return now + 1
 		}
-		if pr, ok := t.progress[id]; ok {
+		if pr, ok := t.progress[id]; ok && pr.counts() {
 			return pr.leaseStart
 		}
 		return 0

@@ -28,6 +28,8 @@ func (r *raft) checkTransferTarget(target uint64) error {
 		return fmt.Errorf("%w: node %d is not a member", ErrInvalidTransfer, target)
 	case pr.IsLearner:
 		return fmt.Errorf("%w: node %d is a learner", ErrInvalidTransfer, target)
+	case pr.Recovering:
+		return fmt.Errorf("%w: node %d is recovering from a storage fault", ErrInvalidTransfer, target)
 	}
 	return nil
 }

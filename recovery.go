@@ -1,0 +1,181 @@
+package raft
+
+import (
+	"go.uber.org/zap"
+)
+
+// Recovery from a storage fault.
+//
+// Raft assumes that a node keeps what it made durable: its votes, its term
+// and every entry it acknowledged. A node whose storage lost some of that (a
+// damaged or truncated log, a wiped directory, a restored backup) could
+// otherwise vote for a candidate that lacks committed entries, or count
+// toward a quorum for entries it no longer holds, and the cluster would lose
+// committed writes although only one disk failed.
+//
+// Such a node is recovering (HardState.Recovering, made durable): it does
+// not vote, does not campaign, and says so on every message, so that the
+// leader counts it toward no quorum (commit, reads, lease, quorum checks).
+// The leader replicates to it as to anyone, and appends one entry of its own
+// term (the repair barrier) after learning that the node is recovering. Once
+// that entry is committed without the node and the node holds it, the leader
+// tells it (Message.Repaired) and the node votes and counts again. The
+// barrier makes the repair safe against a stale leader: an entry that a
+// quorum of the other nodes accepted after the node lost its state carries a
+// term at least as high as any the node took part in before, and committing
+// it commits everything committed before.
+//
+// A node learns that it is recovering from its storage (which found damage
+// and set HardState.Recovering), from a commit index beyond its log at
+// startup, or from a peer: every message carries the incarnation the sender
+// knows the recipient by (ConfState.Incarnations), and a node that finds
+// another one than its own (its storage was replaced under it) starts
+// recovering. Its peers meanwhile refuse its votes and acknowledgements,
+// unless it says it is recovering.
+
+// stampIncarnations adds the incarnation and recovery fields to an outgoing
+// message.
+func (r *raft) stampIncarnations(m *Message) {
+	m.Incarnation = r.incarnation
+	if r.trk.incarnations != nil {
+		m.ToIncarnation = r.trk.incarnations[m.To]
+	}
+	m.Recovering = r.recovering
+}
+
+// isRecovering reports whether this node must neither vote nor campaign.
+func (r *raft) isRecovering() bool { return r.recovering && !mutated(mutationIgnoreRecovering) }
+
+// startRecovering makes this node recovering, for the reason given.
+func (r *raft) startRecovering(reason string, fields ...zap.Field) {
+	if r.recovering {
+		return
+	}
+	r.recovering = true
+	r.logger.Error("this node's storage lost state it had promised ("+reason+"): it neither votes nor campaigns "+
+		"nor counts toward a quorum until a leader has brought it up to date", append(fields, zap.Uint64("term", r.Term))...)
+	if r.state != StateFollower {
+		r.becomeFollower(r.Term, None)
+	}
+}
+
+// checkIncarnations applies the incarnation rules to a message from a peer.
+// It reports whether the message may be processed.
+func (r *raft) checkIncarnations(m Message) bool {
+	if m.ToIncarnation != 0 && r.incarnation != 0 && m.ToIncarnation != r.incarnation {
+		r.startRecovering("a peer knows this node by another storage incarnation: its data was lost or replaced",
+			zap.Uint64("peer", m.From), zap.Uint64("known_incarnation", m.ToIncarnation),
+			zap.Uint64("incarnation", r.incarnation))
+	}
+	known := r.trk.incarnations[m.From]
+	if m.Incarnation == 0 || known == 0 || m.Incarnation == known || m.Recovering || mutated(mutationIgnoreIncarnation) {
+		return true
+	}
+	if r.warnedIncarnations[m.From] != m.Incarnation {
+		if r.warnedIncarnations == nil {
+			r.warnedIncarnations = map[uint64]uint64{}
+		}
+		r.warnedIncarnations[m.From] = m.Incarnation
+		r.logger.Warn("refused messages from a member whose storage was replaced (its data was lost or it was "+
+			"re-initialised): it is not counted as its old self. It starts recovering from its peers once it hears "+
+			"from this node; if it does not, restart it to join (not bootstrap), or remove it and add it back",
+			zap.Uint64("from", m.From), zap.Uint64("known_incarnation", known), zap.Uint64("incarnation", m.Incarnation))
+	}
+	if m.Type == MsgVote || m.Type == MsgPreVote {
+		// The refusal carries the incarnation this node knows it by.
+		r.send(Message{To: m.From, Type: voteResponseType(m.Type), Reject: true})
+	}
+	return false
+}
+
+// noteRecoveryState records, on a leader, what a peer's response says about
+// its storage: whether it recovers, and its incarnation.
+func (r *raft) noteRecoveryState(m Message, pr *Progress) {
+	if m.Incarnation != 0 && m.Incarnation != pr.incarnation {
+		pr.incarnation = m.Incarnation
+		r.incarnationsUnrecorded = true
+	}
+	if !m.Recovering {
+		pr.Recovering, pr.repairBarrier = false, 0
+		return
+	}
+	if pr.Recovering {
+		return
+	}
+	pr.Recovering, pr.repairBarrier = true, 0
+	r.logger.Warn("a follower is recovering from a storage fault: it counts toward no quorum until it is repaired",
+		zap.Uint64("follower", m.From), zap.Uint64("term", r.Term))
+	// The barrier: an empty entry of this term, appended now.
+	if r.appendEntry(Entry{}) {
+		pr.repairBarrier = r.raftLog.lastIndex()
+		r.bcastAppend()
+	}
+}
+
+// repaired reports whether the leader may tell the recovering peer that it
+// is up to date again: the barrier is committed without it, the peer holds
+// it, and the peer's current incarnation is the recorded one.
+func (r *raft) repaired(id uint64, pr *Progress) bool {
+	if !pr.Recovering || pr.repairBarrier == 0 {
+		return false
+	}
+	if pr.incarnation != 0 && r.trk.incarnations[id] != pr.incarnation {
+		return false
+	}
+	return r.raftLog.committed >= pr.repairBarrier && pr.Match >= pr.repairBarrier
+}
+
+// maybeFinishRecovery ends this follower's recovery when its leader says it
+// is repaired and its commit index lies in the leader's term.
+func (r *raft) maybeFinishRecovery(m Message) {
+	if !r.recovering || !m.Repaired || m.From != r.lead {
+		return
+	}
+	if r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(r.raftLog.committed)) != r.Term {
+		return
+	}
+	r.recovering = false
+	if r.Vote == None {
+		// It may have voted in this term before it lost its state: it
+		// votes for no one else in it.
+		r.Vote = r.lead
+	}
+	r.logger.Info("repaired from the leader: this node votes and counts toward quorums again",
+		zap.Uint64("leader", r.lead), zap.Uint64("term", r.Term), zap.Uint64("commit", r.raftLog.committed))
+}
+
+// maybeRecordIncarnations has a leader propose recording the incarnations
+// of members (itself included) that the configuration does not know yet,
+// or that changed for a member that is recovering.
+func (r *raft) maybeRecordIncarnations() {
+	if !r.incarnationsUnrecorded || r.state != StateLeader || r.trk.isJoint() || r.stepDownIndex != 0 ||
+		r.leadTransferee != None || r.pendingConfIndex > r.raftLog.applied || !r.committedEntryInCurrentTerm() {
+		return
+	}
+	r.incarnationsUnrecorded = false
+	var changes []ConfChangeSingle
+	for _, id := range r.trk.memberIDs() {
+		pr := r.trk.progress[id]
+		inc := pr.incarnation
+		if id == r.id {
+			inc = r.incarnation
+		}
+		known := r.trk.incarnations[id]
+		if inc == 0 || inc == known || (known != 0 && (id == r.id || !pr.Recovering)) {
+			continue
+		}
+		changes = append(changes, ConfChangeSingle{Type: ConfChangeRecordIncarnation, NodeID: id, Incarnation: inc})
+	}
+	if len(changes) == 0 {
+		return
+	}
+	cc := ConfChange{Changes: changes}
+	if !r.appendEntry(Entry{Type: EntryConfChange, Data: cc.Marshal()}) {
+		r.incarnationsUnrecorded = true
+		return
+	}
+	r.pendingConfIndex = r.raftLog.lastIndex()
+	r.logger.Info("proposed recording storage incarnations", zap.Stringer("change", cc),
+		zap.Uint64("index", r.pendingConfIndex))
+	r.bcastAppend()
+}
