@@ -84,6 +84,12 @@ func TestFixesAreNeeded(t *testing.T) {
 		{"no-caretaker", map[string]func(testing.TB){
 			"removed node with the longer log": removedNodeWithLongerLogCampaignsAsCaretaker,
 		}},
+		{"ignore-recovering", map[string]func(testing.TB){
+			"a follower lost committed entries": recoveringNodeElectsNoLeaderWithoutCommittedEntries,
+		}},
+		{"ignore-incarnation", map[string]func(testing.TB){
+			"a wiped node bootstraps again": wipedNodeThatBootstrapsAgainIsNotCountedAsItsOldSelf,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,

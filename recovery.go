@@ -62,7 +62,7 @@ func (r *raft) startRecovering(reason string, fields ...zap.Field) {
 // checkIncarnations applies the incarnation rules to a message from a peer.
 // It reports whether the message may be processed.
 func (r *raft) checkIncarnations(m Message) bool {
-	if m.ToIncarnation != 0 && r.incarnation != 0 && m.ToIncarnation != r.incarnation {
+	if m.ToIncarnation != 0 && r.incarnation != 0 && m.ToIncarnation != r.incarnation && !mutated(mutationIgnoreIncarnation) {
 		r.startRecovering("a peer knows this node by another storage incarnation: its data was lost or replaced",
 			zap.Uint64("peer", m.From), zap.Uint64("known_incarnation", m.ToIncarnation),
 			zap.Uint64("incarnation", r.incarnation))
