@@ -167,6 +167,13 @@ func newRaft(c Config) (*raft, error) {
 			return nil, err
 		}
 	}
+	if r.recovering && r.trk.isSingleton(r.id) {
+		// No peer can hold what it lost: waiting would only stop the
+		// cluster for good.
+		r.logger.Error("this node's storage lost state it had promised, and it is the only voter: no peer can repair it, " +
+			"so it goes on with what it has; writes it had acknowledged may be lost")
+		r.recovering = false
+	}
 	r.becomeFollower(r.Term, None)
 	r.logger.Info("raft node started",
 		zap.Uint64("term", r.Term), zap.Uint64("commit", r.raftLog.committed),

@@ -99,14 +99,14 @@ func (r *raft) noteRecoveryState(m Message, pr *Progress) {
 		pr.Recovering, pr.repairBarrier = false, 0
 		return
 	}
-	if pr.Recovering {
-		return
+	if !pr.Recovering {
+		pr.Recovering, pr.repairBarrier = true, 0
+		r.logger.Warn("a follower is recovering from a storage fault: it counts toward no quorum until it is repaired",
+			zap.Uint64("follower", m.From), zap.Uint64("term", r.Term))
 	}
-	pr.Recovering, pr.repairBarrier = true, 0
-	r.logger.Warn("a follower is recovering from a storage fault: it counts toward no quorum until it is repaired",
-		zap.Uint64("follower", m.From), zap.Uint64("term", r.Term))
-	// The barrier: an empty entry of this term, appended now.
-	if r.appendEntry(Entry{}) {
+	// The barrier: an empty entry of this term, appended after learning
+	// that the follower recovers (retried should the append be refused).
+	if pr.repairBarrier == 0 && r.appendEntry(Entry{}) {
 		pr.repairBarrier = r.raftLog.lastIndex()
 		r.bcastAppend()
 	}

@@ -154,3 +154,103 @@ func wipedNodeThatBootstrapsAgainIsNotCountedAsItsOldSelf(t testing.TB) {
 	require.NoError(t, nw.propose(1, "d"))
 	assert.Equal(t, []string{"a", "b", "c", "d"}, nw.appliedData(3))
 }
+
+func TestConfChangeRecordIncarnationRoundTrip(t *testing.T) {
+	cc := ConfChange{Changes: []ConfChangeSingle{
+		{Type: ConfChangeRecordIncarnation, NodeID: 2, Incarnation: 1 << 63},
+		{Type: ConfChangeAddLearnerNode, NodeID: 4, Incarnation: 7},
+		{Type: ConfChangeRemoveNode, NodeID: 3},
+	}, Context: []byte("x")}
+	data := cc.Marshal()
+	require.Equal(t, byte(confChangeVersionIncarnations), data[0])
+	var got ConfChange
+	require.NoError(t, got.Unmarshal(data))
+	assert.Equal(t, cc, got)
+	assert.Equal(t, "Auto [RecordIncarnation(2@8000000000000000) AddLearnerNode(4@7) RemoveNode(3)]", got.String())
+
+	plain := ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeAddNode, NodeID: 2}}}
+	assert.Equal(t, byte(confChangeVersion), plain.Marshal()[0], "changes without incarnations keep the first encoding")
+
+	for _, bad := range [][]byte{
+		{2, 0, 1, 3, 2},       // incarnation missing
+		{2, 0, 1, 9, 2, 1, 0}, // unknown change type
+		{3, 0, 0, 0},          // unknown version
+	} {
+		assert.ErrorIs(t, got.Unmarshal(bad), ErrInvalidConfChange, "%v", bad)
+	}
+}
+
+func TestNextConfStateIncarnations(t *testing.T) {
+	cs := ConfState{Voters: []uint64{1, 2, 3}}
+	rec := func(id, inc uint64) ConfChangeSingle {
+		return ConfChangeSingle{Type: ConfChangeRecordIncarnation, NodeID: id, Incarnation: inc}
+	}
+	next, err := nextConfState(cs, ConfChange{Changes: []ConfChangeSingle{rec(1, 10), rec(2, 20)}})
+	require.NoError(t, err)
+	assert.Equal(t, ConfState{Voters: []uint64{1, 2, 3}, Incarnations: map[uint64]uint64{1: 10, 2: 20}}, next)
+	assert.Nil(t, cs.Incarnations, "the input is not modified")
+
+	next, err = nextConfState(next, ConfChange{Changes: []ConfChangeSingle{
+		{Type: ConfChangeRemoveNode, NodeID: 2}, {Type: ConfChangeAddNode, NodeID: 4, Incarnation: 40}}})
+	require.NoError(t, err)
+	assert.Equal(t, map[uint64]uint64{1: 10, 4: 40}, next.Incarnations, "a removal forgets, an addition may record")
+	assert.NotEmpty(t, next.VotersOutgoing, "two voter changes enter a joint configuration")
+
+	next, err = nextConfState(next, ConfChange{})
+	require.NoError(t, err)
+	assert.Equal(t, map[uint64]uint64{1: 10, 4: 40}, next.Incarnations, "leaving the joint configuration keeps them")
+
+	_, err = nextConfState(cs, ConfChange{Changes: []ConfChangeSingle{rec(9, 1)}})
+	assert.ErrorIs(t, err, ErrInvalidConfChange, "only a member's incarnation is recorded")
+	_, err = nextConfState(cs, ConfChange{Changes: []ConfChangeSingle{rec(1, 0)}})
+	assert.ErrorIs(t, err, ErrInvalidConfChange, "a record needs an incarnation")
+	one, err := nextConfState(cs, ConfChange{Changes: []ConfChangeSingle{rec(1, 10)}})
+	require.NoError(t, err)
+	assert.Empty(t, one.VotersOutgoing, "recording changes no voter")
+}
+
+// TestMessageRecoveryFieldsRoundTrip checks that the wire format carries
+// the recovery fields.
+func TestMessageRecoveryFieldsRoundTrip(t *testing.T) {
+	m := Message{Type: MsgAppResp, From: 1, To: 2, Term: 3, Incarnation: 0xA01, ToIncarnation: 0xA02, Recovering: true, Repaired: true}
+	c := codecTestNew(t, CodecOptions{})
+	frame, err := c.AppendFrame(nil, &m)
+	require.NoError(t, err)
+	h, p, _, err := c.SplitFrame(frame)
+	require.NoError(t, err)
+	var got Message
+	require.NoError(t, c.Decode(h.Type, p, &got))
+	assert.Equal(t, m, got)
+
+	snap := Snapshot{Metadata: SnapshotMetadata{Index: 5, Term: 2, ConfState: ConfState{Voters: []uint64{1, 2}, Incarnations: map[uint64]uint64{1: 7, 2: 9}}}}
+	m = Message{Type: MsgSnap, From: 1, To: 2, Term: 2, Snapshot: &snap}
+	frame, err = c.AppendFrame(nil, &m)
+	require.NoError(t, err)
+	h, p, _, err = c.SplitFrame(frame)
+	require.NoError(t, err)
+	got = Message{}
+	require.NoError(t, c.Decode(h.Type, p, &got))
+	assert.Equal(t, snap.Metadata.ConfState, got.Snapshot.Metadata.ConfState)
+}
+
+// TestRecoveringSingleVoterGoesOn checks that a single voter whose storage
+// lost state does not wait for a repair that no peer can give.
+func TestRecoveringSingleVoterGoesOn(t *testing.T) {
+	s := NewMemoryStorage()
+	require.NoError(t, s.ApplySnapshot(Snapshot{Metadata: SnapshotMetadata{Index: 1, Term: 1, ConfState: ConfState{Voters: []uint64{1}}}}))
+	require.NoError(t, s.SetHardState(HardState{Term: 1, Commit: 1, Recovering: true}))
+	rn, err := NewRawNode(testConfig(1, s))
+	require.NoError(t, err)
+	assert.False(t, rn.BasicStatus().HardState.Recovering)
+	require.NoError(t, rn.Campaign())
+	for rn.HasReady() {
+		rd := rn.Ready()
+		require.NoError(t, s.Append(rd.Entries))
+		if !rd.HardState.IsEmpty() {
+			require.NoError(t, s.SetHardState(rd.HardState))
+		}
+		rn.Advance(rd)
+	}
+	assert.Equal(t, StateLeader, rn.BasicStatus().RaftState)
+	assert.False(t, s.HardState().Recovering, "the cleared flag is persisted")
+}
