@@ -361,7 +361,11 @@ func TestNewRawNodeCommitBeyondLog(t *testing.T) {
 		{
 			name: "beyond the last index",
 			storage: func(t *testing.T) Storage {
-				ms := unitStorage(t, 1, 1, unitEnts(2, 1, 1))
+				ms := NewMemoryStorage()
+				require.NoError(t, ms.ApplySnapshot(Snapshot{Metadata: SnapshotMetadata{
+					Index: 1, Term: 1, ConfState: ConfState{Voters: []uint64{1, 2, 3}},
+				}}))
+				require.NoError(t, ms.Append(unitEnts(2, 1, 1)))
 				require.NoError(t, ms.SetHardState(HardState{Term: 1, Commit: 5}))
 				return ms
 			},
