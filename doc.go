@@ -27,7 +27,9 @@ Create the storage, then the node:
 	err = rn.Bootstrap([]uint64{1, 2, 3})   // only for a brand-new cluster
 
 A restarting node passes the storage that holds what it persisted before, and
-does not call Bootstrap. Bootstrap hands the initial membership to the host as
+does not call Bootstrap. Bootstrap only when told to create a new cluster:
+an empty storage may also belong to a node whose data was lost, which must
+rejoin instead (see Storage faults). Bootstrap hands the initial membership to the host as
 the Snapshot of the first Ready, to be persisted like any snapshot.
 
 # The host loop
@@ -98,6 +100,36 @@ snapshot are part of the snapshot's state, and are neither handed out nor
 re-applied). A follower that comes back with fewer entries than it had
 acknowledged (a damaged tail cut off, an old backup) is noticed by the leader,
 which logs it once and sends it what it lacks.
+
+# Storage faults
+
+Raft's guarantees rest on every node keeping what it made durable. When one
+node's storage loses some of it — a damaged or truncated log, a wiped
+directory, a restored backup — the rest of the cluster still loses no
+committed entry, elects no leader without one and serves no stale read, as
+long as a majority of the voters keep their storage intact:
+
+  - A node that knows it lost state is recovering (HardState.Recovering,
+    persisted like the rest of the hard state). Its storage says so (package
+    wal sets it when it salvages a damaged log; a host restoring a backup
+    sets it too), or the node finds out itself: a commit index beyond its
+    log at startup, or a peer that knows it by another incarnation. A
+    recovering node neither votes nor campaigns, and the leader counts it
+    toward no quorum (commit, reads, lease, quorum check) and refuses to
+    transfer leadership to it.
+  - The leader repairs it on its own: it appends an entry of its term after
+    learning that the node recovers, and once that entry is committed
+    without the node and the node holds it, tells the node, which votes and
+    counts again (Message.Repaired). A single voter has no one to repair it
+    and goes on with what it has, logging what may be lost.
+  - Config.Incarnation names a storage's contents: a random number drawn
+    when the storage is first initialised (wal.Identity). The leader records
+    every member's incarnation in the configuration (an automatic
+    ConfChangeRecordIncarnation, applied by the host like any change). A
+    node that comes back with another incarnation — its directory was wiped,
+    even if the host bootstraps it again by mistake — is refused (its votes
+    and acknowledgements are dropped, with one warning) and, told by its
+    peers, starts recovering; once repaired, its new incarnation is recorded.
 
 # Membership
 
