@@ -120,7 +120,7 @@ long as a majority of the voters keep their storage intact:
   - The leader repairs it on its own: it appends an entry of its term after
     learning that the node recovers, and once that entry is committed
     without the node and the node holds it, tells the node, which votes and
-    counts again (Message.Repaired). A single voter has no one to repair it
+    counts again (Message.Recovery). A single voter has no one to repair it
     and goes on with what it has, logging what may be lost.
   - Config.Incarnation names a storage's contents: a random number drawn
     when the storage is first initialised (wal.Identity). The leader records

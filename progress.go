@@ -65,8 +65,10 @@ type Progress struct {
 	// the leader has repaired it.
 	Recovering bool
 
-	// incarnation is the storage incarnation the peer last sent (0: none).
-	incarnation uint64
+	// incarnation is the storage incarnation the peer last sent (0: none),
+	// and recoveryToken the token of its recovery (Message.Recovery).
+	incarnation   uint64
+	recoveryToken uint64
 	// repairBarrier, while Recovering, is the index of an entry this
 	// leader appended after learning so; once it is committed without the
 	// peer and the peer holds it, the peer is up to date again (0: not
@@ -109,6 +111,7 @@ func (pr *Progress) resetForTerm(match, next uint64) {
 	pr.leaseStart = 0
 	pr.Recovering = false
 	pr.repairBarrier = 0
+	pr.recoveryToken = 0
 }
 
 // counts reports whether the peer's acknowledgements count toward a quorum:

@@ -83,6 +83,8 @@ type raft struct {
 	// incarnation may still need recording.
 	incarnation            uint64
 	recovering             bool
+	recoveryToken          uint64 // while recovering: see Message.Recovery
+	recoveryEpoch          uint64 // HardState.RecoveryEpoch
 	warnedIncarnations     map[uint64]uint64
 	incarnationsUnrecorded bool
 
@@ -172,7 +174,7 @@ func newRaft(c Config) (*raft, error) {
 		// cluster for good.
 		r.logger.Error("this node's storage lost state it had promised, and it is the only voter: no peer can repair it, " +
 			"so it goes on with what it has; writes it had acknowledged may be lost")
-		r.recovering = false
+		r.recovering, r.recoveryToken = false, 0
 	}
 	r.becomeFollower(r.Term, None)
 	r.logger.Info("raft node started",
@@ -192,7 +194,10 @@ func (r *raft) loadState(hs HardState) error {
 		return fmt.Errorf("raft: stored commit index %d is below the snapshot's index %d: storage is inconsistent",
 			hs.Commit, r.raftLog.committed)
 	}
-	r.recovering = hs.Recovering
+	r.recoveryEpoch = hs.RecoveryEpoch
+	if hs.Recovering {
+		r.recovering, r.recoveryToken = true, r.newRecoveryToken()
+	}
 	if last := r.raftLog.lastIndex(); hs.Commit > last {
 		// The log lost entries this node knew were committed, so also
 		// entries it acknowledged.
@@ -215,7 +220,8 @@ func (r *raft) loadState(hs HardState) error {
 }
 
 func (r *raft) hardState() HardState {
-	return HardState{Term: r.Term, Vote: r.Vote, Commit: r.raftLog.committed, Recovering: r.recovering}
+	return HardState{Term: r.Term, Vote: r.Vote, Commit: r.raftLog.committed,
+		Recovering: r.recovering, RecoveryEpoch: r.recoveryEpoch}
 }
 
 func (r *raft) softState() SoftState { return SoftState{Lead: r.lead, RaftState: r.state} }
@@ -261,11 +267,6 @@ func (r *raft) send(m Message) {
 		m.Commit = r.raftLog.committed
 	}
 	r.stampIncarnations(&m)
-	if (m.Type == MsgApp || m.Type == MsgHeartbeat) && r.state == StateLeader {
-		if pr := r.trk.progress[m.To]; pr != nil && pr.Recovering {
-			m.Repaired = r.repaired(m.To, pr)
-		}
-	}
 	switch m.Type {
 	case MsgAppResp, MsgVote, MsgVoteResp:
 		r.msgsAfterPersist = append(r.msgsAfterPersist, m)

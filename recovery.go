@@ -40,7 +40,34 @@ func (r *raft) stampIncarnations(m *Message) {
 	if r.trk.incarnations != nil {
 		m.ToIncarnation = r.trk.incarnations[m.To]
 	}
-	m.Recovering = r.recovering
+	if r.state == StateLeader && (m.Type == MsgApp || m.Type == MsgHeartbeat) {
+		if pr := r.trk.progress[m.To]; pr != nil && r.repaired(m.To, pr) {
+			m.Recovery = pr.recoveryToken
+		}
+		return
+	}
+	m.Recovery = r.recoveryToken
+}
+
+// senderRecovering reports whether m says that its sender recovers from a
+// storage fault.
+func senderRecovering(m Message) bool {
+	return m.Recovery != 0 && m.Type != MsgApp && m.Type != MsgHeartbeat && m.Type != MsgSnap
+}
+
+// newRecoveryToken starts a new recovery epoch and returns its token. The
+// epoch is made durable with the hard state before the node acknowledges
+// anything, and a leader ends a recovery only once the node acknowledged its
+// barrier: a token that a crash made the node reuse was never answered.
+// Mixing in the incarnation keeps a wiped node, whose count starts again,
+// from reusing its former self's tokens.
+func (r *raft) newRecoveryToken() uint64 {
+	r.recoveryEpoch++
+	x := r.incarnation ^ r.recoveryEpoch*0x9e3779b97f4a7c15
+	x ^= x >> 31
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 29
+	return x | 1
 }
 
 // isRecovering reports whether this node must neither vote nor campaign.
@@ -51,7 +78,7 @@ func (r *raft) startRecovering(reason string, fields ...zap.Field) {
 	if r.recovering {
 		return
 	}
-	r.recovering = true
+	r.recovering, r.recoveryToken = true, r.newRecoveryToken()
 	r.logger.Error("this node's storage lost state it had promised ("+reason+"): it neither votes nor campaigns "+
 		"nor counts toward a quorum until a leader has brought it up to date", append(fields, zap.Uint64("term", r.Term))...)
 	if r.state != StateFollower {
@@ -68,7 +95,7 @@ func (r *raft) checkIncarnations(m Message) bool {
 			zap.Uint64("incarnation", r.incarnation))
 	}
 	known := r.trk.incarnations[m.From]
-	if m.Incarnation == 0 || known == 0 || m.Incarnation == known || m.Recovering || mutated(mutationIgnoreIncarnation) {
+	if m.Incarnation == 0 || known == 0 || m.Incarnation == known || senderRecovering(m) || mutated(mutationIgnoreIncarnation) {
 		return true
 	}
 	if r.warnedIncarnations[m.From] != m.Incarnation {
@@ -95,12 +122,14 @@ func (r *raft) noteRecoveryState(m Message, pr *Progress) {
 		pr.incarnation = m.Incarnation
 		r.incarnationsUnrecorded = true
 	}
-	if !m.Recovering {
-		pr.Recovering, pr.repairBarrier = false, 0
+	if !senderRecovering(m) {
+		pr.Recovering, pr.repairBarrier, pr.recoveryToken = false, 0, 0
 		return
 	}
-	if !pr.Recovering {
-		pr.Recovering, pr.repairBarrier = true, 0
+	if m.Recovery != pr.recoveryToken {
+		// A recovery this leader has not seen: it may have lost more
+		// since an earlier one, so it needs a barrier of its own.
+		pr.Recovering, pr.repairBarrier, pr.recoveryToken = true, 0, m.Recovery
 		r.logger.Warn("a follower is recovering from a storage fault: it counts toward no quorum until it is repaired",
 			zap.Uint64("follower", m.From), zap.Uint64("term", r.Term))
 	}
@@ -125,16 +154,18 @@ func (r *raft) repaired(id uint64, pr *Progress) bool {
 	return r.raftLog.committed >= pr.repairBarrier && pr.Match >= pr.repairBarrier
 }
 
-// maybeFinishRecovery ends this follower's recovery when its leader says it
-// is repaired and its commit index lies in the leader's term.
+// maybeFinishRecovery ends this follower's recovery when its leader says
+// this very recovery is complete and its commit index lies in the leader's
+// term.
 func (r *raft) maybeFinishRecovery(m Message) {
-	if !r.recovering || !m.Repaired || m.From != r.lead {
+	if !r.recovering || m.Recovery != r.recoveryToken || m.From != r.lead ||
+		(m.ToIncarnation != 0 && m.ToIncarnation != r.incarnation) {
 		return
 	}
 	if r.raftLog.zeroTermOnOutOfBounds(r.raftLog.term(r.raftLog.committed)) != r.Term {
 		return
 	}
-	r.recovering = false
+	r.recovering, r.recoveryToken = false, 0
 	if r.Vote == None {
 		// It may have voted in this term before it lost its state: it
 		// votes for no one else in it.

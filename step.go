@@ -437,7 +437,7 @@ func (r *raft) handleVoteResponse(m Message) {
 	}
 	// A recovering voter refuses; a grant that says otherwise is not
 	// counted.
-	granted, rejected, res := r.poll(m.From, !m.Reject && (!m.Recovering || mutated(mutationIgnoreRecovering)))
+	granted, rejected, res := r.poll(m.From, !m.Reject && (!senderRecovering(m) || mutated(mutationIgnoreRecovering)))
 	r.logger.Info("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
 		zap.Bool("rejected", m.Reject), zap.Int("granted", granted), zap.Int("rejected_votes", rejected),
 		zap.Uint64("term", r.Term))

@@ -212,7 +212,7 @@ func TestNextConfStateIncarnations(t *testing.T) {
 // TestMessageRecoveryFieldsRoundTrip checks that the wire format carries
 // the recovery fields.
 func TestMessageRecoveryFieldsRoundTrip(t *testing.T) {
-	m := Message{Type: MsgAppResp, From: 1, To: 2, Term: 3, Incarnation: 0xA01, ToIncarnation: 0xA02, Recovering: true, Repaired: true}
+	m := Message{Type: MsgAppResp, From: 1, To: 2, Term: 3, Incarnation: 0xA01, ToIncarnation: 0xA02, Recovery: 0x5EED}
 	c := codecTestNew(t, CodecOptions{})
 	frame, err := c.AppendFrame(nil, &m)
 	require.NoError(t, err)
@@ -253,4 +253,51 @@ func TestRecoveringSingleVoterGoesOn(t *testing.T) {
 	}
 	assert.Equal(t, StateLeader, rn.BasicStatus().RaftState)
 	assert.False(t, s.HardState().Recovering, "the cleared flag is persisted")
+}
+
+// TestLateRepairDoesNotEndALaterRecovery delivers, to a follower that lost
+// state a second time, the leader's message that had ended its first
+// recovery: the follower must stay recovering, or it would vote for a node
+// that lacks the entries it helped commit in between.
+func TestLateRepairDoesNotEndALaterRecovery(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.electLeader(1)
+	require.NoError(t, nw.propose(1, "a"))
+	damage := func() {
+		s := backupStorage(t, nw.nodes[3].storage, nw.raft(3).raftLog.lastIndex()-1)
+		hs := s.HardState()
+		hs.Recovering = true
+		require.NoError(t, s.SetHardState(hs))
+		nw.restartWithStorage(3, s)
+	}
+	var repair *Message
+	nw.onReady = func(n *testNode, rd Ready) {
+		for _, m := range rd.Messages {
+			if m.To == 3 && m.Recovery != 0 && repair == nil {
+				repair = &m
+			}
+		}
+	}
+	damage()
+	nw.tickLeader(1, 3)
+	require.NotNil(t, repair, "the leader repaired node 3")
+	require.False(t, nw.raft(3).recovering)
+
+	nw.isolate(2)
+	require.NoError(t, nw.propose(1, "b"))
+	require.Equal(t, []string{"a", "b"}, nw.appliedData(1), "b is committed by nodes 1 and 3")
+	damage()
+	nw.heal()
+	nw.partition([]uint64{1}, []uint64{2, 3})
+	// The late message arrives (it was delayed, not cut).
+	require.NoError(t, nw.node(3).Step(*repair))
+	nw.handleReady(nw.nodes[3])
+	nw.stabilize()
+	assert.True(t, nw.raft(3).recovering, "a late message ended a later recovery")
+	nw.campaign(2)
+	if nw.raft(2).state == StateLeader {
+		_ = nw.propose(2, "x")
+		nw.stabilize()
+	}
+	assert.NotEqual(t, StateLeader, nw.raft(2).state)
 }

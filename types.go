@@ -64,6 +64,11 @@ type HardState struct {
 	// any quorum. A storage that detects its own damage sets it; the node
 	// clears it once it is repaired.
 	Recovering bool `msgpack:"r,omitempty"`
+	// RecoveryEpoch counts the recoveries this node started, a restart
+	// while recovering included; the node keeps it. It makes every
+	// recovery's token (Message.Recovery) new, so that a leader's message
+	// ending an earlier recovery cannot end a later one.
+	RecoveryEpoch uint64 `msgpack:"re,omitempty"`
 }
 
 // IsEmpty reports whether hs is the zero HardState.
@@ -254,12 +259,15 @@ type Message struct {
 	// when unknown.
 	Incarnation   uint64 `msgpack:"in,omitempty"`
 	ToIncarnation uint64 `msgpack:"ti,omitempty"`
-	// Recovering, on a follower's message, says that its storage lost
-	// state and it must not be counted toward a quorum yet (see
-	// HardState.Recovering). Repaired, on the leader's MsgApp or
-	// MsgHeartbeat, tells such a follower that it is up to date again.
-	Recovering bool `msgpack:"rc,omitempty"`
-	Repaired   bool `msgpack:"rp,omitempty"`
+	// Recovery, on any message but a leader's MsgApp, MsgHeartbeat or
+	// MsgSnap, says that the sender recovers from a storage fault (see
+	// HardState.Recovering) and must not be counted toward a quorum yet;
+	// its value is a random token of that recovery, drawn anew whenever
+	// the sender starts or restarts recovering. On a leader's MsgApp or
+	// MsgHeartbeat it tells the recipient that the recovery with that
+	// token is complete: a token from before a restart matches no current
+	// recovery, so a late message cannot end one.
+	Recovery uint64 `msgpack:"rc,omitempty"`
 }
 
 // StateType is a node's role.
