@@ -1,13 +1,19 @@
 package raft
 
-import "context"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // AddVoter adds node id as a voter (or promotes it, if it is a learner)
 // and returns the membership once this node applied the change. Like
 // Propose, it runs on the leader only and its errors say whether the change
-// may still apply; ErrPendingConfChange means an earlier change is not yet
-// applied (retry), an error wrapping ErrInvalidConfChange that the current
-// membership does not allow it. The host must make id's address known to
+// may still apply. While the change cannot be appended yet (an earlier
+// change is not applied, the leader is new, its uncommitted tail is full)
+// it tries again every tick until ctx ends, and then returns that error
+// (ErrPendingConfChange or ErrProposalDropped); an error wrapping
+// ErrInvalidConfChange says that the current membership does not allow it. The host must make id's address known to
 // its transport (Transport.AddPeer) on every node.
 func (n *Node) AddVoter(ctx context.Context, id uint64) (ConfState, error) {
 	return n.changeMembership(ctx, ConfChangeAddNode, id)
@@ -34,9 +40,30 @@ func (n *Node) Remove(ctx context.Context, id uint64) (ConfState, error) {
 
 func (n *Node) changeMembership(ctx context.Context, t ConfChangeType, id uint64) (ConfState, error) {
 	cc := ConfChange{Changes: []ConfChangeSingle{{Type: t, NodeID: id}}}
-	res, err := n.propose(ctx, []Entry{{Type: EntryConfChange, Data: cc.Marshal()}})
-	if err != nil {
-		return ConfState{}, err
+	var res []any
+	for {
+		var err error
+		res, err = n.propose(ctx, []Entry{{Type: EntryConfChange, Data: cc.Marshal()}})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrPendingConfChange) && !errors.Is(err, ErrProposalDropped) {
+			return ConfState{}, err
+		}
+		// The leader's own changes (recording the members' storage
+		// incarnations, leaving a joint configuration) hold the single
+		// slot briefly, and a new leader takes none before it commits an
+		// entry of its term: nothing was appended, so try again shortly.
+		t := time.NewTimer(n.cfg.TickInterval)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ConfState{}, err
+		case <-n.stopc:
+			t.Stop()
+			return ConfState{}, n.stopErr()
+		}
 	}
 	cs, _ := res[0].(ConfState)
 	return cs, nil
