@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/keelraft/raft"
 )
@@ -79,6 +80,42 @@ func encodeConfState(e *encoder, cs *raft.ConfState) {
 	} else {
 		e.byte1(0)
 	}
+	encodeIncarnations(e, cs.Incarnations)
+}
+
+// encodeIncarnations writes the count, then (id, incarnation) pairs
+// ascending by id, so that equal maps encode to equal bytes.
+func encodeIncarnations(e *encoder, inc map[uint64]uint64) {
+	ids := make([]uint64, 0, len(inc))
+	for id := range inc {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	e.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		e.uvarint(id)
+		e.uvarint(inc[id])
+	}
+}
+
+// decodeIncarnations reads what encodeIncarnations wrote; an empty map
+// decodes as nil.
+func decodeIncarnations(d *decoder) map[uint64]uint64 {
+	n := d.uvarint()
+	// Every pair takes at least two bytes: bound the count first.
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	if n > uint64(len(d.b))/2 {
+		d.err = errShortPayload
+		return nil
+	}
+	inc := make(map[uint64]uint64, n)
+	for range n {
+		id := d.uvarint()
+		inc[id] = d.uvarint()
+	}
+	return inc
 }
 
 func decodeConfState(d *decoder) raft.ConfState {
@@ -88,6 +125,7 @@ func decodeConfState(d *decoder) raft.ConfState {
 	cs.VotersOutgoing = d.ids()
 	cs.LearnersNext = d.ids()
 	cs.AutoLeave = d.byte1() == 1
+	cs.Incarnations = decodeIncarnations(d)
 	return cs
 }
 
@@ -105,14 +143,30 @@ func decodeSnapMeta(d *decoder) raft.SnapshotMetadata {
 	return m
 }
 
+// Hard state flags.
+const hsRecovering = 1 << 0
+
+// encodeHardState writes term, vote, commit and a flags uvarint
+// (hsRecovering).
 func encodeHardState(e *encoder, hs raft.HardState) {
 	e.uvarint(hs.Term)
 	e.uvarint(hs.Vote)
 	e.uvarint(hs.Commit)
+	var flags uint64
+	if hs.Recovering {
+		flags |= hsRecovering
+	}
+	e.uvarint(flags)
 }
 
 func decodeHardState(d *decoder) raft.HardState {
-	return raft.HardState{Term: d.uvarint(), Vote: d.uvarint(), Commit: d.uvarint()}
+	hs := raft.HardState{Term: d.uvarint(), Vote: d.uvarint(), Commit: d.uvarint()}
+	flags := d.uvarint()
+	if d.err == nil && flags&^hsRecovering != 0 {
+		d.err = fmt.Errorf("unknown hard state flags %#x", flags)
+	}
+	hs.Recovering = flags&hsRecovering != 0
+	return hs
 }
 
 func (u *update) encode(buf []byte) []byte {
