@@ -39,14 +39,15 @@ type update struct {
 }
 
 // segHeader is the payload of a recSegHeader record: the sequence number,
-// the preallocated size and the log's state when the segment was started,
-// so that earlier segments can be deleted without losing the hard state or
-// the snapshot position, and so that a truncated predecessor is detected.
+// the preallocated size, the log's state when the segment was started and
+// the directory's identity, so that earlier segments can be deleted without
+// losing the hard state, the snapshot position or the identity, and so that
+// a truncated predecessor is detected.
 type segHeader struct {
 	seq   uint64
 	size  int64
 	summ  summary
-	extra uint64 // reserved, zero
+	id    Identity
 }
 
 // summary is the part of the log state a segment header records.
@@ -267,7 +268,9 @@ func (h *segHeader) encode() []byte {
 	e.uvarint(h.summ.last)
 	e.uvarint(h.summ.lastTerm)
 	encodeHardState(&e, h.summ.hs)
-	e.uvarint(h.extra)
+	e.uvarint(h.id.ClusterID)
+	e.uvarint(h.id.NodeID)
+	e.uvarint(h.id.Incarnation)
 	return e.b
 }
 
@@ -282,7 +285,12 @@ func decodeSegHeader(payload []byte) (segHeader, error) {
 	h.summ.last = d.uvarint()
 	h.summ.lastTerm = d.uvarint()
 	h.summ.hs = decodeHardState(&d)
-	h.extra = d.uvarint()
+	h.id.ClusterID = d.uvarint()
+	h.id.NodeID = d.uvarint()
+	h.id.Incarnation = d.uvarint()
+	if d.err == nil && h.id.Incarnation == 0 {
+		return h, fmt.Errorf("no incarnation")
+	}
 	if d.err != nil {
 		return h, d.err
 	}

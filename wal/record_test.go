@@ -134,7 +134,7 @@ func TestRecoveringAndIncarnationsRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, got.snap.ConfState.Incarnations)
 
-	h := segHeader{seq: 3, size: 4096, summ: summary{snap: u.snap, hs: u.hs}}
+	h := segHeader{seq: 3, size: 4096, summ: summary{snap: u.snap, hs: u.hs}, id: Identity{ClusterID: 1, NodeID: 2, Incarnation: 3}}
 	gotH, err := decodeSegHeader(h.encode())
 	require.NoError(t, err)
 	assert.True(t, reflect.DeepEqual(h, gotH), "got %+v", gotH)

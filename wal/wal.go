@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/keelraft/raft"
 )
 
@@ -30,6 +32,22 @@ type Options struct {
 	// KeepSnapshots is how many snapshot files are kept (the current one
 	// and older ones). Default DefaultKeepSnapshots; at least 1.
 	KeepSnapshots int
+	// ClusterID and NodeID name the cluster and the node this log belongs
+	// to. Open stores them when it initialises an empty directory, and
+	// fails with an error wrapping ErrIdentityMismatch if an existing log
+	// was stored with other values. Zero means unknown: not stored, not
+	// checked.
+	ClusterID uint64
+	// NodeID: see ClusterID.
+	NodeID uint64
+	// Logger receives what recovery decides on its own (a torn write
+	// cut away, salvaged damage) and storage degradations (no
+	// preallocation); nil means zap.NewNop().
+	Logger *zap.Logger
+	// Salvage makes Open keep the longest valid prefix of a damaged log
+	// instead of failing with ErrCorrupt: see the package documentation
+	// and SalvageReport.
+	Salvage bool
 }
 
 // Log is a durable raft.Storage: a segmented write-ahead log of entries and
@@ -50,8 +68,16 @@ type Log struct {
 	dir  string
 	opts Options
 	lock io.Closer
+	log  *zap.Logger
 
-	st state
+	st      state
+	id      Identity
+	created bool
+	// salvaged says what Open dropped under Options.Salvage; nil if
+	// nothing.
+	salvaged *SalvageReport
+	// warnedAlloc is set once a failed preallocation has been logged.
+	warnedAlloc bool
 
 	// The active segment: the last one, open for appending at off.
 	seq     uint64
@@ -88,6 +114,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.KeepSnapshots == 0 {
 		opts.KeepSnapshots = DefaultKeepSnapshots
 	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
 	if opts.KeepSnapshots < 1 {
 		return nil, fmt.Errorf("wal: Options.KeepSnapshots %d is below 1", opts.KeepSnapshots)
 	}
@@ -102,7 +131,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
 	}
-	l := &Log{fs: fs, dir: dir, opts: opts, lock: lock, st: newState()}
+	l := &Log{fs: fs, dir: dir, opts: opts, lock: lock, log: opts.Logger, st: newState()}
 	if err := l.recover(); err != nil {
 		if l.f != nil {
 			_ = l.f.Close()
@@ -155,15 +184,12 @@ func (l *Log) recover() error {
 		if len(l.snaps) > 0 {
 			return corruptf(l.dir, 0, "snapshot files but no segment: the segments were deleted")
 		}
-		f, off, err := l.createSegment(1)
-		if err != nil {
-			return err
-		}
-		l.seq, l.f, l.off, l.hdrEnd, l.segSize = 1, f, off, off, l.opts.SegmentSize
-		l.segs = []uint64{1}
-		return nil
+		return l.initEmpty()
 	}
 	if err := l.replay(); err != nil {
+		return err
+	}
+	if err := checkIdentity(l.dir, l.id, l.opts); err != nil {
 		return err
 	}
 	if err := l.loadSnapshot(); err != nil {
@@ -173,6 +199,25 @@ func (l *Log) recover() error {
 		return err
 	}
 	return l.deleteDeadSegments()
+}
+
+// initEmpty initialises an empty directory: a new identity and the first
+// segment.
+func (l *Log) initEmpty() error {
+	inc, err := newIncarnation()
+	if err != nil {
+		return err
+	}
+	l.id = Identity{ClusterID: l.opts.ClusterID, NodeID: l.opts.NodeID, Incarnation: inc}
+	f, off, err := l.createSegment(1)
+	if err != nil {
+		return err
+	}
+	l.seq, l.f, l.off, l.hdrEnd, l.segSize = 1, f, off, off, l.opts.SegmentSize
+	l.segs = []uint64{1}
+	l.created = true
+	l.log.Info("wal: initialised an empty directory", zap.String("dir", l.dir), zap.Stringer("identity", l.id))
+	return nil
 }
 
 // segResult is what scanning one segment found.
@@ -260,6 +305,11 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 	}
 	if res.hdr.seq != seq {
 		return res, corruptf(name, 0, "segment header names sequence %d", res.hdr.seq)
+	}
+	if first {
+		l.id = res.hdr.id
+	} else if res.hdr.id != l.id {
+		return res, corruptf(name, 0, "segment header names %s, the previous segments %s", res.hdr.id, l.id)
 	}
 	if size := int64(len(buf)); size < res.hdr.size {
 		return res, corruptf(name, size, "segment truncated: %d bytes, preallocated %d", size, res.hdr.size)

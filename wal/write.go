@@ -22,7 +22,7 @@ func (l *Log) poison(op string, err error) error {
 func (l *Log) createSegment(seq uint64) (File, int64, error) {
 	name := l.path(segName(seq))
 	tmp := name + tmpSuffix
-	h := segHeader{seq: seq, size: l.opts.SegmentSize, summ: l.st.summary()}
+	h := segHeader{seq: seq, size: l.opts.SegmentSize, summ: l.st.summary(), id: l.id}
 	rec := appendRecord(nil, recSegHeader, h.encode())
 	f, err := l.fs.Create(tmp)
 	if err != nil {
