@@ -44,10 +44,10 @@ type update struct {
 // losing the hard state, the snapshot position or the identity, and so that
 // a truncated predecessor is detected.
 type segHeader struct {
-	seq   uint64
-	size  int64
-	summ  summary
-	id    Identity
+	seq  uint64
+	size int64
+	summ summary
+	id   Identity
 }
 
 // summary is the part of the log state a segment header records.
