@@ -92,8 +92,9 @@ type Log struct {
 	snaps []raft.SnapshotMetadata
 
 	// err is the error that poisoned the log, or ErrClosed.
-	err error
-	buf []byte
+	err  error
+	buf  []byte
+	mark []byte // the last synced marker written
 }
 
 var _ raft.Storage = (*Log)(nil)
@@ -229,6 +230,9 @@ type segResult struct {
 	// dirtyEnd is the end of the non-zero bytes after end (a torn tail
 	// to clear), or end if there are none.
 	dirtyEnd int64
+	// unmarked is the offset of the last update record if no synced
+	// marker follows it, else -1.
+	unmarked int64
 }
 
 // replay reads every segment in order and rebuilds the state.
@@ -278,11 +282,22 @@ func (l *Log) replay() error {
 	}
 	l.f, l.off, l.hdrEnd, l.segSize = f, prev.end, int64(recordSize(len(prev.hdr.encode()))), prev.hdr.size
 	if prev.dirtyEnd > prev.end {
+		l.log.Info("wal: cut away a torn write at the end of the log (a crash interrupted it before its sync returned, so it was never acknowledged)",
+			zap.String("file", name), zap.Int64("offset", prev.end), zap.Int64("bytes", prev.dirtyEnd-prev.end))
 		if _, err := f.WriteAt(make([]byte, prev.dirtyEnd-prev.end), prev.end); err != nil {
 			return fmt.Errorf("wal: clear torn tail of %s: %w", name, err)
 		}
+	}
+	if prev.dirtyEnd > prev.end || prev.unmarked >= 0 {
+		// The last record was read back, maybe from the page cache only:
+		// make it durable before vouching for it.
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("wal: sync %s: %w", name, err)
+		}
+	}
+	if prev.unmarked >= 0 {
+		if err := l.vouch(prev.unmarked); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -319,6 +334,7 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 	} else if got := l.st.summary(); !got.equal(res.hdr.summ) {
 		return res, corruptf(name, 0, "segment starts at state {%v} but the previous segments end at {%v}", res.hdr.summ, got)
 	}
+	res.unmarked = -1
 	for {
 		typ, payload, next, ok := parseRecord(buf, off)
 		if !ok {
@@ -326,6 +342,9 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 		}
 		switch typ {
 		case recUpdate:
+			if res.unmarked >= 0 {
+				return res, corruptf(name, int64(off), "update record follows the update record at offset %d without a synced marker", res.unmarked)
+			}
 			u, err := decodeUpdate(payload)
 			if err == nil {
 				err = l.replayUpdate(&u, seq)
@@ -334,7 +353,17 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 				return res, corruptf(name, int64(off), "update record: %v", err)
 			}
 			res.updates++
+			res.unmarked = int64(off)
+		case recSynced:
+			at, ok := decodeMarker(payload)
+			if !ok || at != res.unmarked {
+				return res, corruptf(name, int64(off), "synced marker for offset %d does not follow the update record it vouches for", at)
+			}
+			res.unmarked = -1
 		case recSeal:
+			if res.unmarked >= 0 {
+				return res, corruptf(name, int64(off), "seal follows the update record at offset %d without a synced marker", res.unmarked)
+			}
 			nextSeq, err := decodeSeal(payload)
 			if err != nil || nextSeq != seq+1 {
 				return res, corruptf(name, int64(off), "bad seal record (next %d, %v)", nextSeq, err)
@@ -355,8 +384,8 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 	// The scan stopped at something that is not a record: zeros
 	// (preallocated space), a torn write, or damage. Only the last record
 	// written can be torn, so a valid record further on means damage.
-	if at, found := hasValidRecordAfter(buf, off); found {
-		return res, corruptf(name, int64(off), "invalid record followed by a valid record at offset %d", at)
+	if at, found := hasValidRecordAfter(buf, off); found && !tornAfterUnmarked(buf, off, at, res.unmarked) {
+		return res, corruptf(name, int64(off), "invalid record followed by a valid record at offset %d: a synced record was damaged", at)
 	}
 	res.dirtyEnd = res.end
 	for i := len(buf) - 1; i >= off; i-- {
