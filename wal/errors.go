@@ -35,7 +35,21 @@ var (
 	ErrUnlinked = errors.New("wal: segment file was deleted while the log was open")
 )
 
+// damageError is damage found by recovery: it wraps ErrCorrupt and names
+// the file and the offset, which salvage reports.
+type damageError struct {
+	file   string
+	off    int64
+	reason string
+}
+
+func (e *damageError) Error() string {
+	return fmt.Sprintf("%v: %s at offset %d: %s", ErrCorrupt, e.file, e.off, e.reason)
+}
+
+func (e *damageError) Unwrap() error { return ErrCorrupt }
+
 // corruptf returns an error wrapping ErrCorrupt that names file and offset.
 func corruptf(file string, off int64, format string, args ...any) error {
-	return fmt.Errorf("%w: %s at offset %d: %s", ErrCorrupt, file, off, fmt.Sprintf(format, args...))
+	return &damageError{file: file, off: off, reason: fmt.Sprintf(format, args...)}
 }
