@@ -53,7 +53,7 @@ func (l *Log) salvage(dmg error) error {
 		_ = l.f.Close()
 		l.f = nil
 	}
-	lostTo := max(l.st.lastIndex(), l.st.hs.Commit)
+	lostTo := max(l.st.lastIndex(), l.st.hs.Commit, l.extentAfter(d.file))
 	l.st.trimMissing()
 	badSnaps := l.settleSnapshot()
 	kept := l.st.lastIndex()
@@ -185,4 +185,27 @@ func (l *Log) readSnapFile(m raft.SnapshotMetadata) (raft.Snapshot, bool) {
 		return raft.Snapshot{}, false
 	}
 	return snap, true
+}
+
+// extentAfter returns the highest index (last or committed) that the
+// headers of the segments after file name: a lower bound of what the log
+// held beyond the damage.
+func (l *Log) extentAfter(file string) uint64 {
+	var hi uint64
+	for _, s := range l.segs {
+		name := l.path(segName(s))
+		if name <= file {
+			continue
+		}
+		buf, err := l.fs.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		if typ, payload, _, ok := parseRecord(buf, 0); ok && typ == recSegHeader {
+			if h, err := decodeSegHeader(payload); err == nil {
+				hi = max(hi, h.summ.last, h.summ.hs.Commit)
+			}
+		}
+	}
+	return hi
 }
