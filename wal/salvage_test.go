@@ -221,7 +221,6 @@ func TestSegmentDeletedUnderLog(t *testing.T) {
 	assert.Equal(t, uint64(1), last, "the failed write is not visible")
 }
 
-
 // TestSalvageLostInstalledSnapshot: when the snapshot the log starts from
 // is lost and no older one can stand in for it, the salvaged log is empty
 // (index 0), keeping the term and vote, marked Recovering.
