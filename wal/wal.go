@@ -94,7 +94,7 @@ type Log struct {
 	// err is the error that poisoned the log, or ErrClosed.
 	err  error
 	buf  []byte
-	mark []byte // the last synced marker written
+	mark [markerSize]byte // the last synced marker written
 }
 
 var _ raft.Storage = (*Log)(nil)
