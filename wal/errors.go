@@ -9,8 +9,10 @@ var (
 	// ErrCorrupt is returned by Open when the directory holds damage that
 	// a crash cannot explain: a bad record followed by valid ones, a
 	// missing or truncated segment, a segment whose starting state does
-	// not match its predecessor, or a snapshot whose checksum fails. The
-	// wrapped message names the file and the offset.
+	// not match its predecessor, a snapshot whose checksum fails, or a
+	// commit the log no longer holds. The wrapped message names the file
+	// and the offset. With Options.Salvage, Open keeps the valid prefix
+	// instead (see SalvageReport).
 	ErrCorrupt = errors.New("wal: corrupt data")
 
 	// ErrLocked is returned by Open when another Log (in this or another
