@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/keelraft/raft"
 )
 
@@ -30,6 +32,22 @@ type Options struct {
 	// KeepSnapshots is how many snapshot files are kept (the current one
 	// and older ones). Default DefaultKeepSnapshots; at least 1.
 	KeepSnapshots int
+	// ClusterID and NodeID name the cluster and the node this log belongs
+	// to. Open stores them when it initialises an empty directory, and
+	// fails with an error wrapping ErrIdentityMismatch if an existing log
+	// was stored with other values. Zero means unknown: not stored, not
+	// checked.
+	ClusterID uint64
+	// NodeID: see ClusterID.
+	NodeID uint64
+	// Logger receives what recovery decides on its own (a torn write
+	// cut away, salvaged damage) and storage degradations (no
+	// preallocation); nil means zap.NewNop().
+	Logger *zap.Logger
+	// Salvage makes Open keep the longest valid prefix of a damaged log
+	// instead of failing with ErrCorrupt: see the package documentation
+	// and SalvageReport.
+	Salvage bool
 }
 
 // Log is a durable raft.Storage: a segmented write-ahead log of entries and
@@ -50,8 +68,16 @@ type Log struct {
 	dir  string
 	opts Options
 	lock io.Closer
+	log  *zap.Logger
 
-	st state
+	st      state
+	id      Identity
+	created bool
+	// salvaged says what Open dropped under Options.Salvage; nil if
+	// nothing.
+	salvaged *SalvageReport
+	// warnedAlloc is set once a failed preallocation has been logged.
+	warnedAlloc bool
 
 	// The active segment: the last one, open for appending at off.
 	seq     uint64
@@ -66,8 +92,9 @@ type Log struct {
 	snaps []raft.SnapshotMetadata
 
 	// err is the error that poisoned the log, or ErrClosed.
-	err error
-	buf []byte
+	err  error
+	buf  []byte
+	mark [markerSize]byte // the last synced marker written
 }
 
 var _ raft.Storage = (*Log)(nil)
@@ -88,6 +115,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.KeepSnapshots == 0 {
 		opts.KeepSnapshots = DefaultKeepSnapshots
 	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
 	if opts.KeepSnapshots < 1 {
 		return nil, fmt.Errorf("wal: Options.KeepSnapshots %d is below 1", opts.KeepSnapshots)
 	}
@@ -102,7 +132,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
 	}
-	l := &Log{fs: fs, dir: dir, opts: opts, lock: lock, st: newState()}
+	l := &Log{fs: fs, dir: dir, opts: opts, lock: lock, log: opts.Logger, st: newState()}
 	if err := l.recover(); err != nil {
 		if l.f != nil {
 			_ = l.f.Close()
@@ -151,28 +181,65 @@ func (l *Log) recover() error {
 		}
 	}
 	slices.SortFunc(l.snaps, func(a, b raft.SnapshotMetadata) int { return cmpU64(a.Index, b.Index) })
+	if len(l.segs) == 0 && len(l.snaps) == 0 {
+		return l.initEmpty()
+	}
+	var dmg error
 	if len(l.segs) == 0 {
-		if len(l.snaps) > 0 {
-			return corruptf(l.dir, 0, "snapshot files but no segment: the segments were deleted")
+		dmg = corruptf(l.dir, 0, "snapshot files but no segment: the segments were deleted")
+	} else {
+		dmg = l.replay()
+	}
+	if dmg != nil {
+		var d *damageError
+		if !l.opts.Salvage || !errors.As(dmg, &d) {
+			return dmg
 		}
-		f, off, err := l.createSegment(1)
-		if err != nil {
+	}
+	if l.id.Incarnation != 0 {
+		if err := checkIdentity(l.dir, l.id, l.opts); err != nil {
 			return err
 		}
-		l.seq, l.f, l.off, l.hdrEnd, l.segSize = 1, f, off, off, l.opts.SegmentSize
-		l.segs = []uint64{1}
-		return nil
 	}
-	if err := l.replay(); err != nil {
-		return err
+	if dmg != nil {
+		return l.salvage(dmg)
 	}
 	if err := l.loadSnapshot(); err != nil {
-		return err
+		if !l.opts.Salvage {
+			return err
+		}
+		return l.salvage(err)
+	}
+	if l.st.lostCommit() {
+		err := corruptf(l.path(segName(l.seq)), l.off, "the hard state commits index %d but the log ends at %d: committed entries were lost", l.st.hs.Commit, l.st.lastIndex())
+		if !l.opts.Salvage {
+			return err
+		}
+		return l.salvage(err)
 	}
 	if err := l.pruneSnapshots(true); err != nil {
 		return err
 	}
 	return l.deleteDeadSegments()
+}
+
+// initEmpty initialises an empty directory: a new identity and the first
+// segment.
+func (l *Log) initEmpty() error {
+	inc, err := newIncarnation()
+	if err != nil {
+		return err
+	}
+	l.id = Identity{ClusterID: l.opts.ClusterID, NodeID: l.opts.NodeID, Incarnation: inc}
+	f, off, err := l.createSegment(1)
+	if err != nil {
+		return err
+	}
+	l.seq, l.f, l.off, l.hdrEnd, l.segSize = 1, f, off, off, l.opts.SegmentSize
+	l.segs = []uint64{1}
+	l.created = true
+	l.log.Info("wal: initialised an empty directory", zap.String("dir", l.dir), zap.Stringer("identity", l.id))
+	return nil
 }
 
 // segResult is what scanning one segment found.
@@ -184,6 +251,9 @@ type segResult struct {
 	// dirtyEnd is the end of the non-zero bytes after end (a torn tail
 	// to clear), or end if there are none.
 	dirtyEnd int64
+	// unmarked is the offset of the last update record if no synced
+	// marker follows it, else -1.
+	unmarked int64
 }
 
 // replay reads every segment in order and rebuilds the state.
@@ -195,6 +265,10 @@ func (l *Log) replay() error {
 			return corruptf(name, 0, "segment %s is missing", segName(l.segs[i-1]+1))
 		}
 		last := i == len(l.segs)-1
+		var before state
+		if i > 0 && !prev.sealed {
+			before = l.st.clone()
+		}
 		res, err := l.replaySegment(name, seq, i == 0)
 		if err != nil {
 			return err
@@ -203,6 +277,7 @@ func (l *Log) replay() error {
 			// The previous segment ends without a seal: only a crash while
 			// rolling explains it, and then this segment holds nothing.
 			if !last || res.updates > 0 {
+				l.st = before
 				return corruptf(l.path(segName(l.segs[i-1])), prev.end, "segment ends without a seal but is followed by %s", segName(seq))
 			}
 			// Finish the roll's undoing: drop the empty new segment.
@@ -233,11 +308,22 @@ func (l *Log) replay() error {
 	}
 	l.f, l.off, l.hdrEnd, l.segSize = f, prev.end, int64(recordSize(len(prev.hdr.encode()))), prev.hdr.size
 	if prev.dirtyEnd > prev.end {
+		l.log.Info("wal: cut away a torn write at the end of the log (a crash interrupted it before its sync returned, so it was never acknowledged)",
+			zap.String("file", name), zap.Int64("offset", prev.end), zap.Int64("bytes", prev.dirtyEnd-prev.end))
 		if _, err := f.WriteAt(make([]byte, prev.dirtyEnd-prev.end), prev.end); err != nil {
 			return fmt.Errorf("wal: clear torn tail of %s: %w", name, err)
 		}
+	}
+	if prev.dirtyEnd > prev.end || prev.unmarked >= 0 {
+		// The last record was read back, maybe from the page cache only:
+		// make it durable before vouching for it.
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("wal: sync %s: %w", name, err)
+		}
+	}
+	if prev.unmarked >= 0 {
+		if err := l.vouch(prev.unmarked); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -261,14 +347,17 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 	if res.hdr.seq != seq {
 		return res, corruptf(name, 0, "segment header names sequence %d", res.hdr.seq)
 	}
-	if size := int64(len(buf)); size < res.hdr.size {
-		return res, corruptf(name, size, "segment truncated: %d bytes, preallocated %d", size, res.hdr.size)
+	if first {
+		l.id = res.hdr.id
+	} else if res.hdr.id != l.id {
+		return res, corruptf(name, 0, "segment header names %s, the previous segments %s", res.hdr.id, l.id)
 	}
 	if first {
 		l.st.initFrom(res.hdr.summ, seq-1)
 	} else if got := l.st.summary(); !got.equal(res.hdr.summ) {
 		return res, corruptf(name, 0, "segment starts at state {%v} but the previous segments end at {%v}", res.hdr.summ, got)
 	}
+	res.unmarked = -1
 	for {
 		typ, payload, next, ok := parseRecord(buf, off)
 		if !ok {
@@ -276,6 +365,9 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 		}
 		switch typ {
 		case recUpdate:
+			if res.unmarked >= 0 {
+				return res, corruptf(name, int64(off), "update record follows the update record at offset %d without a synced marker", res.unmarked)
+			}
 			u, err := decodeUpdate(payload)
 			if err == nil {
 				err = l.replayUpdate(&u, seq)
@@ -284,7 +376,17 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 				return res, corruptf(name, int64(off), "update record: %v", err)
 			}
 			res.updates++
+			res.unmarked = int64(off)
+		case recSynced:
+			at, ok := decodeMarker(payload)
+			if !ok || at != res.unmarked {
+				return res, corruptf(name, int64(off), "synced marker for offset %d does not follow the update record it vouches for", at)
+			}
+			res.unmarked = -1
 		case recSeal:
+			if res.unmarked >= 0 {
+				return res, corruptf(name, int64(off), "seal follows the update record at offset %d without a synced marker", res.unmarked)
+			}
 			nextSeq, err := decodeSeal(payload)
 			if err != nil || nextSeq != seq+1 {
 				return res, corruptf(name, int64(off), "bad seal record (next %d, %v)", nextSeq, err)
@@ -299,14 +401,19 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 		}
 	}
 	res.end = int64(off)
+	// Checked after the records, so that a salvage keeps those before the
+	// cut.
+	if size := int64(len(buf)); size < res.hdr.size {
+		return res, corruptf(name, size, "segment truncated: %d bytes, preallocated %d", size, res.hdr.size)
+	}
 	if res.sealed {
 		return res, nil
 	}
 	// The scan stopped at something that is not a record: zeros
 	// (preallocated space), a torn write, or damage. Only the last record
 	// written can be torn, so a valid record further on means damage.
-	if at, found := hasValidRecordAfter(buf, off); found {
-		return res, corruptf(name, int64(off), "invalid record followed by a valid record at offset %d", at)
+	if at, found := hasValidRecordAfter(buf, off); found && !tornAfterUnmarked(buf, off, at, res.unmarked) {
+		return res, corruptf(name, int64(off), "invalid record followed by a valid record at offset %d: a synced record was damaged", at)
 	}
 	res.dirtyEnd = res.end
 	for i := len(buf) - 1; i >= off; i-- {
@@ -349,6 +456,7 @@ func (l *Log) replayUpdate(u *update, seq uint64) error {
 	}
 	if u.hasHard {
 		st.hs = u.hs
+		st.hsLast = st.lastIndex()
 	}
 	return nil
 }
