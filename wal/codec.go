@@ -147,8 +147,8 @@ func decodeSnapMeta(d *decoder) raft.SnapshotMetadata {
 // Hard state flags.
 const hsRecovering = 1 << 0
 
-// encodeHardState writes term, vote, commit and a flags uvarint
-// (hsRecovering).
+// encodeHardState writes term, vote, commit, a flags uvarint
+// (hsRecovering) and the recovery epoch.
 func encodeHardState(e *encoder, hs raft.HardState) {
 	e.uvarint(hs.Term)
 	e.uvarint(hs.Vote)
@@ -158,6 +158,7 @@ func encodeHardState(e *encoder, hs raft.HardState) {
 		flags |= hsRecovering
 	}
 	e.uvarint(flags)
+	e.uvarint(hs.RecoveryEpoch)
 }
 
 func decodeHardState(d *decoder) raft.HardState {
@@ -167,6 +168,7 @@ func decodeHardState(d *decoder) raft.HardState {
 		d.err = fmt.Errorf("unknown hard state flags %#x", flags)
 	}
 	hs.Recovering = flags&hsRecovering != 0
+	hs.RecoveryEpoch = d.uvarint()
 	return hs
 }
 

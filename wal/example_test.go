@@ -46,8 +46,8 @@ func Example() {
 	hs, cs, _ := log.InitialState()
 	last, _ := log.LastIndex()
 	got, _ := log.Entries(3, 4, 1<<20)
-	fmt.Printf("hard state %+v, voters %v, last index %d, entry 3 %q\n", hs, cs.Voters, last, got[0].Data)
+	fmt.Printf("term %d, vote %d, commit %d, voters %v, last index %d, entry 3 %q\n", hs.Term, hs.Vote, hs.Commit, cs.Voters, last, got[0].Data)
 	// Output:
 	// second open: true
-	// hard state {Term:2 Vote:1 Commit:3 Recovering:false}, voters [1], last index 3, entry 3 "x=1"
+	// term 2, vote 1, commit 3, voters [1], last index 3, entry 3 "x=1"
 }

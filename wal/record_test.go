@@ -118,7 +118,7 @@ func TestRecoveringAndIncarnationsRoundTrip(t *testing.T) {
 	cs := raft.ConfState{Voters: []uint64{1, 2, 3}, Incarnations: map[uint64]uint64{3: 9, 1: 7, 2: 1 << 60}}
 	u := update{
 		snapKind: snapApply, snap: raft.SnapshotMetadata{Index: 5, Term: 2, ConfState: cs},
-		hasHard: true, hs: raft.HardState{Term: 2, Vote: 1, Commit: 5, Recovering: true},
+		hasHard: true, hs: raft.HardState{Term: 2, Vote: 1, Commit: 5, Recovering: true, RecoveryEpoch: 3},
 	}
 	got, err := decodeUpdate(u.encode(nil))
 	require.NoError(t, err)
