@@ -197,6 +197,9 @@ func (r *raft) loadState(hs HardState) error {
 	r.recoveryEpoch = hs.RecoveryEpoch
 	if hs.Recovering {
 		r.recovering, r.recoveryToken = true, r.newRecoveryToken()
+		r.logger.Warn("this node recovers from a storage fault: it neither votes nor campaigns nor counts toward "+
+			"a quorum until a leader has brought it up to date", zap.Uint64("term", hs.Term),
+			zap.Uint64("last_index", r.raftLog.lastIndex()))
 	}
 	if last := r.raftLog.lastIndex(); hs.Commit > last {
 		// The log lost entries this node knew were committed, so also
