@@ -89,8 +89,8 @@ func (r *raft) maybeStepDownAfterRemoval() {
 	last := r.raftLog.lastIndex()
 	for _, id := range r.trk.voterIDs() {
 		pr := r.trk.progress[id]
-		if id == r.id || pr.Match != last || pr.peerCommit < r.stepDownIndex {
-			continue
+		if id == r.id || pr.Match != last || pr.peerCommit < r.stepDownIndex || pr.Recovering {
+			continue // a recovering voter may not campaign
 		}
 		r.logger.Info("stepping down: no longer a voter", zap.Uint64("term", r.Term), zap.Uint64("successor", id))
 		r.send(Message{To: id, Type: MsgTimeoutNow})
