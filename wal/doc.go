@@ -125,9 +125,8 @@ state in memory stays at what was durable before. After each sync the Log
 checks that the active segment still has a name (File.Linked): if it was
 deleted from under the Log (its directory removed, say), the write is not
 acknowledged and the Log is poisoned with an error wrapping ErrUnlinked.
-After an fsync error the
-page cache cannot be trusted, so the only way on is to restart the process
-and let Open recover from what is on disk. Reads keep returning the state
+After an fsync error the page cache cannot be trusted, so the only way on
+is to restart the process and let Open recover from what is on disk. Reads keep returning the state
 in memory, which never includes the failed write, so that a node in the
 middle of a call does not panic; the host must stop it.
 
