@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"errors"
+	"maps"
 	"math"
 	"slices"
 
@@ -134,6 +135,11 @@ func (c *checker) bootConfig(n *simNode) {
 			"its snapshot says voters=%v outgoing=%v learners=%v next=%v",
 			n.id, n.applied, got.Voters, got.VotersOutgoing, got.Learners, got.LearnersNext,
 			want.Voters, want.VotersOutgoing, want.Learners, want.LearnersNext)
+		return
+	}
+	if !maps.Equal(got.Incarnations, want.Incarnations) {
+		c.s.fail("configuration", "node %d restarted at applied index %d with incarnations %v; its snapshot says %v",
+			n.id, n.applied, got.Incarnations, want.Incarnations)
 	}
 }
 

@@ -230,6 +230,10 @@ type Counts struct {
 	Syncs, AckedReadies int
 	// CaughtUp counts the members checked to catch up after healing.
 	CaughtUp int
+	// IncarnationRecords counts the applied changes that record members'
+	// storage incarnations (raft.ConfChangeRecordIncarnation), which the
+	// leader proposes on its own; ConfChanges does not count them.
+	IncarnationRecords int
 }
 
 // Add accumulates o into c.
@@ -265,6 +269,7 @@ func (c *Counts) Add(o Counts) {
 	c.Syncs += o.Syncs
 	c.AckedReadies += o.AckedReadies
 	c.CaughtUp += o.CaughtUp
+	c.IncarnationRecords += o.IncarnationRecords
 }
 
 // String summarises the counts on one line.
@@ -275,9 +280,9 @@ func (c Counts) String() string {
 		c.ConfProposals, c.ConfChanges, c.SnapshotsCreated, c.SnapshotsInstalled, c.Delivered, c.Dropped, c.Duplicated,
 		c.Writes, c.Reads, c.StaleReads, c.Indeterminate) +
 		fmt.Sprintf(" bursts=%d/%d(links/msgs) stalls=%d transfers=%d/%d(all/to_leaving) extreme_terms=%d log_regressions=%d/%d(nodes/entries) "+
-			"single_voter_confs=%d syncs=%d/%d(syncs/readies) caught_up=%d",
+			"single_voter_confs=%d syncs=%d/%d(syncs/readies) caught_up=%d incarnation_records=%d",
 			c.Bursts, c.BurstDrops, c.Stalls, c.Transfers, c.TransfersToLeaving, c.ExtremeTerms, c.LogRegressions, c.TruncatedEntries,
-			c.SingleVoterConfs, c.Syncs, c.AckedReadies, c.CaughtUp)
+			c.SingleVoterConfs, c.Syncs, c.AckedReadies, c.CaughtUp, c.IncarnationRecords)
 }
 
 // Violation is a property the run broke.

@@ -67,6 +67,10 @@ type sim struct {
 	now int64
 	res *Result
 
+	// incRng draws storage incarnations, apart from rng so that they do
+	// not shift the run's other draws.
+	incRng *rand.Rand
+
 	nodes   map[uint64]*simNode
 	ids     []uint64 // every ID of the pool, started or not
 	started map[uint64]bool
@@ -223,6 +227,7 @@ func newSim(cfg Config) *sim {
 	s := &sim{
 		cfg:        cfg,
 		rng:        rng,
+		incRng:     rand.New(rand.NewPCG(cfg.Seed^0x696e6361726e, cfg.Seed)),
 		nodes:      map[uint64]*simNode{},
 		started:    map[uint64]bool{},
 		retired:    map[uint64]bool{},
@@ -359,7 +364,7 @@ func (s *sim) opTimeout() int64 {
 // startNode starts a brand-new node; voters is the bootstrap configuration
 // (nil for a node that joins later and waits for a snapshot).
 func (s *sim) startNode(id uint64, voters []uint64) {
-	n := &simNode{id: id, disk: NewStorage(), rate: 1}
+	n := &simNode{id: id, disk: s.newDisk(), rate: 1}
 	if s.cfg.Faults.TickSkew {
 		n.rate = 0.5 + 1.5*s.rng.Float64()
 	}
@@ -367,6 +372,15 @@ func (s *sim) startNode(id uint64, voters []uint64) {
 	s.started[id] = true
 	s.tracef("n%d starts, tick rate %.2f", id, n.rate)
 	s.boot(n, voters)
+}
+
+// newDisk returns an empty disk with a fresh incarnation.
+func (s *sim) newDisk() *Storage {
+	d := NewStorage()
+	for d.incarnation == 0 {
+		d.incarnation = s.incRng.Uint64()
+	}
+	return d
 }
 
 // boot creates the node's RawNode from its disk and rebuilds the host
@@ -387,6 +401,7 @@ func (s *sim) boot(n *simNode, voters []uint64) {
 		ElectionTick:    s.cfg.ElectionTick,
 		HeartbeatTick:   1,
 		Storage:         n.disk,
+		Incarnation:     n.disk.incarnation,
 		Applied:         n.applied,
 		MaxSizePerMsg:   4 << 10,
 		MaxInflightMsgs: s.p.maxInflight,
@@ -772,7 +787,12 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 		prev := n.conf
 		n.conf = cs
 		s.tracef("n%d applies conf change %s at %d: voters=%v outgoing=%v learners=%v", n.id, cc, e.Index, cs.Voters, cs.VotersOutgoing, cs.Learners)
-		if first {
+		switch {
+		case !first:
+		case isRecordIncarnations(cc):
+			// The leader's own change, not a proposal of the run's.
+			s.res.Counts.IncarnationRecords++
+		default:
 			s.res.Counts.ConfChanges++
 			if len(cs.Voters) == 1 && len(cs.VotersOutgoing) == 0 {
 				s.res.Counts.SingleVoterConfs++
@@ -806,6 +826,17 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 			s.complete(o, "")
 		}
 	}
+}
+
+// isRecordIncarnations reports whether cc only records storage
+// incarnations (the leader's automatic change), changing no role.
+func isRecordIncarnations(cc raft.ConfChange) bool {
+	for _, c := range cc.Changes {
+		if c.Type != raft.ConfChangeRecordIncarnation {
+			return false
+		}
+	}
+	return len(cc.Changes) > 0
 }
 
 // retireRemoved marks the nodes that a change from prev to cs removed
