@@ -293,6 +293,17 @@ func (c *checker) promise(n *simNode, m raft.Message) {
 	c.votes[key] = cand
 }
 
+// forgetPromises drops the votes and terms n promised: its storage lost
+// them, which the simulator did on purpose (Faults.StorageFaults).
+func (c *checker) forgetPromises(n *simNode) {
+	delete(c.promisedTerm, n.id)
+	for key := range c.votes {
+		if key[0] == n.id {
+			delete(c.votes, key)
+		}
+	}
+}
+
 // afterRestart checks that n came back with every promise it made.
 func (c *checker) afterRestart(n *simNode) {
 	if c.s.cfg.skipRestartAudit {
