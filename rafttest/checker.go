@@ -2,6 +2,7 @@ package rafttest
 
 import (
 	"errors"
+	"maps"
 	"math"
 	"slices"
 
@@ -134,6 +135,11 @@ func (c *checker) bootConfig(n *simNode) {
 			"its snapshot says voters=%v outgoing=%v learners=%v next=%v",
 			n.id, n.applied, got.Voters, got.VotersOutgoing, got.Learners, got.LearnersNext,
 			want.Voters, want.VotersOutgoing, want.Learners, want.LearnersNext)
+		return
+	}
+	if !maps.Equal(got.Incarnations, want.Incarnations) {
+		c.s.fail("configuration", "node %d restarted at applied index %d with incarnations %v; its snapshot says %v",
+			n.id, n.applied, got.Incarnations, want.Incarnations)
 	}
 }
 
@@ -285,6 +291,17 @@ func (c *checker) promise(n *simNode, m raft.Message) {
 		return
 	}
 	c.votes[key] = cand
+}
+
+// forgetPromises drops the votes and terms n promised: its storage lost
+// them, which the simulator did on purpose (Faults.StorageFaults).
+func (c *checker) forgetPromises(n *simNode) {
+	delete(c.promisedTerm, n.id)
+	for key := range c.votes {
+		if key[0] == n.id {
+			delete(c.votes, key)
+		}
+	}
 }
 
 // afterRestart checks that n came back with every promise it made.

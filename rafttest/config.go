@@ -64,9 +64,25 @@ type Faults struct {
 	// may legitimately forget entries it acknowledged; the checks judge
 	// the cluster's safety and that the node is brought up to date again.
 	LogRegression bool
+	// StorageFaults crashes a node and damages its durable state as a real
+	// storage (package wal with salvage on) would present it: wiped (a new
+	// incarnation; the node rejoins, or bootstraps the first voters again
+	// by mistake), its log cut at or after its snapshot (below what it
+	// acknowledged and committed), its snapshot lost (an older state of
+	// the same storage, or nothing), or replaced by a backup taken earlier
+	// in the run. Every kind but the wipe marks the node recovering
+	// (raft.HardState.Recovering), as a storage that detects the loss
+	// does; a wiped node learns it from its peers, so a node is wiped only
+	// once every member has recorded its incarnation. Damaged nodes stay
+	// a minority of the smallest voter set the run may have ((voters-1)/2
+	// of Nodes, or of MinVoters with Membership) until they are repaired;
+	// with LogRegression too, a node whose log went back counts as damaged
+	// until it has caught up.
+	StorageFaults bool
 }
 
-// AllFaults enables every kind of fault.
+// AllFaults enables every kind of fault but StorageFaults, which needs
+// three voters or more throughout (Config.MinVoters) and a run of its own.
 var AllFaults = Faults{
 	Network: true, TickSkew: true, Partitions: true, Crashes: true,
 	PowerLoss: true, Pauses: true, Membership: true, Snapshots: true,
@@ -95,6 +111,7 @@ func (f Faults) String() string {
 	add(f.Transfers, "transfers")
 	add(f.ExtremeTerms, "extremeterms")
 	add(f.LogRegression, "logregression")
+	add(f.StorageFaults, "storagefaults")
 	if len(s) == 0 {
 		return "none"
 	}
@@ -189,6 +206,13 @@ type Config struct {
 	// that the outcome checks (double vote, election safety) catch a lost
 	// vote too.
 	skipRestartAudit bool
+	// staleBackups lets Faults.StorageFaults restore backups taken before
+	// a wiped member rejoined, which expose a liveness bug of the core
+	// (see storagefault_test.go).
+	staleBackups bool
+	// staleTails lets it restore the uncommitted tail of a backup, which
+	// exposes a safety bug of the core (see storagefault_test.go).
+	staleTails bool
 }
 
 // Counts are what a run did: the faults that actually happened and the
@@ -230,6 +254,18 @@ type Counts struct {
 	Syncs, AckedReadies int
 	// CaughtUp counts the members checked to catch up after healing.
 	CaughtUp int
+	// IncarnationRecords counts the applied changes that record members'
+	// storage incarnations (raft.ConfChangeRecordIncarnation), which the
+	// leader proposes on its own; ConfChanges does not count them.
+	IncarnationRecords int
+	// StorageFaults counts nodes whose storage was damaged: Wipes (the node
+	// rejoins), WipeBootstraps (it bootstraps again), Truncations,
+	// LostSnapshots and BackupRestores; Repairs counts damaged nodes that
+	// were repaired (TruncatedEntries includes the truncations' entries).
+	StorageFaults, Wipes, WipeBootstraps, Truncations, LostSnapshots, BackupRestores, Repairs int
+	// SpuriousRecoveries counts nodes that started recovering although
+	// the run had not damaged their storage.
+	SpuriousRecoveries int
 }
 
 // Add accumulates o into c.
@@ -265,6 +301,15 @@ func (c *Counts) Add(o Counts) {
 	c.Syncs += o.Syncs
 	c.AckedReadies += o.AckedReadies
 	c.CaughtUp += o.CaughtUp
+	c.IncarnationRecords += o.IncarnationRecords
+	c.StorageFaults += o.StorageFaults
+	c.Wipes += o.Wipes
+	c.WipeBootstraps += o.WipeBootstraps
+	c.Truncations += o.Truncations
+	c.LostSnapshots += o.LostSnapshots
+	c.BackupRestores += o.BackupRestores
+	c.Repairs += o.Repairs
+	c.SpuriousRecoveries += o.SpuriousRecoveries
 }
 
 // String summarises the counts on one line.
@@ -275,9 +320,11 @@ func (c Counts) String() string {
 		c.ConfProposals, c.ConfChanges, c.SnapshotsCreated, c.SnapshotsInstalled, c.Delivered, c.Dropped, c.Duplicated,
 		c.Writes, c.Reads, c.StaleReads, c.Indeterminate) +
 		fmt.Sprintf(" bursts=%d/%d(links/msgs) stalls=%d transfers=%d/%d(all/to_leaving) extreme_terms=%d log_regressions=%d/%d(nodes/entries) "+
-			"single_voter_confs=%d syncs=%d/%d(syncs/readies) caught_up=%d",
+			"single_voter_confs=%d syncs=%d/%d(syncs/readies) caught_up=%d incarnation_records=%d",
 			c.Bursts, c.BurstDrops, c.Stalls, c.Transfers, c.TransfersToLeaving, c.ExtremeTerms, c.LogRegressions, c.TruncatedEntries,
-			c.SingleVoterConfs, c.Syncs, c.AckedReadies, c.CaughtUp)
+			c.SingleVoterConfs, c.Syncs, c.AckedReadies, c.CaughtUp, c.IncarnationRecords) +
+		fmt.Sprintf(" storage_faults=%d(wipe=%d wipe_bootstrap=%d truncate=%d lost_snapshot=%d backup=%d) repairs=%d spurious_recoveries=%d",
+			c.StorageFaults, c.Wipes, c.WipeBootstraps, c.Truncations, c.LostSnapshots, c.BackupRestores, c.Repairs, c.SpuriousRecoveries)
 }
 
 // Violation is a property the run broke.

@@ -77,6 +77,23 @@ var coreMutations = []coreMutation{
 		maxSeeds: 100,
 	},
 	{
+		// A follower that helped commit entries loses them (its log cut,
+		// its snapshot lost, an old backup restored), and the nodes that
+		// hold them are cut off: recovering nodes that vote anyway elect
+		// a leader without committed entries.
+		name:     "ignore-recovering",
+		cfg:      Config{Nodes: 3, Faults: Faults{StorageFaults: true, Crashes: true}, Linearizability: true},
+		maxSeeds: 300,
+	},
+	{
+		// A wiped follower that helped commit entries comes back empty
+		// under a new incarnation: accepted as its old self, it votes for
+		// a node without committed entries.
+		name:     "ignore-incarnation",
+		cfg:      Config{Nodes: 3, Faults: Faults{StorageFaults: true, Crashes: true}, Linearizability: true},
+		maxSeeds: 300,
+	},
+	{
 		// The leader, briefly cut off, steps down and campaigns; its
 		// followers, still in its lease, refuse it.
 		name:     "lease-vote-from-leader",

@@ -128,6 +128,14 @@ func (s *sim) injectFaults() {
 	if f.LogRegression {
 		due("regress", s.p.pRegress, s.regressLog)
 	}
+	if f.StorageFaults {
+		if !f.Partitions && s.partitionEnd != 0 && s.now >= s.partitionEnd {
+			s.net.heal()
+			s.partitionEnd = 0
+			s.tracef("partition healed")
+		}
+		due("storage", s.p.pStorage, s.damageStorage)
+	}
 }
 
 // randomNode picks a started node satisfying ok, or nil.
@@ -498,8 +506,10 @@ func (s *sim) heal() {
 	// together: randomized timeouts end such a series, but with the
 	// simulator's round trips of up to a third of an election timeout it
 	// may take several rounds, so such a configuration gets ten.
+	// A recovering voter (Faults.StorageFaults) neither votes nor
+	// campaigns, which leaves the others in the same position.
 	timeouts := 3.0
-	if s.unanimousConfig() {
+	if s.unanimousConfig() || s.anyRecovering() {
 		timeouts = 10
 	}
 	leaderBound := s.now + int64(timeouts*et/minRate) + int64(4*s.p.maxDelay) + 2
@@ -579,16 +589,18 @@ func (s *sim) catchUpCheck(minRate float64) func() bool {
 			if n == nil || s.retired[id] {
 				continue
 			}
-			if n.up() && n.rn.BasicStatus().Commit >= target && n.applied >= target {
+			if n.up() && n.rn.BasicStatus().Commit >= target && n.applied >= target &&
+				!n.rn.BasicStatus().HardState.Recovering && s.damaged[id].kind == 0 {
 				continue
 			}
 			if s.now > bound {
-				commit := uint64(0)
+				commit, recovering := uint64(0), false
 				if n.up() {
 					commit = n.rn.BasicStatus().Commit
+					recovering = n.rn.BasicStatus().HardState.Recovering
 				}
-				s.fail("liveness", "member %d did not catch up within %d steps of the leader committing %d after healing (commit %d, applied %d, up %v)",
-					id, bound-start, target, commit, n.applied, n.up())
+				s.fail("liveness", "member %d did not catch up within %d steps of the leader committing %d after healing (commit %d, applied %d, up %v, recovering %v, damaged %v)",
+					id, bound-start, target, commit, n.applied, n.up(), recovering, s.damaged[id].kind != 0)
 				return true
 			}
 			return false

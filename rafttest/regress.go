@@ -18,10 +18,13 @@ import (
 // one voter larger, or of a joint one, still meets that majority.) It
 // reports whether it cut anything.
 func (s *sim) regressLog() bool {
+	if s.cfg.Faults.StorageFaults && len(s.damaged) >= s.damageLimit() {
+		return false
+	}
 	l := s.leader()
 	var cands []*simNode
 	for _, id := range s.ids {
-		if n := s.nodes[id]; n != nil && n.up() && !s.retired[id] && (l == nil || id != l.id) {
+		if n := s.nodes[id]; n != nil && n.up() && !s.retired[id] && (l == nil || id != l.id) && s.damaged[id].kind == 0 {
 			cands = append(cands, n)
 		}
 	}
@@ -34,6 +37,12 @@ func (s *sim) regressLog() bool {
 			if err != nil {
 				s.fail("storage", "node %d: cannot cut its log after %d: %v", n.id, cut, err)
 				return true
+			}
+			if s.cfg.Faults.StorageFaults {
+				// Another node losing data now could take the copies
+				// this cut relies on: n counts as damaged until it has
+				// caught up.
+				s.damaged[n.id] = damage{kind: damageRegressed, step: s.now, until: last}
 			}
 			s.res.Counts.LogRegressions++
 			s.res.Counts.TruncatedEntries += lost
@@ -74,13 +83,23 @@ func (s *sim) regressionCut(n *simNode) (cut, commit uint64, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
+	var cc raft.Entry
 	for _, e := range ents {
 		if e.Type == raft.EntryConfChange {
-			commit = e.Index
+			cc = e
 		}
 	}
+	commit = cc.Index
 	if commit > known {
 		return 0, 0, false
+	}
+	if commit > 0 {
+		// Known committed is this very entry, not one of another term at
+		// its index (an isolated leader appends its own changes, such as
+		// recording incarnations): some node applied it.
+		if a := s.chk.at(commit); !a.hasEntry || a.term != cc.Term {
+			return 0, 0, false
+		}
 	}
 	groups := s.voterGroups()
 	safe := func(cut uint64) bool {

@@ -82,6 +82,8 @@ func (r *Result) CheckInjected() error {
 		return missing("leadership transfer")
 	case f.ExtremeTerms && c.ExtremeTerms == 0:
 		return missing("message at an extreme term")
+	case f.StorageFaults && c.StorageFaults == 0 && r.Nodes >= 3:
+		return missing("storage fault")
 	}
 	// A log goes back only when the others hold what it loses, which a
 	// run may never allow (two voters, a follower always behind): tests

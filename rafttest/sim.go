@@ -28,6 +28,8 @@ type params struct {
 	pTransfer     float64 // per step
 	pExtreme      float64 // per step
 	pRegress      float64 // per step
+	pStorage      float64 // per step
+	pBackup       float64 // per step
 	// pFlush and pApply are the pipelined host's per-step chances of
 	// syncing and acknowledging its written Readies, and of applying
 	// what is committed.
@@ -54,6 +56,8 @@ func (p params) String() string {
 	add("p_transfer", p.pTransfer)
 	add("p_extreme", p.pExtreme)
 	add("p_regress", p.pRegress)
+	add("p_storage", p.pStorage)
+	add("p_backup", p.pBackup)
 	add("p_flush", p.pFlush)
 	add("p_apply", p.pApply)
 	return s + fmt.Sprintf(" snap_keep=%d max_inflight=%d", p.snapKeep, p.maxInflight)
@@ -66,6 +70,10 @@ type sim struct {
 	p   params
 	now int64
 	res *Result
+
+	// incRng draws storage incarnations, apart from rng so that they do
+	// not shift the run's other draws.
+	incRng *rand.Rand
 
 	nodes   map[uint64]*simNode
 	ids     []uint64 // every ID of the pool, started or not
@@ -80,6 +88,13 @@ type sim struct {
 	// demotes, until step leavingUntil.
 	leaving      uint64
 	leavingUntil int64
+	// damaged are the nodes whose storage lost data (Faults.StorageFaults)
+	// and that are not repaired yet; backups the copies of each node's
+	// storage taken so far, oldest first.
+	damaged map[uint64]damage
+	backups map[uint64][]backup
+	// lastRejoin is the last step at which a wiped node rejoined.
+	lastRejoin int64
 
 	chk checker
 
@@ -117,6 +132,13 @@ type simNode struct {
 	incarnation int
 	// bootstrapping is set while the bootstrap snapshot is handled.
 	bootstrapping bool
+	// rebootstrap, if set, makes the next restart bootstrap these voters
+	// (a wiped storage, an operator's mistake); damagedBoot marks a
+	// restart from a storage that lost data it had promised.
+	rebootstrap []uint64
+	damagedBoot bool
+	// recovering is the last HardState.Recovering the host persisted.
+	recovering bool
 	// crashInReady makes the next Ready that must sync crash before the
 	// sync.
 	crashInReady bool
@@ -223,9 +245,12 @@ func newSim(cfg Config) *sim {
 	s := &sim{
 		cfg:        cfg,
 		rng:        rng,
+		incRng:     rand.New(rand.NewPCG(cfg.Seed^0x696e6361726e, cfg.Seed)),
 		nodes:      map[uint64]*simNode{},
 		started:    map[uint64]bool{},
 		retired:    map[uint64]bool{},
+		damaged:    map[uint64]damage{},
+		backups:    map[uint64][]backup{},
 		net:        newSimNetwork(),
 		writeIndex: map[string]uint64{},
 		res:        &Result{Seed: cfg.Seed, Nodes: cfg.Nodes, Faults: cfg.Faults},
@@ -347,6 +372,7 @@ func (s *sim) drawParams() {
 	case f.Bursts:
 		p.maxInflight = []int{1, 2, 4, 8, 32}[r2.IntN(5)]
 	}
+	s.drawStorageParams(&p)
 	s.p = p
 }
 
@@ -359,7 +385,7 @@ func (s *sim) opTimeout() int64 {
 // startNode starts a brand-new node; voters is the bootstrap configuration
 // (nil for a node that joins later and waits for a snapshot).
 func (s *sim) startNode(id uint64, voters []uint64) {
-	n := &simNode{id: id, disk: NewStorage(), rate: 1}
+	n := &simNode{id: id, disk: s.newDisk(), rate: 1}
 	if s.cfg.Faults.TickSkew {
 		n.rate = 0.5 + 1.5*s.rng.Float64()
 	}
@@ -367,6 +393,15 @@ func (s *sim) startNode(id uint64, voters []uint64) {
 	s.started[id] = true
 	s.tracef("n%d starts, tick rate %.2f", id, n.rate)
 	s.boot(n, voters)
+}
+
+// newDisk returns an empty disk with a fresh incarnation.
+func (s *sim) newDisk() *Storage {
+	d := NewStorage()
+	for d.incarnation == 0 {
+		d.incarnation = s.incRng.Uint64()
+	}
+	return d
 }
 
 // boot creates the node's RawNode from its disk and rebuilds the host
@@ -387,6 +422,7 @@ func (s *sim) boot(n *simNode, voters []uint64) {
 		ElectionTick:    s.cfg.ElectionTick,
 		HeartbeatTick:   1,
 		Storage:         n.disk,
+		Incarnation:     n.disk.incarnation,
 		Applied:         n.applied,
 		MaxSizePerMsg:   4 << 10,
 		MaxInflightMsgs: s.p.maxInflight,
@@ -413,12 +449,20 @@ func (s *sim) boot(n *simNode, voters []uint64) {
 	n.incarnation++
 	n.role, n.lead, n.term = raft.StateFollower, raft.None, hs.Term
 	n.lastCommit, n.lastTerm, n.lastVote = hs.Commit, hs.Term, hs.Vote
+	n.recovering = hs.Recovering
 	n.staleSeen = map[string]uint64{}
 	n.writes = map[[2]uint64]*op{}
 	n.reads = map[string]*readAttempt{}
 	n.readWait = nil
 	n.persistQ, n.applyQ = nil, nil
-	s.chk.afterRestart(n)
+	if n.damagedBoot {
+		// The storage lost the votes and terms it promised: the outcome
+		// checks (election safety, ...) judge what follows.
+		n.damagedBoot = false
+		s.chk.forgetPromises(n)
+	} else {
+		s.chk.afterRestart(n)
+	}
 	if voters == nil {
 		s.chk.bootConfig(n)
 	}
@@ -502,6 +546,7 @@ func (s *sim) step() {
 			s.serveReads(n)
 		}
 	}
+	s.storageStep()
 }
 
 // deliver hands every due message to its receiver.
@@ -599,6 +644,15 @@ func (s *sim) processReady(n *simNode, rd raft.Ready) bool {
 		s.softState(n, *rd.SoftState)
 	}
 	s.chk.hardState(n, rd.HardState)
+	if !rd.HardState.IsEmpty() && rd.HardState.Recovering != n.recovering {
+		n.recovering = rd.HardState.Recovering
+		if n.recovering && s.damaged[n.id].kind == 0 {
+			// Not damaged by the run: a peer addressed it by an
+			// incarnation it no longer has (a stale configuration).
+			s.res.Counts.SpuriousRecoveries++
+		}
+		s.tracef("n%d recovering=%v term=%d commit=%d", n.id, n.recovering, rd.HardState.Term, rd.HardState.Commit)
+	}
 
 	if bugs.ForgeCommit && n.role == raft.StateLeader {
 		last, _ := n.disk.LastIndex()
@@ -772,7 +826,12 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 		prev := n.conf
 		n.conf = cs
 		s.tracef("n%d applies conf change %s at %d: voters=%v outgoing=%v learners=%v", n.id, cc, e.Index, cs.Voters, cs.VotersOutgoing, cs.Learners)
-		if first {
+		switch {
+		case !first:
+		case isRecordIncarnations(cc):
+			// The leader's own change, not a proposal of the run's.
+			s.res.Counts.IncarnationRecords++
+		default:
 			s.res.Counts.ConfChanges++
 			if len(cs.Voters) == 1 && len(cs.VotersOutgoing) == 0 {
 				s.res.Counts.SingleVoterConfs++
@@ -806,6 +865,17 @@ func (s *sim) apply(n *simNode, e raft.Entry) {
 			s.complete(o, "")
 		}
 	}
+}
+
+// isRecordIncarnations reports whether cc only records storage
+// incarnations (the leader's automatic change), changing no role.
+func isRecordIncarnations(cc raft.ConfChange) bool {
+	for _, c := range cc.Changes {
+		if c.Type != raft.ConfChangeRecordIncarnation {
+			return false
+		}
+	}
+	return len(cc.Changes) > 0
 }
 
 // retireRemoved marks the nodes that a change from prev to cs removed
@@ -899,8 +969,10 @@ func (s *sim) restart(n *simNode) {
 	if s.cfg.Bugs.ForgetVote {
 		n.disk.forgetVote()
 	}
+	voters := n.rebootstrap
+	n.rebootstrap = nil
 	s.tracef("n%d restarts", n.id)
-	s.boot(n, nil)
+	s.boot(n, voters)
 }
 
 // forgetVote is the ForgetVote bug: the vote never reached the disk.

@@ -25,6 +25,9 @@ type Storage struct {
 	durable *raft.MemoryStorage
 	// pending holds the writes made since the last Sync, in order.
 	pending []storageWrite
+	// incarnation identifies the storage's contents (raft.Config.Incarnation):
+	// drawn when the storage is first initialised and kept with it.
+	incarnation uint64
 }
 
 // storageWrite is one unsynced write.
@@ -40,6 +43,10 @@ var _ raft.Storage = (*Storage)(nil)
 func NewStorage() *Storage {
 	return &Storage{view: raft.NewMemoryStorage(), durable: raft.NewMemoryStorage()}
 }
+
+// Incarnation returns the storage's incarnation, the number that
+// identifies its contents (raft.Config.Incarnation); zero if none was set.
+func (s *Storage) Incarnation() uint64 { return s.incarnation }
 
 // InitialState implements raft.Storage.
 func (s *Storage) InitialState() (raft.HardState, raft.ConfState, error) {

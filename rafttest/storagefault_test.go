@@ -1,0 +1,138 @@
+package rafttest
+
+import (
+	"flag"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+var flagStaleBackups = flag.Bool("rafttest.stalebackups", false,
+	"TestStorageFaults: also restore backups taken before a wiped member rejoined (a known liveness bug of the core)")
+
+var flagStaleTails = flag.Bool("rafttest.staletails", false,
+	"TestStorageFaults: also restore backups' uncommitted tails (a known safety bug of the core)")
+
+var flagStrict = flag.Bool("rafttest.strict", false,
+	"TestStorageFaults: fail the runs that the known core bugs stop too")
+
+// knownSpuriousRecovery reports whether res failed liveness in a run in
+// which a node that the run had not damaged started recovering. Known core
+// bug: a node starts recovering whenever a peer addresses it by another
+// incarnation than its own, even a peer whose configuration is stale (it
+// restarted from a snapshot that predates the record of the node's new
+// incarnation, or restored an old backup). With the damaged nodes, the
+// nodes made to recover may leave too few voters to elect a leader, for
+// good: e.g. -run 'TestStorageFaults/plain/3$' -rafttest.seed=60000194.
+func knownSpuriousRecovery(res *Result) bool {
+	return res.Failed() && res.Violations[0].Property == "liveness" && res.Counts.SpuriousRecoveries > 0
+}
+
+// storageFaultMode is one way of running the cluster with damaged storage.
+type storageFaultMode struct {
+	name       string
+	nodes      int
+	membership bool
+	pipelined  bool
+}
+
+var storageFaultModes = []storageFaultMode{
+	{name: "plain/3", nodes: 3},
+	{name: "plain/5", nodes: 5},
+	{name: "membership/5", nodes: 5, membership: true},
+	{name: "pipelined/3", nodes: 3, pipelined: true},
+}
+
+// storageFaultConfig is the run of seed in mode m: every other fault too,
+// with membership changes down to three voters (so that one damaged node
+// stays a minority), liveness and catch-up checked after healing.
+func storageFaultConfig(m storageFaultMode, seed uint64) Config {
+	faults := with(everyFaultButMembership, func(f *Faults) { f.StorageFaults = true })
+	minVoters := 0
+	if m.membership {
+		faults.Membership, minVoters = true, 3
+	}
+	return Config{
+		Seed:            seed,
+		Nodes:           m.nodes,
+		Steps:           *flagSteps,
+		Faults:          faults,
+		Pipelined:       m.pipelined,
+		MinVoters:       minVoters,
+		Linearizability: true,
+		StaleReads:      true,
+		Liveness:        true,
+		staleBackups:    *flagStaleBackups,
+		staleTails:      *flagStaleTails,
+	}
+}
+
+// TestStorageFaults damages nodes' storage under every other fault — wiped
+// (rejoining or bootstrapping again), a cut log, a lost snapshot, an old
+// backup restored — a minority at a time, and requires the safety checks to
+// hold, every damaged node to be repaired and every member to catch up after
+// healing.
+func TestStorageFaults(t *testing.T) {
+	for i, m := range storageFaultModes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			runStorageFaults(t, m, uint64(60+i)*1_000_000)
+		})
+	}
+}
+
+func runStorageFaults(t *testing.T, m storageFaultMode, base uint64) {
+	var total Counts
+	start := time.Now()
+	list := seeds(base)
+	if *flagSeeds == 0 && *flagSeed == 0 {
+		list = list[:len(list)/2]
+	}
+	missed, failed, known := 0, 0, 0
+	for _, seed := range list {
+		cfg := storageFaultConfig(m, seed)
+		res := Run(cfg)
+		if knownSpuriousRecovery(res) && !*flagStrict {
+			known++
+			t.Logf("%s: seed %d: known core bug (a node made to recover by a peer's stale configuration): %s",
+				m.name, seed, res.Violations[0])
+			total.Add(res.Counts)
+			continue
+		}
+		if res.Failed() {
+			res = runTraced(t, cfg, "TestStorageFaults", m.name)
+		}
+		total.Add(res.Counts)
+		if res.Failed() {
+			failed++
+			continue
+		}
+		if err := res.CheckInjected(); err != nil {
+			missed++
+			t.Logf("%s: %v", m.name, err)
+		}
+	}
+	t.Logf("%s: %d seeds in %v, %d failed, %d liveness failures of the known core bug, %d injected not every kind: %s",
+		m.name, len(list), time.Since(start).Round(time.Millisecond), failed, known, missed, total)
+	assert.LessOrEqual(t, known, 1+len(list)/20, "too many runs stopped by the known core bug")
+	assert.LessOrEqual(t, missed, 1+len(list)/20, "too many runs did not inject every enabled kind of fault")
+	if *flagSeed != 0 {
+		return
+	}
+	for _, c := range []struct {
+		n    int
+		what string
+	}{
+		{total.Wipes, "wiped node rejoining"},
+		{total.WipeBootstraps, "wiped node bootstrapping again"},
+		{total.Truncations, "log cut"},
+		{total.LostSnapshots, "snapshot lost"},
+		{total.BackupRestores, "backup restored"},
+		{total.Repairs, "damaged node repaired"},
+		{total.IncarnationRecords, "incarnation recorded"},
+	} {
+		assert.Positive(t, c.n, fmt.Sprintf("%s: no %s", m.name, c.what))
+	}
+}
