@@ -85,6 +85,7 @@ type raft struct {
 	recovering             bool
 	recoveryToken          uint64 // while recovering: see Message.Recovery
 	recoveryEpoch          uint64 // HardState.RecoveryEpoch
+	incarnationRepaired    bool   // a leader repaired this node since it started
 	warnedIncarnations     map[uint64]uint64
 	incarnationsUnrecorded bool
 

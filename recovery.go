@@ -87,15 +87,45 @@ func (r *raft) startRecovering(reason string, fields ...zap.Field) {
 }
 
 // checkIncarnations applies the incarnation rules to a message from a peer.
-// It reports whether the message may be processed.
+// It reports whether the message may be processed: votes and
+// acknowledgements from a member that shows another incarnation than the
+// recorded one are not, unless it says it is recovering.
 func (r *raft) checkIncarnations(m Message) bool {
 	if m.ToIncarnation != 0 && r.incarnation != 0 && m.ToIncarnation != r.incarnation && !mutated(mutationIgnoreIncarnation) {
-		r.startRecovering("a peer knows this node by another storage incarnation: its data was lost or replaced",
-			zap.Uint64("peer", m.From), zap.Uint64("known_incarnation", m.ToIncarnation),
-			zap.Uint64("incarnation", r.incarnation))
+		switch m.Type {
+		case MsgApp, MsgHeartbeat, MsgSnap:
+			// A leader holds every committed record: if it knows this node
+			// by another incarnation, this storage is not the one the
+			// cluster knew. (A peer whose own configuration is old, say
+			// restored from a backup, could be wrong: it is not trusted.)
+			// Unless the cluster is known to have recorded this one: then
+			// the message left before the leader applied that record.
+			if r.incarnationConfirmed() {
+				break
+			}
+			r.startRecovering("the leader knows this node by another storage incarnation: its data was lost or replaced",
+				zap.Uint64("leader", m.From), zap.Uint64("known_incarnation", m.ToIncarnation),
+				zap.Uint64("incarnation", r.incarnation))
+		case MsgVote, MsgPreVote:
+			// The candidate counts on the vote of another storage: it gets
+			// none from this one.
+			r.logger.Info("rejected vote: the candidate knows this node by another storage incarnation",
+				zap.Uint64("from", m.From), zap.Uint64("known_incarnation", m.ToIncarnation),
+				zap.Uint64("incarnation", r.incarnation))
+			r.send(Message{To: m.From, Type: voteResponseType(m.Type), Reject: true})
+			return false
+		}
 	}
 	known := r.trk.incarnations[m.From]
 	if m.Incarnation == 0 || known == 0 || m.Incarnation == known || senderRecovering(m) || mutated(mutationIgnoreIncarnation) {
+		return true
+	}
+	switch m.Type {
+	case MsgAppResp, MsgHeartbeatResp, MsgVoteResp, MsgPreVoteResp:
+		// What counts toward a quorum is refused.
+	default:
+		// Anything else is not: this node's configuration may be the old
+		// one (it lags the record of the sender's new incarnation).
 		return true
 	}
 	if r.warnedIncarnations[m.From] != m.Incarnation {
@@ -103,16 +133,20 @@ func (r *raft) checkIncarnations(m Message) bool {
 			r.warnedIncarnations = map[uint64]uint64{}
 		}
 		r.warnedIncarnations[m.From] = m.Incarnation
-		r.logger.Warn("refused messages from a member whose storage was replaced (its data was lost or it was "+
-			"re-initialised): it is not counted as its old self. It starts recovering from its peers once it hears "+
-			"from this node; if it does not, restart it to join (not bootstrap), or remove it and add it back",
+		r.logger.Warn("refused votes and acknowledgements from a member whose storage was replaced (its data was "+
+			"lost or it was re-initialised): it is not counted as its old self. It starts recovering once it hears "+
+			"from the leader; if it does not, restart it to join (not bootstrap), or remove it and add it back",
 			zap.Uint64("from", m.From), zap.Uint64("known_incarnation", known), zap.Uint64("incarnation", m.Incarnation))
 	}
-	if m.Type == MsgVote || m.Type == MsgPreVote {
-		// The refusal carries the incarnation this node knows it by.
-		r.send(Message{To: m.From, Type: voteResponseType(m.Type), Reject: true})
-	}
 	return false
+}
+
+// incarnationConfirmed reports whether the cluster is known to have recorded
+// this storage's incarnation: the configuration this node applied records
+// it, or a leader repaired this node since it started (which it does only
+// once the record is in force).
+func (r *raft) incarnationConfirmed() bool {
+	return r.incarnationRepaired || (r.incarnation != 0 && r.trk.incarnations[r.id] == r.incarnation)
 }
 
 // noteRecoveryState records, on a leader, what a peer's response says about
@@ -166,6 +200,7 @@ func (r *raft) maybeFinishRecovery(m Message) {
 		return
 	}
 	r.recovering, r.recoveryToken = false, 0
+	r.incarnationRepaired = true
 	if r.Vote == None {
 		// It may have voted in this term before it lost its state: it
 		// votes for no one else in it.

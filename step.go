@@ -382,6 +382,10 @@ func (r *raft) handleHeartbeatResponse(m Message, pr *Progress) {
 	pr.resume()
 	if pr.Match < r.raftLog.lastIndex() {
 		r.sendAppend(m.From)
+	} else if pr.Recovering && pr.peerCommit < min(r.raftLog.committed, pr.Match) {
+		// A recovering peer takes no commit index from a heartbeat
+		// (handleHeartbeat): an append carries it.
+		r.sendAppend(m.From)
 	}
 	if len(m.Context) > 0 {
 		r.handleReadAck(m.From, m.Context)
@@ -573,7 +577,13 @@ func (r *raft) handleHeartbeat(m Message) {
 			zap.Uint64("from", m.From), zap.Uint64("commit", m.Commit), zap.Uint64("last_index", last))
 		resp.Reject, resp.RejectHint = true, last
 	}
-	r.raftLog.commitTo(min(m.Commit, r.raftLog.lastIndex()))
+	if !r.recovering {
+		r.raftLog.commitTo(min(m.Commit, r.raftLog.lastIndex()))
+	}
+	// A recovering node's log may hold, below the leader's Match for it,
+	// entries overwritten since it lost state (an old backup): a heartbeat
+	// proves nothing about them, so it commits only what an append
+	// checked (handleAppendEntries).
 	r.send(resp)
 }
 

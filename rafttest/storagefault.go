@@ -119,10 +119,12 @@ func (s *sim) storageStep() {
 		if d.kind == damageRegressed {
 			repaired = n.rn.BasicStatus().Commit >= d.until
 		} else {
-			// Repaired: the core no longer recovers, and the cluster
-			// knows the node by the incarnation of the storage it has
-			// now (a wiped node has rejoined).
-			repaired = !n.rn.BasicStatus().HardState.Recovering && n.conf.Incarnations[id] == n.disk.incarnation
+			// Repaired: the core no longer recovers, durably (a crash
+			// before the repair is written makes it recover again), and
+			// the cluster knows the node by the incarnation of the storage
+			// it has now (a wiped node has rejoined).
+			repaired = !n.rn.BasicStatus().HardState.Recovering && !n.disk.DurableHardState().Recovering &&
+				n.conf.Incarnations[id] == n.disk.incarnation
 			if d.kind == damageWipeJoin || d.kind == damageWipeBootstrap {
 				// Rejoined: every member knows the new incarnation.
 				repaired = repaired && s.incarnationRecorded(n)
