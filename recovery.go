@@ -152,8 +152,8 @@ func (r *raft) incarnationConfirmed() bool {
 // noteRecoveryState records, on a leader, what a peer's response says about
 // its storage: whether it recovers, and its incarnation.
 func (r *raft) noteRecoveryState(m Message, pr *Progress) {
-	if m.Incarnation != 0 && m.Incarnation != pr.incarnation {
-		pr.incarnation = m.Incarnation
+	pr.incarnation = m.Incarnation
+	if m.Incarnation != 0 && m.Incarnation != r.trk.incarnations[m.From] {
 		r.incarnationsUnrecorded = true
 	}
 	if !senderRecovering(m) {
