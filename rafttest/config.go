@@ -206,13 +206,6 @@ type Config struct {
 	// that the outcome checks (double vote, election safety) catch a lost
 	// vote too.
 	skipRestartAudit bool
-	// staleBackups lets Faults.StorageFaults restore backups taken before
-	// a wiped member rejoined, which expose a liveness bug of the core
-	// (see storagefault_test.go).
-	staleBackups bool
-	// staleTails lets it restore the uncommitted tail of a backup, which
-	// exposes a safety bug of the core (see storagefault_test.go).
-	staleTails bool
 }
 
 // Counts are what a run did: the faults that actually happened and the

@@ -73,10 +73,11 @@ counts as such until its core no longer recovers and its configuration
 records its current incarnation (for a wiped node, every member's), and
 damaged nodes stay at most (voters-1)/2 of the smallest voter set the run
 may have. Half the time the nodes holding the entries the damaged node may
-have lost are cut off from the rest for a while. Restored states end at
-their backup's commit index, and only backups taken after the last wiped
-node rejoined are restored: two core bugs otherwise break the run (see
-storagefault_test.go). The damaged node's host state is rebuilt from its
+have lost are cut off from the rest for a while. A restored backup keeps
+its whole log, uncommitted entries that were overwritten since included,
+and may predate the record of another member's new incarnation. A damaged
+node counts as repaired only once its repair is durable. The damaged
+node's host state is rebuilt from its
 snapshot, as after any restart; the checks of promised votes and terms
 skip its restart, and the outcome checks judge what follows.
 
@@ -129,8 +130,7 @@ non-linearizable history.
 
 TestStorageFaults runs storage faults with every other fault (3 and 5 nodes,
 membership changes down to three voters, pipelined) and counts each damage
-kind over its seeds; runs stopped by the known liveness bug of the core are
-tolerated (a few) unless -rafttest.strict.
+kind over its seeds.
 
 TestChaosModes runs every kind of fault in four modes — plain, membership
 (down to a single voter), pipelined, and both — with 3 and 5 nodes (and a

@@ -24,6 +24,12 @@ var removedVoterSeeds = []regressionSeed{
 	{mode: "membership", nodes: 3, seed: 23003816, cause: "voter 2 still in [2 3]; 3, demoted, has the longer log"},
 	{mode: "membership", nodes: 3, seed: 23001763, cause: "voter 4 still in [4]&&[2]; 2, removed (inside its snapshot), has the longer log"},
 	{mode: "both", nodes: 3, seed: 43000376, cause: "voter 2 still in [2]&&[2 3]; 3, removed, has the longer log"},
+	// Found again once the leaders' incarnation records changed the runs
+	// above: without caretakers, no leader within three election timeouts.
+	{mode: "membership", nodes: 3, seed: 23002249, cause: "leaderless without a caretaker"},
+	{mode: "membership", nodes: 3, seed: 23004718, cause: "leaderless without a caretaker"},
+	{mode: "both", nodes: 3, seed: 43000805, cause: "leaderless without a caretaker"},
+	{mode: "both", nodes: 3, seed: 43003470, cause: "leaderless without a caretaker"},
 }
 
 // runRegressionSeed runs one regression seed as TestChaosModes would.
@@ -47,6 +53,30 @@ func TestRemovedVoterWithLongerLogLetsTheClusterElect(t *testing.T) {
 	for _, rs := range removedVoterSeeds {
 		if res := runRegressionSeed(rs); res.Failed() {
 			t.Errorf("%s/%d seed %d (%s): %s", rs.mode, rs.nodes, rs.seed, rs.cause, res.Violations[0])
+		}
+	}
+}
+
+// storageFaultSeeds are storage-fault runs that broke a property of the core
+// before its fix, run as TestStorageFaults runs their mode.
+var storageFaultSeeds = []struct {
+	mode  storageFaultMode
+	seed  uint64
+	cause string
+}{
+	{storageFaultModes[3], 63000540, "safety: a restored backup's overwritten tail committed on a heartbeat and applied"},
+	{storageFaultModes[3], 63000039, "liveness: a peer restored from an old backup made healthy nodes recover"},
+	{storageFaultModes[0], 60000194, "liveness: a late message of the leader made a repaired node recover again"},
+	{storageFaultModes[0], 60000049, "liveness: a lagging node refused the leader's messages by its old record"},
+	{storageFaultModes[0], 60000182, "liveness: a leader never recorded a recovering member's new incarnation"},
+}
+
+// TestStorageFaultRegressionSeeds replays the storage-fault runs that once
+// broke the core.
+func TestStorageFaultRegressionSeeds(t *testing.T) {
+	for _, rs := range storageFaultSeeds {
+		if res := Run(storageFaultConfig(rs.mode, rs.seed)); res.Failed() {
+			t.Errorf("%s seed %d (%s): %s", rs.mode.name, rs.seed, rs.cause, res.Violations[0])
 		}
 	}
 }

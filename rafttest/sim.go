@@ -93,8 +93,6 @@ type sim struct {
 	// storage taken so far, oldest first.
 	damaged map[uint64]damage
 	backups map[uint64][]backup
-	// lastRejoin is the last step at which a wiped node rejoined.
-	lastRejoin int64
 
 	chk checker
 

@@ -131,9 +131,6 @@ func (s *sim) storageStep() {
 			}
 		}
 		if repaired {
-			if d.kind == damageWipeJoin || d.kind == damageWipeBootstrap {
-				s.lastRejoin = s.now
-			}
 			delete(s.damaged, id)
 			if d.kind != damageRegressed {
 				s.res.Counts.Repairs++
@@ -205,7 +202,7 @@ func (s *sim) damageStorage() bool {
 	if snap, _ := n.disk.durable.Snapshot(); snap.Metadata.Index > 1 {
 		kinds = append(kinds, damageLostSnapshot)
 	}
-	if len(s.restorableBackups(n)) > 0 {
+	if len(s.backups[n.id]) > 0 {
 		kinds = append(kinds, damageBackup)
 	}
 	kind := kinds[s.rng.IntN(len(kinds))]
@@ -242,10 +239,10 @@ func (s *sim) damageStorage() bool {
 		err = s.loseSnapshot(n)
 		s.res.Counts.LostSnapshots++
 	case damageBackup:
-		bs := s.restorableBackups(n)
+		bs := s.backups[n.id]
 		b := bs[s.rng.IntN(len(bs))]
 		var mem *raft.MemoryStorage
-		mem, err = s.restoredCopy(b.mem)
+		mem, err = cloneMemoryStorage(b.mem)
 		if err == nil {
 			n.disk.replace(mem, b.incarnation)
 			err = n.disk.markRecovering()
@@ -264,41 +261,6 @@ func (s *sim) damageStorage() bool {
 	s.damaged[n.id] = damage{kind: kind, step: s.now}
 	s.cutHolders(n, oldLast)
 	return true
-}
-
-// restoredCopy copies a backup to restore it. Unless Config.staleTails is
-// set, the copy ends at the backup's commit index: the entries after it
-// may have been overwritten since, and the core commits a regressed log up
-// to its last index on a heartbeat (see the report of seed 63000540 in
-// storagefault_test.go).
-func (s *sim) restoredCopy(m *raft.MemoryStorage) (*raft.MemoryStorage, error) {
-	mem, err := cloneMemoryStorage(m)
-	if err != nil || s.cfg.staleTails {
-		return mem, err
-	}
-	d := &Storage{durable: mem, view: mem}
-	if _, err := d.truncateTail(mem.HardState().Commit, 0); err != nil {
-		return nil, err
-	}
-	return d.durable, nil
-}
-
-// restorableBackups returns n's backups that an older state may be
-// restored from. Unless Config.staleBackups is set, only those taken after
-// the last wiped node rejoined: an older one may know another member by an
-// incarnation it no longer has, and the core then makes that member
-// recover too (see the report of seed 63000039 in storagefault_test.go).
-func (s *sim) restorableBackups(n *simNode) []backup {
-	if s.cfg.staleBackups {
-		return s.backups[n.id]
-	}
-	var out []backup
-	for _, b := range s.backups[n.id] {
-		if b.step > s.lastRejoin {
-			out = append(out, b)
-		}
-	}
-	return out
 }
 
 // anyRecovering reports whether a started node is damaged or recovering.
@@ -336,13 +298,13 @@ func (s *sim) loseSnapshot(n *simNode) error {
 	hs := n.disk.durable.HardState()
 	mem := raft.NewMemoryStorage()
 	from := "nothing"
-	bs := s.restorableBackups(n)
+	bs := s.backups[n.id]
 	for i := len(bs) - 1; i >= 0; i-- {
 		b := bs[i]
 		bsnap, _ := b.mem.Snapshot()
 		if b.incarnation == n.disk.incarnation && bsnap.Metadata.Index < snap.Metadata.Index {
 			var err error
-			if mem, err = s.restoredCopy(b.mem); err != nil {
+			if mem, err = cloneMemoryStorage(b.mem); err != nil {
 				return err
 			}
 			from = fmt.Sprintf("its backup of step %d", b.step)

@@ -1,34 +1,12 @@
 package rafttest
 
 import (
-	"flag"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 )
-
-var flagStaleBackups = flag.Bool("rafttest.stalebackups", false,
-	"TestStorageFaults: also restore backups taken before a wiped member rejoined (a known liveness bug of the core)")
-
-var flagStaleTails = flag.Bool("rafttest.staletails", false,
-	"TestStorageFaults: also restore backups' uncommitted tails (a known safety bug of the core)")
-
-var flagStrict = flag.Bool("rafttest.strict", false,
-	"TestStorageFaults: fail the runs that the known core bugs stop too")
-
-// knownSpuriousRecovery reports whether res failed liveness in a run in
-// which a node that the run had not damaged started recovering. Known core
-// bug: a node starts recovering whenever a peer addresses it by another
-// incarnation than its own, even a peer whose configuration is stale (it
-// restarted from a snapshot that predates the record of the node's new
-// incarnation, or restored an old backup). With the damaged nodes, the
-// nodes made to recover may leave too few voters to elect a leader, for
-// good: e.g. -run 'TestStorageFaults/plain/3$' -rafttest.seed=60000194.
-func knownSpuriousRecovery(res *Result) bool {
-	return res.Failed() && res.Violations[0].Property == "liveness" && res.Counts.SpuriousRecoveries > 0
-}
 
 // storageFaultMode is one way of running the cluster with damaged storage.
 type storageFaultMode struct {
@@ -64,8 +42,6 @@ func storageFaultConfig(m storageFaultMode, seed uint64) Config {
 		Linearizability: true,
 		StaleReads:      true,
 		Liveness:        true,
-		staleBackups:    *flagStaleBackups,
-		staleTails:      *flagStaleTails,
 	}
 }
 
@@ -90,17 +66,10 @@ func runStorageFaults(t *testing.T, m storageFaultMode, base uint64) {
 	if *flagSeeds == 0 && *flagSeed == 0 {
 		list = list[:len(list)/2]
 	}
-	missed, failed, known := 0, 0, 0
+	missed, failed := 0, 0
 	for _, seed := range list {
 		cfg := storageFaultConfig(m, seed)
 		res := Run(cfg)
-		if knownSpuriousRecovery(res) && !*flagStrict {
-			known++
-			t.Logf("%s: seed %d: known core bug (a node made to recover by a peer's stale configuration): %s",
-				m.name, seed, res.Violations[0])
-			total.Add(res.Counts)
-			continue
-		}
 		if res.Failed() {
 			res = runTraced(t, cfg, "TestStorageFaults", m.name)
 		}
@@ -114,9 +83,8 @@ func runStorageFaults(t *testing.T, m storageFaultMode, base uint64) {
 			t.Logf("%s: %v", m.name, err)
 		}
 	}
-	t.Logf("%s: %d seeds in %v, %d failed, %d liveness failures of the known core bug, %d injected not every kind: %s",
-		m.name, len(list), time.Since(start).Round(time.Millisecond), failed, known, missed, total)
-	assert.LessOrEqual(t, known, 1+len(list)/20, "too many runs stopped by the known core bug")
+	t.Logf("%s: %d seeds in %v, %d failed, %d injected not every kind: %s",
+		m.name, len(list), time.Since(start).Round(time.Millisecond), failed, missed, total)
 	assert.LessOrEqual(t, missed, 1+len(list)/20, "too many runs did not inject every enabled kind of fault")
 	if *flagSeed != 0 {
 		return
