@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/keelraft/raft"
 )
@@ -38,14 +39,15 @@ type update struct {
 }
 
 // segHeader is the payload of a recSegHeader record: the sequence number,
-// the preallocated size and the log's state when the segment was started,
-// so that earlier segments can be deleted without losing the hard state or
-// the snapshot position, and so that a truncated predecessor is detected.
+// the preallocated size, the log's state when the segment was started and
+// the directory's identity, so that earlier segments can be deleted without
+// losing the hard state, the snapshot position or the identity, and so that
+// a truncated predecessor is detected.
 type segHeader struct {
-	seq   uint64
-	size  int64
-	summ  summary
-	extra uint64 // reserved, zero
+	seq  uint64
+	size int64
+	summ summary
+	id   Identity
 }
 
 // summary is the part of the log state a segment header records.
@@ -79,6 +81,42 @@ func encodeConfState(e *encoder, cs *raft.ConfState) {
 	} else {
 		e.byte1(0)
 	}
+	encodeIncarnations(e, cs.Incarnations)
+}
+
+// encodeIncarnations writes the count, then (id, incarnation) pairs
+// ascending by id, so that equal maps encode to equal bytes.
+func encodeIncarnations(e *encoder, inc map[uint64]uint64) {
+	ids := make([]uint64, 0, len(inc))
+	for id := range inc {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	e.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		e.uvarint(id)
+		e.uvarint(inc[id])
+	}
+}
+
+// decodeIncarnations reads what encodeIncarnations wrote; an empty map
+// decodes as nil.
+func decodeIncarnations(d *decoder) map[uint64]uint64 {
+	n := d.uvarint()
+	// Every pair takes at least two bytes: bound the count first.
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	if n > uint64(len(d.b))/2 {
+		d.err = errShortPayload
+		return nil
+	}
+	inc := make(map[uint64]uint64, n)
+	for range n {
+		id := d.uvarint()
+		inc[id] = d.uvarint()
+	}
+	return inc
 }
 
 func decodeConfState(d *decoder) raft.ConfState {
@@ -88,6 +126,7 @@ func decodeConfState(d *decoder) raft.ConfState {
 	cs.VotersOutgoing = d.ids()
 	cs.LearnersNext = d.ids()
 	cs.AutoLeave = d.byte1() == 1
+	cs.Incarnations = decodeIncarnations(d)
 	return cs
 }
 
@@ -105,14 +144,30 @@ func decodeSnapMeta(d *decoder) raft.SnapshotMetadata {
 	return m
 }
 
+// Hard state flags.
+const hsRecovering = 1 << 0
+
+// encodeHardState writes term, vote, commit and a flags uvarint
+// (hsRecovering).
 func encodeHardState(e *encoder, hs raft.HardState) {
 	e.uvarint(hs.Term)
 	e.uvarint(hs.Vote)
 	e.uvarint(hs.Commit)
+	var flags uint64
+	if hs.Recovering {
+		flags |= hsRecovering
+	}
+	e.uvarint(flags)
 }
 
 func decodeHardState(d *decoder) raft.HardState {
-	return raft.HardState{Term: d.uvarint(), Vote: d.uvarint(), Commit: d.uvarint()}
+	hs := raft.HardState{Term: d.uvarint(), Vote: d.uvarint(), Commit: d.uvarint()}
+	flags := d.uvarint()
+	if d.err == nil && flags&^hsRecovering != 0 {
+		d.err = fmt.Errorf("unknown hard state flags %#x", flags)
+	}
+	hs.Recovering = flags&hsRecovering != 0
+	return hs
 }
 
 func (u *update) encode(buf []byte) []byte {
@@ -213,7 +268,9 @@ func (h *segHeader) encode() []byte {
 	e.uvarint(h.summ.last)
 	e.uvarint(h.summ.lastTerm)
 	encodeHardState(&e, h.summ.hs)
-	e.uvarint(h.extra)
+	e.uvarint(h.id.ClusterID)
+	e.uvarint(h.id.NodeID)
+	e.uvarint(h.id.Incarnation)
 	return e.b
 }
 
@@ -228,7 +285,12 @@ func decodeSegHeader(payload []byte) (segHeader, error) {
 	h.summ.last = d.uvarint()
 	h.summ.lastTerm = d.uvarint()
 	h.summ.hs = decodeHardState(&d)
-	h.extra = d.uvarint()
+	h.id.ClusterID = d.uvarint()
+	h.id.NodeID = d.uvarint()
+	h.id.Incarnation = d.uvarint()
+	if d.err == nil && h.id.Incarnation == 0 {
+		return h, fmt.Errorf("no incarnation")
+	}
 	if d.err != nil {
 		return h, d.err
 	}

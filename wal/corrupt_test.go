@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/keelraft/raft"
 )
@@ -144,9 +146,10 @@ func TestCorruption(t *testing.T) {
 				buf, err := os.ReadFile(segs[1])
 				require.NoError(t, err)
 				offs := recordOffsets(t, segs[1])
-				require.GreaterOrEqual(t, len(offs), 3, "header, updates, seal")
-				// Drop the last update; keep the seal right after the rest.
-				lastUpdate, seal := offs[len(offs)-2], offs[len(offs)-1]
+				require.GreaterOrEqual(t, len(offs), 4, "header, updates and their markers, seal")
+				// Drop the last update and its marker; keep the seal right
+				// after the rest.
+				lastUpdate, seal := offs[len(offs)-3], offs[len(offs)-1]
 				out := append([]byte(nil), buf[:lastUpdate]...)
 				out = append(out, buf[seal:]...)
 				out = append(out, make([]byte, len(buf)-len(out))...)
@@ -224,18 +227,29 @@ func TestCorruption(t *testing.T) {
 }
 
 // TestTornLastRecord: damage confined to the last record of the last
-// segment is what a crash in the middle of its write leaves, so it is cut
-// away and the log recovers to the write before it.
+// segment, with no synced marker after it, is what a crash in the middle of
+// its write leaves (the marker is written only once the sync returned), so
+// it is cut away, logged at INFO, and the log recovers to the write before
+// it, without the Recovering flag.
 func TestTornLastRecord(t *testing.T) {
 	for _, where := range []int{0, 5, recHeaderSize, recHeaderSize + 3} {
 		t.Run(fmt.Sprint("byte ", where), func(t *testing.T) {
 			dir, segs, _, beforeLast := corruptFixture(t)
 			last := segs[len(segs)-1]
 			offs := recordOffsets(t, last)
-			flipByte(t, last, offs[len(offs)-1]+where)
-			l, err := Open(dir, Options{SegmentSize: 4096})
+			marker := offs[len(offs)-1]
+			require.Equal(t, recSynced, recordType(t, last, marker))
+			zeroBytes(t, last, marker, markerSize)
+			flipByte(t, last, offs[len(offs)-2]+where)
+			core, logs := observer.New(zap.InfoLevel)
+			l, err := Open(dir, Options{SegmentSize: 4096, Logger: zap.New(core)})
 			require.NoError(t, err)
 			assert.Equal(t, beforeLast, l.HardState())
+			assert.Nil(t, l.Salvaged())
+			torn := logs.FilterMessageSnippet("torn write").All()
+			require.Len(t, torn, 1)
+			assert.Equal(t, zap.InfoLevel, torn[0].Level)
+			assert.Equal(t, last, torn[0].ContextMap()["file"])
 			// The torn bytes are cleared: a short write in their place
 			// reopens cleanly.
 			require.NoError(t, l.SetHardState(raft.HardState{Term: 3}))
@@ -246,6 +260,63 @@ func TestTornLastRecord(t *testing.T) {
 			require.NoError(t, l.Close())
 		})
 	}
+}
+
+// TestDamagedLastRecord: a flipped byte in the last record of the log,
+// which its synced marker vouches for, is damage, not a torn write: it was
+// acknowledged, so Open refuses instead of silently dropping it.
+func TestDamagedLastRecord(t *testing.T) {
+	for _, where := range []int{0, 5, recHeaderSize, recHeaderSize + 3} {
+		t.Run(fmt.Sprint("byte ", where), func(t *testing.T) {
+			dir, segs, _, _ := corruptFixture(t)
+			last := segs[len(segs)-1]
+			offs := recordOffsets(t, last)
+			flipByte(t, last, offs[len(offs)-2]+where)
+			_, err := Open(dir, Options{SegmentSize: 4096})
+			require.ErrorIs(t, err, ErrCorrupt)
+			assert.Contains(t, err.Error(), last)
+			assert.Contains(t, err.Error(), fmt.Sprintf("at offset %d", offs[len(offs)-2]))
+			assert.Contains(t, err.Error(), "a synced record was damaged")
+		})
+	}
+}
+
+// TestLostMarkerOfLastRecord: a crash between the sync of the last record
+// and the write of its marker leaves the record unmarked but whole: it is
+// kept (it may have been acknowledged just before the crash... or not:
+// either is allowed), and Open writes its marker so that later damage to
+// it is detected.
+func TestLostMarkerOfLastRecord(t *testing.T) {
+	dir, segs, _, _ := corruptFixture(t)
+	last := segs[len(segs)-1]
+	offs := recordOffsets(t, last)
+	zeroBytes(t, last, offs[len(offs)-1], markerSize)
+	l, err := Open(dir, Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	want := l.HardState()
+	require.NoError(t, l.Close())
+	assert.Equal(t, offs, recordOffsets(t, last), "the marker is back")
+	l, err = Open(dir, Options{SegmentSize: 4096})
+	require.NoError(t, err)
+	assert.Equal(t, want, l.HardState())
+	require.NoError(t, l.Close())
+}
+
+func recordType(t testing.TB, path string, off int) uint8 {
+	t.Helper()
+	buf, err := os.ReadFile(path)
+	require.NoError(t, err)
+	typ, _, _, ok := parseRecord(buf, off)
+	require.True(t, ok)
+	return typ
+}
+
+func zeroBytes(t testing.TB, path string, off, n int) {
+	t.Helper()
+	buf, err := os.ReadFile(path)
+	require.NoError(t, err)
+	clear(buf[off : off+n])
+	require.NoError(t, os.WriteFile(path, buf, 0o644))
 }
 
 // TestOpenRemovesUnfinishedFiles: temporary files left by a crash while a

@@ -23,6 +23,16 @@ var (
 
 	// ErrClosed is returned by every write method after Close.
 	ErrClosed = errors.New("wal: log is closed")
+
+	// ErrNotPreallocated is wrapped by File.Allocate when it could not
+	// reserve the space but extended the file sparsely; the Log logs it
+	// once and goes on (a full disk then shows up as a failed write).
+	ErrNotPreallocated = errors.New("wal: space not preallocated")
+
+	// ErrUnlinked is wrapped by the error that poisons a Log whose active
+	// segment was deleted from under it (its directory removed, say): the
+	// write that found it is not acknowledged.
+	ErrUnlinked = errors.New("wal: segment file was deleted while the log was open")
 )
 
 // corruptf returns an error wrapping ErrCorrupt that names file and offset.

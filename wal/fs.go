@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -45,8 +46,14 @@ type File interface {
 	Sync() error
 	// Allocate reserves size bytes for the file, zero-filled, extending
 	// its size to at least size. It does not need to be synced separately
-	// from the rest of the file.
+	// from the rest of the file. If the space cannot be reserved but the
+	// file was extended (sparsely) to size, it returns an error wrapping
+	// ErrNotPreallocated, on which the Log goes on.
 	Allocate(size int64) error
+	// Linked reports whether the file still has a name in the file system
+	// (false once it was removed, with its directory or alone, while
+	// open). It is called after every sync, so it must be cheap.
+	Linked() (bool, error)
 	// Close closes the file.
 	Close() error
 }
@@ -132,8 +139,11 @@ func (o osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p
 func (o osFile) Sync() error                              { return datasync(o.f) }
 func (o osFile) Close() error                             { return o.f.Close() }
 
+func (o osFile) Linked() (bool, error) { return linked(o.f) }
+
 func (o osFile) Allocate(size int64) error {
-	if err := allocate(o.f, size); err == nil {
+	aerr := allocate(o.f, size)
+	if aerr == nil {
 		return nil
 	}
 	// Fall back to a sparse extension: the size is what recovery checks.
@@ -141,8 +151,10 @@ func (o osFile) Allocate(size int64) error {
 	if err != nil {
 		return err
 	}
-	if fi.Size() >= size {
-		return nil
+	if fi.Size() < size {
+		if err := o.f.Truncate(size); err != nil {
+			return err
+		}
 	}
-	return o.f.Truncate(size)
+	return fmt.Errorf("%w: %s: %v", ErrNotPreallocated, o.f.Name(), aerr)
 }

@@ -35,3 +35,12 @@ func lockFile(f *os.File) error {
 	}
 	return nil
 }
+
+// linked reports whether f's inode still has a link (fstat st_nlink).
+func linked(f *os.File) (bool, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return false, err
+	}
+	return st.Nlink > 0, nil
+}

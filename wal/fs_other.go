@@ -18,3 +18,6 @@ func allocate(*os.File, int64) error { return errNotSupported }
 // lockFile takes no lock on platforms without flock support here; a second
 // process is not detected there.
 func lockFile(*os.File) error { return nil }
+
+// linked cannot tell here; it assumes the file is still linked.
+func linked(*os.File) (bool, error) { return true, nil }

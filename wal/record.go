@@ -34,7 +34,16 @@ const (
 	recUpdate uint8 = 2
 	// recSeal closes a segment; it names the next segment's sequence.
 	recSeal uint8 = 3
+	// recSynced follows an update record once its sync has returned; it
+	// names the offset of that record. It is written without a sync of
+	// its own (the next sync makes it durable), so it survives a process
+	// crash but maybe not a power loss; its presence proves that the
+	// record before it was durable, and so was acknowledged.
+	recSynced uint8 = 4
 )
+
+// markerSize is the framed size of a recSynced record (an 8-byte payload).
+const markerSize = recHeaderSize + 8
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -65,7 +74,7 @@ func parseRecord(buf []byte, off int) (typ uint8, payload []byte, next int, ok b
 	}
 	h := buf[off : off+recHeaderSize]
 	// The cheap checks first: zeroed space fails on the type.
-	if h[5] != 0 || h[6] != 0 || h[7] != 0 || h[4] < recSegHeader || h[4] > recSeal {
+	if h[5] != 0 || h[6] != 0 || h[7] != 0 || h[4] < recSegHeader || h[4] > recSynced {
 		return 0, nil, 0, false
 	}
 	if crc32.Checksum(h[:12], castagnoli) != binary.LittleEndian.Uint32(h[12:]) {
@@ -86,6 +95,21 @@ func parseRecord(buf []byte, off int) (typ uint8, payload []byte, next int, ok b
 		next = len(buf)
 	}
 	return h[4], payload, next, true
+}
+
+// appendMarker appends the recSynced record vouching for the record at off.
+func appendMarker(buf []byte, off int64) []byte {
+	var p [8]byte
+	binary.LittleEndian.PutUint64(p[:], uint64(off))
+	return appendRecord(buf, recSynced, p[:])
+}
+
+// decodeMarker returns the offset a recSynced payload names.
+func decodeMarker(payload []byte) (int64, bool) {
+	if len(payload) != 8 {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint64(payload)), true
 }
 
 // hasValidRecordAfter reports whether any aligned offset in buf after off
@@ -189,4 +213,22 @@ func (d *decoder) ids() []uint64 {
 		ids[i] = d.uvarint()
 	}
 	return ids
+}
+
+// tornAfterUnmarked reports whether the valid record found at at, after
+// the invalid bytes at off, is what a power loss leaves when it tears the
+// write after an unmarked update record (at unmarked): the marker that
+// should be at off never reached the disk, so the update record right
+// after its slot was never synced (its sync would have made the marker
+// durable) and is torn, provided nothing valid follows it.
+func tornAfterUnmarked(buf []byte, off, at int, unmarked int64) bool {
+	if unmarked < 0 || at != off+markerSize {
+		return false
+	}
+	typ, _, next, ok := parseRecord(buf, at)
+	if !ok || typ != recUpdate {
+		return false
+	}
+	_, found := hasValidRecordAfter(buf, next-1)
+	return !found
 }

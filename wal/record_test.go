@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -108,4 +109,46 @@ func TestSaveRejectsTermZero(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), last)
 	require.NoError(t, l.Append([]raft.Entry{{Index: 1, Term: 1}}), "the log is not poisoned")
+}
+
+// TestRecoveringAndIncarnationsRoundTrip: HardState.Recovering and
+// ConfState.Incarnations survive the update record, the segment header,
+// the snapshot file and a reopen; an empty map comes back as nil.
+func TestRecoveringAndIncarnationsRoundTrip(t *testing.T) {
+	cs := raft.ConfState{Voters: []uint64{1, 2, 3}, Incarnations: map[uint64]uint64{3: 9, 1: 7, 2: 1 << 60}}
+	u := update{
+		snapKind: snapApply, snap: raft.SnapshotMetadata{Index: 5, Term: 2, ConfState: cs},
+		hasHard: true, hs: raft.HardState{Term: 2, Vote: 1, Commit: 5, Recovering: true},
+	}
+	got, err := decodeUpdate(u.encode(nil))
+	require.NoError(t, err)
+	assert.True(t, reflect.DeepEqual(u, got), "got %+v", got)
+	// Map order does not change the bytes.
+	again := u
+	again.snap.ConfState.Incarnations = map[uint64]uint64{2: 1 << 60, 1: 7, 3: 9}
+	assert.Equal(t, u.encode(nil), again.encode(nil))
+
+	empty := update{snapKind: snapApply, snap: raft.SnapshotMetadata{Index: 1, Term: 1,
+		ConfState: raft.ConfState{Voters: []uint64{1}, Incarnations: map[uint64]uint64{}}}}
+	got, err = decodeUpdate(empty.encode(nil))
+	require.NoError(t, err)
+	assert.Nil(t, got.snap.ConfState.Incarnations)
+
+	h := segHeader{seq: 3, size: 4096, summ: summary{snap: u.snap, hs: u.hs}, id: Identity{ClusterID: 1, NodeID: 2, Incarnation: 3}}
+	gotH, err := decodeSegHeader(h.encode())
+	require.NoError(t, err)
+	assert.True(t, reflect.DeepEqual(h, gotH), "got %+v", gotH)
+
+	dir := t.TempDir()
+	l, err := Open(dir, Options{SegmentSize: 1 << 20})
+	require.NoError(t, err)
+	require.NoError(t, l.Save(u.hs, nil, raft.Snapshot{Metadata: u.snap, Data: []byte("s")}))
+	require.NoError(t, l.Close())
+	l, err = Open(dir, Options{SegmentSize: 1 << 20})
+	require.NoError(t, err)
+	defer l.Close()
+	hs, gotCS, err := l.InitialState()
+	require.NoError(t, err)
+	assert.Equal(t, u.hs, hs)
+	assert.True(t, reflect.DeepEqual(cs, gotCS), "got %+v", gotCS)
 }

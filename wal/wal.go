@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/keelraft/raft"
 )
 
@@ -30,6 +32,22 @@ type Options struct {
 	// KeepSnapshots is how many snapshot files are kept (the current one
 	// and older ones). Default DefaultKeepSnapshots; at least 1.
 	KeepSnapshots int
+	// ClusterID and NodeID name the cluster and the node this log belongs
+	// to. Open stores them when it initialises an empty directory, and
+	// fails with an error wrapping ErrIdentityMismatch if an existing log
+	// was stored with other values. Zero means unknown: not stored, not
+	// checked.
+	ClusterID uint64
+	// NodeID: see ClusterID.
+	NodeID uint64
+	// Logger receives what recovery decides on its own (a torn write
+	// cut away, salvaged damage) and storage degradations (no
+	// preallocation); nil means zap.NewNop().
+	Logger *zap.Logger
+	// Salvage makes Open keep the longest valid prefix of a damaged log
+	// instead of failing with ErrCorrupt: see the package documentation
+	// and SalvageReport.
+	Salvage bool
 }
 
 // Log is a durable raft.Storage: a segmented write-ahead log of entries and
@@ -50,8 +68,16 @@ type Log struct {
 	dir  string
 	opts Options
 	lock io.Closer
+	log  *zap.Logger
 
-	st state
+	st      state
+	id      Identity
+	created bool
+	// salvaged says what Open dropped under Options.Salvage; nil if
+	// nothing.
+	salvaged *SalvageReport
+	// warnedAlloc is set once a failed preallocation has been logged.
+	warnedAlloc bool
 
 	// The active segment: the last one, open for appending at off.
 	seq     uint64
@@ -66,8 +92,9 @@ type Log struct {
 	snaps []raft.SnapshotMetadata
 
 	// err is the error that poisoned the log, or ErrClosed.
-	err error
-	buf []byte
+	err  error
+	buf  []byte
+	mark []byte // the last synced marker written
 }
 
 var _ raft.Storage = (*Log)(nil)
@@ -88,6 +115,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.KeepSnapshots == 0 {
 		opts.KeepSnapshots = DefaultKeepSnapshots
 	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
 	if opts.KeepSnapshots < 1 {
 		return nil, fmt.Errorf("wal: Options.KeepSnapshots %d is below 1", opts.KeepSnapshots)
 	}
@@ -102,7 +132,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
 	}
-	l := &Log{fs: fs, dir: dir, opts: opts, lock: lock, st: newState()}
+	l := &Log{fs: fs, dir: dir, opts: opts, lock: lock, log: opts.Logger, st: newState()}
 	if err := l.recover(); err != nil {
 		if l.f != nil {
 			_ = l.f.Close()
@@ -155,15 +185,12 @@ func (l *Log) recover() error {
 		if len(l.snaps) > 0 {
 			return corruptf(l.dir, 0, "snapshot files but no segment: the segments were deleted")
 		}
-		f, off, err := l.createSegment(1)
-		if err != nil {
-			return err
-		}
-		l.seq, l.f, l.off, l.hdrEnd, l.segSize = 1, f, off, off, l.opts.SegmentSize
-		l.segs = []uint64{1}
-		return nil
+		return l.initEmpty()
 	}
 	if err := l.replay(); err != nil {
+		return err
+	}
+	if err := checkIdentity(l.dir, l.id, l.opts); err != nil {
 		return err
 	}
 	if err := l.loadSnapshot(); err != nil {
@@ -175,6 +202,25 @@ func (l *Log) recover() error {
 	return l.deleteDeadSegments()
 }
 
+// initEmpty initialises an empty directory: a new identity and the first
+// segment.
+func (l *Log) initEmpty() error {
+	inc, err := newIncarnation()
+	if err != nil {
+		return err
+	}
+	l.id = Identity{ClusterID: l.opts.ClusterID, NodeID: l.opts.NodeID, Incarnation: inc}
+	f, off, err := l.createSegment(1)
+	if err != nil {
+		return err
+	}
+	l.seq, l.f, l.off, l.hdrEnd, l.segSize = 1, f, off, off, l.opts.SegmentSize
+	l.segs = []uint64{1}
+	l.created = true
+	l.log.Info("wal: initialised an empty directory", zap.String("dir", l.dir), zap.Stringer("identity", l.id))
+	return nil
+}
+
 // segResult is what scanning one segment found.
 type segResult struct {
 	hdr     segHeader
@@ -184,6 +230,9 @@ type segResult struct {
 	// dirtyEnd is the end of the non-zero bytes after end (a torn tail
 	// to clear), or end if there are none.
 	dirtyEnd int64
+	// unmarked is the offset of the last update record if no synced
+	// marker follows it, else -1.
+	unmarked int64
 }
 
 // replay reads every segment in order and rebuilds the state.
@@ -233,11 +282,22 @@ func (l *Log) replay() error {
 	}
 	l.f, l.off, l.hdrEnd, l.segSize = f, prev.end, int64(recordSize(len(prev.hdr.encode()))), prev.hdr.size
 	if prev.dirtyEnd > prev.end {
+		l.log.Info("wal: cut away a torn write at the end of the log (a crash interrupted it before its sync returned, so it was never acknowledged)",
+			zap.String("file", name), zap.Int64("offset", prev.end), zap.Int64("bytes", prev.dirtyEnd-prev.end))
 		if _, err := f.WriteAt(make([]byte, prev.dirtyEnd-prev.end), prev.end); err != nil {
 			return fmt.Errorf("wal: clear torn tail of %s: %w", name, err)
 		}
+	}
+	if prev.dirtyEnd > prev.end || prev.unmarked >= 0 {
+		// The last record was read back, maybe from the page cache only:
+		// make it durable before vouching for it.
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("wal: sync %s: %w", name, err)
+		}
+	}
+	if prev.unmarked >= 0 {
+		if err := l.vouch(prev.unmarked); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -261,6 +321,11 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 	if res.hdr.seq != seq {
 		return res, corruptf(name, 0, "segment header names sequence %d", res.hdr.seq)
 	}
+	if first {
+		l.id = res.hdr.id
+	} else if res.hdr.id != l.id {
+		return res, corruptf(name, 0, "segment header names %s, the previous segments %s", res.hdr.id, l.id)
+	}
 	if size := int64(len(buf)); size < res.hdr.size {
 		return res, corruptf(name, size, "segment truncated: %d bytes, preallocated %d", size, res.hdr.size)
 	}
@@ -269,6 +334,7 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 	} else if got := l.st.summary(); !got.equal(res.hdr.summ) {
 		return res, corruptf(name, 0, "segment starts at state {%v} but the previous segments end at {%v}", res.hdr.summ, got)
 	}
+	res.unmarked = -1
 	for {
 		typ, payload, next, ok := parseRecord(buf, off)
 		if !ok {
@@ -276,6 +342,9 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 		}
 		switch typ {
 		case recUpdate:
+			if res.unmarked >= 0 {
+				return res, corruptf(name, int64(off), "update record follows the update record at offset %d without a synced marker", res.unmarked)
+			}
 			u, err := decodeUpdate(payload)
 			if err == nil {
 				err = l.replayUpdate(&u, seq)
@@ -284,7 +353,17 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 				return res, corruptf(name, int64(off), "update record: %v", err)
 			}
 			res.updates++
+			res.unmarked = int64(off)
+		case recSynced:
+			at, ok := decodeMarker(payload)
+			if !ok || at != res.unmarked {
+				return res, corruptf(name, int64(off), "synced marker for offset %d does not follow the update record it vouches for", at)
+			}
+			res.unmarked = -1
 		case recSeal:
+			if res.unmarked >= 0 {
+				return res, corruptf(name, int64(off), "seal follows the update record at offset %d without a synced marker", res.unmarked)
+			}
 			nextSeq, err := decodeSeal(payload)
 			if err != nil || nextSeq != seq+1 {
 				return res, corruptf(name, int64(off), "bad seal record (next %d, %v)", nextSeq, err)
@@ -305,8 +384,8 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 	// The scan stopped at something that is not a record: zeros
 	// (preallocated space), a torn write, or damage. Only the last record
 	// written can be torn, so a valid record further on means damage.
-	if at, found := hasValidRecordAfter(buf, off); found {
-		return res, corruptf(name, int64(off), "invalid record followed by a valid record at offset %d", at)
+	if at, found := hasValidRecordAfter(buf, off); found && !tornAfterUnmarked(buf, off, at, res.unmarked) {
+		return res, corruptf(name, int64(off), "invalid record followed by a valid record at offset %d: a synced record was damaged", at)
 	}
 	res.dirtyEnd = res.end
 	for i := len(buf) - 1; i >= off; i-- {

@@ -2,8 +2,13 @@ package wal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	iofs "io/fs"
+	"path/filepath"
+
+	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
 )
@@ -22,21 +27,23 @@ func (l *Log) poison(op string, err error) error {
 func (l *Log) createSegment(seq uint64) (File, int64, error) {
 	name := l.path(segName(seq))
 	tmp := name + tmpSuffix
-	h := segHeader{seq: seq, size: l.opts.SegmentSize, summ: l.st.summary()}
+	h := segHeader{seq: seq, size: l.opts.SegmentSize, summ: l.st.summary(), id: l.id}
 	rec := appendRecord(nil, recSegHeader, h.encode())
 	f, err := l.fs.Create(tmp)
 	if err != nil {
-		return nil, 0, fmt.Errorf("wal: create %s: %w", tmp, err)
+		return nil, 0, l.tmpFailed("start segment", name, tmp, "create", nil, err)
 	}
 	fail := func(op string, err error) (File, int64, error) {
-		_ = f.Close()
-		return nil, 0, fmt.Errorf("wal: %s %s: %w", op, tmp, err)
+		return nil, 0, l.tmpFailed("start segment", name, tmp, op, f, err)
 	}
 	if _, err := f.WriteAt(rec, 0); err != nil {
 		return fail("write", err)
 	}
 	if err := f.Allocate(l.opts.SegmentSize); err != nil {
-		return fail("preallocate", err)
+		if !errors.Is(err, ErrNotPreallocated) {
+			return fail("preallocate", err)
+		}
+		l.warnNotPreallocated(name, err)
 	}
 	if err := f.Sync(); err != nil {
 		return fail("sync", err)
@@ -45,9 +52,39 @@ func (l *Log) createSegment(seq uint64) (File, int64, error) {
 		return fail("rename", err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		return fail("sync directory of", err)
+		// The segment has its final name but may not keep it after a
+		// crash; Open copes with either.
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("wal: start segment %s: sync directory %s: %w", name, l.dir, err)
 	}
 	return f, int64(len(rec)), nil
+}
+
+// tmpFailed closes f (if not nil) and removes tmp after step op of what
+// failed, and returns an error that names the final file and the
+// directory (not the temporary file, which is gone, or will be at the next
+// Open).
+func (l *Log) tmpFailed(what, name, tmp, op string, f File, err error) error {
+	if f != nil {
+		_ = f.Close()
+	}
+	gone := "was removed"
+	if rerr := l.fs.Remove(tmp); rerr != nil && !errors.Is(rerr, iofs.ErrNotExist) {
+		gone = fmt.Sprintf("could not be removed (%v); Open removes it", rerr)
+	}
+	return fmt.Errorf("wal: %s %s in %s: %s failed (the temporary file %s %s): %w",
+		what, filepath.Base(name), l.dir, op, filepath.Base(tmp), gone, err)
+}
+
+// warnNotPreallocated logs, once per Log, that segments are not
+// preallocated.
+func (l *Log) warnNotPreallocated(name string, err error) {
+	if l.warnedAlloc {
+		return
+	}
+	l.warnedAlloc = true
+	l.log.Warn("wal: cannot preallocate segments, they are extended sparsely: a full disk will fail a write instead of the start of a segment (logged once)",
+		zap.String("file", name), zap.Error(err))
 }
 
 // roll seals the active segment and makes a new one active. The new
@@ -92,7 +129,7 @@ func (l *Log) commit(u *update) error {
 	if cap(buf) <= 4<<20 {
 		l.buf = buf
 	}
-	if l.off > l.hdrEnd && l.off+int64(len(buf))+sealReserve > l.segSize {
+	if l.off > l.hdrEnd && l.off+int64(len(buf))+markerSize+sealReserve > l.segSize {
 		if err := l.roll(); err != nil {
 			return err
 		}
@@ -103,7 +140,37 @@ func (l *Log) commit(u *update) error {
 	if err := l.f.Sync(); err != nil {
 		return l.poison("sync", err)
 	}
+	if err := l.checkLinked(); err != nil {
+		return err
+	}
+	at := l.off
 	l.off += int64(len(buf))
+	return l.vouch(at)
+}
+
+// checkLinked poisons the log if its active segment was deleted (with its
+// directory, say): the write just synced went to a file that no Open will
+// ever read, so it must not be acknowledged.
+func (l *Log) checkLinked() error {
+	ok, err := l.f.Linked()
+	if err != nil {
+		return l.poison("check segment", fmt.Errorf("%s: %w", l.path(segName(l.seq)), err))
+	}
+	if !ok {
+		return l.poison("write", fmt.Errorf("%w: %s was deleted from under the log (was %s removed?)", ErrUnlinked, l.path(segName(l.seq)), l.dir))
+	}
+	return nil
+}
+
+// vouch writes, without a sync, the marker saying that the record at off
+// is durable, right after it. Recovery uses it to tell damage to a synced
+// record from a write torn by a crash.
+func (l *Log) vouch(off int64) error {
+	l.mark = appendMarker(l.mark[:0], off)
+	if _, err := l.f.WriteAt(l.mark, l.off); err != nil {
+		return l.poison("write synced marker", err)
+	}
+	l.off += markerSize
 	return nil
 }
 
@@ -272,24 +339,25 @@ func (l *Log) writeSnapFile(snap *raft.Snapshot) error {
 	tmp := name + tmpSuffix
 	f, err := l.fs.Create(tmp)
 	if err != nil {
-		return l.poison("create snapshot", err)
+		return l.poison("create snapshot", l.tmpFailed("write snapshot", name, tmp, "create", nil, err))
+	}
+	fail := func(op string, err error) error {
+		return l.poison(op+" snapshot", l.tmpFailed("write snapshot", name, tmp, op, f, err))
 	}
 	if _, err := f.WriteAt(encodeSnapFile(snap), 0); err != nil {
-		_ = f.Close()
-		return l.poison("write snapshot", err)
+		return fail("write", err)
 	}
 	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return l.poison("sync snapshot", err)
+		return fail("sync", err)
 	}
 	if err := f.Close(); err != nil {
-		return l.poison("close snapshot", err)
+		return l.poison("close snapshot", l.tmpFailed("write snapshot", name, tmp, "close", nil, err))
 	}
 	if err := l.fs.Rename(tmp, name); err != nil {
-		return l.poison("rename snapshot", err)
+		return l.poison("rename snapshot", l.tmpFailed("write snapshot", name, tmp, "rename", nil, err))
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		return l.poison("sync directory", err)
+		return l.poison("sync directory", fmt.Errorf("wal: write snapshot %s: sync directory %s: %w", filepath.Base(name), l.dir, err))
 	}
 	l.snaps = append(l.snaps, raft.SnapshotMetadata{Index: snap.Metadata.Index, Term: snap.Metadata.Term})
 	return nil

@@ -429,3 +429,18 @@ func (f *file) Allocate(size int64) error {
 }
 
 func (f *file) Close() error { return nil }
+
+// Linked reports whether any current name refers to the file.
+func (f *file) Linked() (bool, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.fs.check(); err != nil {
+		return false, err
+	}
+	for _, ino := range f.fs.files {
+		if ino == f.ino {
+			return true, nil
+		}
+	}
+	return false, nil
+}
