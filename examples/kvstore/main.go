@@ -4,10 +4,11 @@
 //
 // With no flags it runs a local 3-node cluster in one process, with its
 // data under ./kvstore-data. With --id and --cluster it runs one node per
-// process:
+// process; the first start of a new cluster's members says --bootstrap (a
+// node added later, or one whose data was lost, says --join instead):
 //
 //	kvstore --id 1 --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
-//	    --resp 127.0.0.1:6381 --http 127.0.0.1:8081 --data DIR
+//	    --resp 127.0.0.1:6381 --http 127.0.0.1:8081 --data DIR --bootstrap
 //
 // See README.md for the commands it serves.
 package main
@@ -74,7 +75,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		respAddr  = fs.String("resp", "127.0.0.1:6381", "RESP (Redis protocol) listen address")
 		httpAddr  = fs.String("http", "127.0.0.1:8081", "HTTP listen address")
 		dataDir   = fs.String("data", "", "data directory (default ./kvstore-data, or ./kvstore-data/node<ID>)")
-		join      = fs.Bool("join", false, "start empty and wait to be added with POST /members instead of bootstrapping the --cluster members")
+		bootstrap = fs.Bool("bootstrap", false, "with an empty data directory, start a new cluster of the --cluster members (ignored once the node has data)")
+		join      = fs.Bool("join", false, "with an empty data directory, start empty and wait to be added with POST /members; also how a node whose data was lost rejoins (ignored once the node has data)")
+		recov     = fs.Bool("recover", false, "mark the storage as recovering before starting: the node neither votes nor counts toward a quorum until a leader has brought it up to date (use after restoring a backup)")
+		quota     = fs.Int64(testDiskQuotaFlag, 0, "tests only: the log's writes fail with ENOSPC beyond this many bytes")
 		auth      = fs.String("auth", "", "password for AUTH (RESP) and bearer token (HTTP, and between nodes)")
 		tlsCert   = fs.String("tls-cert", "", "TLS certificate (PEM) for the raft, RESP and HTTP listeners")
 		tlsKey    = fs.String("tls-key", "", "TLS key (PEM)")
@@ -93,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		clusterID = fs.Uint64("cluster-id", 1, "cluster ID checked on every raft connection")
 		peerSec   = fs.String("peer-secret-file", "", "file holding the secret shared by the nodes (16+ bytes) that authenticates raft connections; with --tls-*, node certificates do (their URI SAN keel://cluster/<cluster-id>/node/<id>)")
 	)
+	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -114,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	base := config{
-		Join: *join, Auth: *auth, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
+		Bootstrap: *bootstrap, Join: *join, Recover: *recov, DiskQuota: *quota, Auth: *auth, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
 		SnapshotEntries: *snapEnts, LeaseReads: *lease, Tick: *tick, RequestTimeout: *reqTO,
 		ClientTimeout: *clientTO, AuthTimeout: *authTO, IdleTimeout: *idleTO, AuthAttempts: *authTries, MaxBulk: *maxBulk, MaxClients: *maxConns, ClusterID: *clusterID,
 		Logger: log, PeerSecret: secret,
@@ -124,6 +129,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if *cluster != "" {
 			return errors.New("--cluster needs --id")
 		}
+		if *join || *recov || *quota != 0 {
+			return errors.New("--join, --recover and --" + testDiskQuotaFlag + " need --id: the local cluster bootstraps itself")
+		}
+		base.Bootstrap = true
 		dir := *dataDir
 		if dir == "" {
 			dir = "kvstore-data"
@@ -181,15 +190,55 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	<-sig
+	halted := make(chan *server, len(servers))
+	for _, s := range servers {
+		go func() {
+			select {
+			case <-s.halted:
+				halted <- s
+			case <-s.stopc:
+			}
+		}()
+	}
+	var failed *server
+	select {
+	case <-sig:
+	case failed = <-halted:
+	}
 	signal.Stop(sig)
 	fmt.Fprintln(stdout, "stopping")
 	for _, s := range servers {
 		s.Close()
 	}
 	servers = nil
+	if failed != nil {
+		return fmt.Errorf("node %d stopped on an error: %w", failed.cfg.ID, failed.haltErr)
+	}
 	fmt.Fprintln(stdout, "stopped cleanly")
 	return nil
+}
+
+// testDiskQuotaFlag is a flag for the tests, left out of the usage text.
+const testDiskQuotaFlag = "test-disk-quota-bytes"
+
+// usage prints the flags, except those for the tests.
+func usage(fs *flag.FlagSet) {
+	out := fs.Output()
+	fmt.Fprintln(out, "Usage of kvstore:")
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == testDiskQuotaFlag {
+			return
+		}
+		name, text := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		fmt.Fprintf(out, "  --%s%s\n    \t%s", f.Name, name, strings.ReplaceAll(text, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+			fmt.Fprintf(out, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(out)
+	})
 }
 
 // waitLeader waits up to d for the servers to know a leader.
