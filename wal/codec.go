@@ -268,9 +268,11 @@ func (h *segHeader) encode() []byte {
 	e.uvarint(h.summ.last)
 	e.uvarint(h.summ.lastTerm)
 	encodeHardState(&e, h.summ.hs)
-	e.uvarint(h.id.ClusterID)
-	e.uvarint(h.id.NodeID)
-	e.uvarint(h.id.Incarnation)
+	// Fixed width: the random incarnation must not change the header's
+	// size, so that the same writes roll segments at the same points.
+	e.fixed64(h.id.ClusterID)
+	e.fixed64(h.id.NodeID)
+	e.fixed64(h.id.Incarnation)
 	return e.b
 }
 
@@ -285,9 +287,9 @@ func decodeSegHeader(payload []byte) (segHeader, error) {
 	h.summ.last = d.uvarint()
 	h.summ.lastTerm = d.uvarint()
 	h.summ.hs = decodeHardState(&d)
-	h.id.ClusterID = d.uvarint()
-	h.id.NodeID = d.uvarint()
-	h.id.Incarnation = d.uvarint()
+	h.id.ClusterID = d.fixed64()
+	h.id.NodeID = d.fixed64()
+	h.id.Incarnation = d.fixed64()
 	if d.err == nil && h.id.Incarnation == 0 {
 		return h, fmt.Errorf("no incarnation")
 	}

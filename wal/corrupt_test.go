@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -271,11 +272,15 @@ func TestDamagedLastRecord(t *testing.T) {
 			dir, segs, _, _ := corruptFixture(t)
 			last := segs[len(segs)-1]
 			offs := recordOffsets(t, last)
-			flipByte(t, last, offs[len(offs)-2]+where)
+			upd := offs[len(offs)-1]
+			for recordType(t, last, upd) != recUpdate {
+				upd = offs[slices.Index(offs, upd)-1]
+			}
+			flipByte(t, last, upd+where)
 			_, err := Open(dir, Options{SegmentSize: 4096})
 			require.ErrorIs(t, err, ErrCorrupt)
 			assert.Contains(t, err.Error(), last)
-			assert.Contains(t, err.Error(), fmt.Sprintf("at offset %d", offs[len(offs)-2]))
+			assert.Contains(t, err.Error(), fmt.Sprintf("at offset %d", upd))
 			assert.Contains(t, err.Error(), "a synced record was damaged")
 		})
 	}

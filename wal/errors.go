@@ -9,8 +9,10 @@ var (
 	// ErrCorrupt is returned by Open when the directory holds damage that
 	// a crash cannot explain: a bad record followed by valid ones, a
 	// missing or truncated segment, a segment whose starting state does
-	// not match its predecessor, or a snapshot whose checksum fails. The
-	// wrapped message names the file and the offset.
+	// not match its predecessor, a snapshot whose checksum fails, or a
+	// commit the log no longer holds. The wrapped message names the file
+	// and the offset. With Options.Salvage, Open keeps the valid prefix
+	// instead (see SalvageReport).
 	ErrCorrupt = errors.New("wal: corrupt data")
 
 	// ErrLocked is returned by Open when another Log (in this or another
@@ -35,7 +37,21 @@ var (
 	ErrUnlinked = errors.New("wal: segment file was deleted while the log was open")
 )
 
+// damageError is damage found by recovery: it wraps ErrCorrupt and names
+// the file and the offset, which salvage reports.
+type damageError struct {
+	file   string
+	off    int64
+	reason string
+}
+
+func (e *damageError) Error() string {
+	return fmt.Sprintf("%v: %s at offset %d: %s", ErrCorrupt, e.file, e.off, e.reason)
+}
+
+func (e *damageError) Unwrap() error { return ErrCorrupt }
+
 // corruptf returns an error wrapping ErrCorrupt that names file and offset.
 func corruptf(file string, off int64, format string, args ...any) error {
-	return fmt.Errorf("%w: %s at offset %d: %s", ErrCorrupt, file, off, fmt.Sprintf(format, args...))
+	return &damageError{file: file, off: off, reason: fmt.Sprintf(format, args...)}
 }

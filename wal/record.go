@@ -97,11 +97,15 @@ func parseRecord(buf []byte, off int) (typ uint8, payload []byte, next int, ok b
 	return h[4], payload, next, true
 }
 
-// appendMarker appends the recSynced record vouching for the record at off.
-func appendMarker(buf []byte, off int64) []byte {
-	var p [8]byte
-	binary.LittleEndian.PutUint64(p[:], uint64(off))
-	return appendRecord(buf, recSynced, p[:])
+// putMarker frames in m the recSynced record vouching for the record at
+// off, without allocating.
+func putMarker(m *[markerSize]byte, off int64) {
+	*m = [markerSize]byte{}
+	binary.LittleEndian.PutUint32(m[0:], 8)
+	m[4] = recSynced
+	binary.LittleEndian.PutUint64(m[recHeaderSize:], uint64(off))
+	binary.LittleEndian.PutUint32(m[8:], crc32.Checksum(m[recHeaderSize:], castagnoli))
+	binary.LittleEndian.PutUint32(m[12:], crc32.Checksum(m[:12], castagnoli))
 }
 
 // decodeMarker returns the offset a recSynced payload names.
@@ -133,6 +137,7 @@ type encoder struct{ b []byte }
 
 func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *encoder) byte1(v byte)     { e.b = append(e.b, v) }
+func (e *encoder) fixed64(v uint64) { e.b = binary.LittleEndian.AppendUint64(e.b, v) }
 func (e *encoder) bytes(p []byte) {
 	e.uvarint(uint64(len(p)))
 	e.b = append(e.b, p...)
@@ -161,6 +166,19 @@ func (d *decoder) uvarint() uint64 {
 		return 0
 	}
 	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) fixed64() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.err = errShortPayload
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
 	return v
 }
 

@@ -152,3 +152,15 @@ func TestRecoveringAndIncarnationsRoundTrip(t *testing.T) {
 	assert.Equal(t, u.hs, hs)
 	assert.True(t, reflect.DeepEqual(cs, gotCS), "got %+v", gotCS)
 }
+
+func TestMarkerRecord(t *testing.T) {
+	var m [markerSize]byte
+	putMarker(&m, 4242)
+	typ, payload, next, ok := parseRecord(m[:], 0)
+	require.True(t, ok)
+	assert.Equal(t, recSynced, typ)
+	assert.Equal(t, markerSize, next)
+	at, ok := decodeMarker(payload)
+	require.True(t, ok)
+	assert.Equal(t, int64(4242), at)
+}

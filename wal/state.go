@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/keelraft/raft"
 )
@@ -26,6 +27,10 @@ type state struct {
 	// indexes from runs[i].lo to runs[i+1].lo-1 (the last run up to the
 	// last index). Segment sequence numbers never decrease along the log.
 	runs []run
+	// hsLast is the last index when hs was last set, during recovery:
+	// a Commit beyond the last index that was within it then is a
+	// promise the log lost.
+	hsLast uint64
 }
 
 // run is a stretch of live entries written to one segment.
@@ -54,6 +59,7 @@ func (s *state) summary() summary {
 // or overwrite.
 func (s *state) initFrom(summ summary, prevSeq uint64) {
 	s.hs = summ.hs
+	s.hsLast = summ.last
 	s.snap = raft.Snapshot{Metadata: summ.snap}
 	s.ents = make([]raft.Entry, summ.last-summ.offset+1)
 	for i := range s.ents {
@@ -65,6 +71,30 @@ func (s *state) initFrom(summ summary, prevSeq uint64) {
 	if summ.last > summ.offset {
 		s.runs = []run{{seq: prevSeq, lo: summ.offset + 1}}
 	}
+}
+
+// clone returns a copy that later mutations of s do not change.
+func (s *state) clone() state {
+	c := *s
+	c.runs = slices.Clone(s.runs)
+	return c
+}
+
+// trimMissing cuts the log before its first placeholder entry (one whose
+// segment is gone), so that what remains is a consistent prefix.
+func (s *state) trimMissing() {
+	for i := 1; i < len(s.ents); i++ {
+		if s.ents[i].Term == 0 {
+			s.ents = slices.Clone(s.ents[:i])
+			return
+		}
+	}
+}
+
+// lostCommit reports whether the hard state commits an index beyond the
+// log that the log held when the hard state was written.
+func (s *state) lostCommit() bool {
+	return s.hs.Commit > s.lastIndex() && s.hs.Commit <= s.hsLast
 }
 
 // missing returns the range of live placeholder entries, if any.

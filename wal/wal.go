@@ -94,7 +94,7 @@ type Log struct {
 	// err is the error that poisoned the log, or ErrClosed.
 	err  error
 	buf  []byte
-	mark []byte // the last synced marker written
+	mark [markerSize]byte // the last synced marker written
 }
 
 var _ raft.Storage = (*Log)(nil)
@@ -181,20 +181,41 @@ func (l *Log) recover() error {
 		}
 	}
 	slices.SortFunc(l.snaps, func(a, b raft.SnapshotMetadata) int { return cmpU64(a.Index, b.Index) })
-	if len(l.segs) == 0 {
-		if len(l.snaps) > 0 {
-			return corruptf(l.dir, 0, "snapshot files but no segment: the segments were deleted")
-		}
+	if len(l.segs) == 0 && len(l.snaps) == 0 {
 		return l.initEmpty()
 	}
-	if err := l.replay(); err != nil {
-		return err
+	var dmg error
+	if len(l.segs) == 0 {
+		dmg = corruptf(l.dir, 0, "snapshot files but no segment: the segments were deleted")
+	} else {
+		dmg = l.replay()
 	}
-	if err := checkIdentity(l.dir, l.id, l.opts); err != nil {
-		return err
+	if dmg != nil {
+		var d *damageError
+		if !l.opts.Salvage || !errors.As(dmg, &d) {
+			return dmg
+		}
+	}
+	if l.id.Incarnation != 0 {
+		if err := checkIdentity(l.dir, l.id, l.opts); err != nil {
+			return err
+		}
+	}
+	if dmg != nil {
+		return l.salvage(dmg)
 	}
 	if err := l.loadSnapshot(); err != nil {
-		return err
+		if !l.opts.Salvage {
+			return err
+		}
+		return l.salvage(err)
+	}
+	if l.st.lostCommit() {
+		err := corruptf(l.path(segName(l.seq)), l.off, "the hard state commits index %d but the log ends at %d: committed entries were lost", l.st.hs.Commit, l.st.lastIndex())
+		if !l.opts.Salvage {
+			return err
+		}
+		return l.salvage(err)
 	}
 	if err := l.pruneSnapshots(true); err != nil {
 		return err
@@ -244,6 +265,10 @@ func (l *Log) replay() error {
 			return corruptf(name, 0, "segment %s is missing", segName(l.segs[i-1]+1))
 		}
 		last := i == len(l.segs)-1
+		var before state
+		if i > 0 && !prev.sealed {
+			before = l.st.clone()
+		}
 		res, err := l.replaySegment(name, seq, i == 0)
 		if err != nil {
 			return err
@@ -252,6 +277,7 @@ func (l *Log) replay() error {
 			// The previous segment ends without a seal: only a crash while
 			// rolling explains it, and then this segment holds nothing.
 			if !last || res.updates > 0 {
+				l.st = before
 				return corruptf(l.path(segName(l.segs[i-1])), prev.end, "segment ends without a seal but is followed by %s", segName(seq))
 			}
 			// Finish the roll's undoing: drop the empty new segment.
@@ -326,9 +352,6 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 	} else if res.hdr.id != l.id {
 		return res, corruptf(name, 0, "segment header names %s, the previous segments %s", res.hdr.id, l.id)
 	}
-	if size := int64(len(buf)); size < res.hdr.size {
-		return res, corruptf(name, size, "segment truncated: %d bytes, preallocated %d", size, res.hdr.size)
-	}
 	if first {
 		l.st.initFrom(res.hdr.summ, seq-1)
 	} else if got := l.st.summary(); !got.equal(res.hdr.summ) {
@@ -378,6 +401,11 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 		}
 	}
 	res.end = int64(off)
+	// Checked after the records, so that a salvage keeps those before the
+	// cut.
+	if size := int64(len(buf)); size < res.hdr.size {
+		return res, corruptf(name, size, "segment truncated: %d bytes, preallocated %d", size, res.hdr.size)
+	}
 	if res.sealed {
 		return res, nil
 	}
@@ -428,6 +456,7 @@ func (l *Log) replayUpdate(u *update, seq uint64) error {
 	}
 	if u.hasHard {
 		st.hs = u.hs
+		st.hsLast = st.lastIndex()
 	}
 	return nil
 }

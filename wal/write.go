@@ -166,8 +166,8 @@ func (l *Log) checkLinked() error {
 // is durable, right after it. Recovery uses it to tell damage to a synced
 // record from a write torn by a crash.
 func (l *Log) vouch(off int64) error {
-	l.mark = appendMarker(l.mark[:0], off)
-	if _, err := l.f.WriteAt(l.mark, l.off); err != nil {
+	putMarker(&l.mark, off)
+	if _, err := l.f.WriteAt(l.mark[:], l.off); err != nil {
 		return l.poison("write synced marker", err)
 	}
 	l.off += markerSize
