@@ -53,6 +53,9 @@ func e2eBinary(t testing.TB) string {
 		}
 		e2eBin = filepath.Join(e2eBuildDir, "kvstore")
 		args := []string{"build", "-o", e2eBin}
+		if os.Getenv("KEEL_MUTATIONS") != "" {
+			args = append(args, "-tags", "keelmutations")
+		}
 		if e2eRace {
 			args = append(args, "-race") // the nodes run under the race detector too
 		}
@@ -437,4 +440,18 @@ func (c *respClient) must(args ...string) any {
 	v, err := c.do(args...)
 	require.NoError(c.t, err, "%v", args)
 	return v
+}
+
+// transfer moves the leadership to node to, asking again while the
+// current leader is not ready to hand it over.
+func (c *e2eCluster) transfer(to uint64, ids ...uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for c.waitLeader(ids...) != to {
+		require.True(c.t, time.Now().Before(deadline), "leadership does not move to node %d", to)
+		code, _ := c.httpDo(to, "POST", fmt.Sprintf("/transfer?to=%d", to), "", nil)
+		if code != http.StatusOK {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
