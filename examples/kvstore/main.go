@@ -163,6 +163,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		cfgs = append(cfgs, c)
 	}
 
+	// Catch SIGTERM from here on, so that a node stopped while it starts
+	// (waiting for a leader, say) still shuts down cleanly.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	var servers []*server
 	defer func() {
 		for _, s := range servers {
@@ -178,32 +183,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "node %d: raft %s  resp %s  http %s://%s  data %s\n",
 			c.ID, c.Peers[c.ID], s.respLn.Addr(), s.scheme, s.httpLn.Addr(), c.DataDir)
 	}
-	leader := waitLeader(servers, 10*time.Second)
-	if leader != 0 {
-		fmt.Fprintf(stdout, "leader: node %d\n", leader)
-	} else {
-		fmt.Fprintln(stdout, "leader: none yet (waiting for a quorum)")
-	}
-	if len(servers) > 1 {
-		fmt.Fprintln(stdout, "try: redis-cli -p 6381 SET hello world; curl localhost:8082/kv/hello; Ctrl-C stops")
-	}
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	halted := make(chan *server, len(servers))
-	for _, s := range servers {
-		go func() {
-			select {
-			case <-s.halted:
-				halted <- s
-			case <-s.stopc:
-			}
-		}()
-	}
+	leader, interrupted := waitLeader(servers, 10*time.Second, sig)
 	var failed *server
-	select {
-	case <-sig:
-	case failed = <-halted:
+	if !interrupted {
+		if leader != 0 {
+			fmt.Fprintf(stdout, "leader: node %d\n", leader)
+		} else {
+			fmt.Fprintln(stdout, "leader: none yet (waiting for a quorum)")
+		}
+		if len(servers) > 1 {
+			fmt.Fprintln(stdout, "try: redis-cli -p 6381 SET hello world; curl localhost:8082/kv/hello; Ctrl-C stops")
+		}
+		halted := make(chan *server, len(servers))
+		for _, s := range servers {
+			go func() {
+				select {
+				case <-s.halted:
+					halted <- s
+				case <-s.stopc:
+				}
+			}()
+		}
+		select {
+		case <-sig:
+		case failed = <-halted:
+		}
 	}
 	signal.Stop(sig)
 	fmt.Fprintln(stdout, "stopping")
@@ -241,8 +245,9 @@ func usage(fs *flag.FlagSet) {
 	})
 }
 
-// waitLeader waits up to d for the servers to know a leader.
-func waitLeader(servers []*server, d time.Duration) uint64 {
+// waitLeader waits up to d for the servers to know a leader, or for a
+// signal on sig (then interrupted is true).
+func waitLeader(servers []*server, d time.Duration, sig <-chan os.Signal) (leader uint64, interrupted bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	for {
@@ -258,11 +263,13 @@ func waitLeader(servers []*server, d time.Duration) uint64 {
 		}
 		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 		if len(ids) > 0 {
-			return ids[0]
+			return ids[0], false
 		}
 		select {
 		case <-ctx.Done():
-			return 0
+			return 0, false
+		case <-sig:
+			return 0, true
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
