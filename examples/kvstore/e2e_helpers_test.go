@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,9 @@ func e2eBinary(t testing.TB) string {
 		}
 		e2eBin = filepath.Join(e2eBuildDir, "kvstore")
 		args := []string{"build", "-o", e2eBin}
+		if os.Getenv("KEEL_MUTATIONS") != "" {
+			args = append(args, "-tags", "keelmutations")
+		}
 		if e2eRace {
 			args = append(args, "-race") // the nodes run under the race detector too
 		}
@@ -89,7 +93,9 @@ type e2eNode struct {
 	done             chan struct{}
 	extra            []string
 	clusterFlag      string
-	join             bool
+	// bootstrap and join add --bootstrap or --join to the node's usual
+	// command line: the members the cluster started with bootstrap.
+	bootstrap, join bool
 }
 
 type e2eCluster struct {
@@ -118,7 +124,7 @@ func newE2ECluster(t testing.TB, n int, extra ...string) *e2eCluster {
 			resp:  fmt.Sprintf("127.0.0.1:%d", ports[3*(i-1)+1]),
 			http:  fmt.Sprintf("127.0.0.1:%d", ports[3*(i-1)+2]),
 			dir:   filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i)),
-			extra: extra,
+			extra: extra, bootstrap: true,
 		}
 		c.nodes[nd.id] = nd
 		parts = append(parts, fmt.Sprintf("%d=%s", i, nd.raft))
@@ -170,30 +176,12 @@ func (c *e2eCluster) addNode(id uint64) *e2eNode {
 	return nd
 }
 
-func (c *e2eCluster) start(id uint64) {
+// start starts node id with its usual command line plus more, and waits
+// until it serves HTTP.
+func (c *e2eCluster) start(id uint64, more ...string) {
 	c.t.Helper()
 	nd := c.nodes[id]
-	args := []string{"--id", strconv.FormatUint(id, 10), "--cluster", nd.clusterFlag,
-		"--resp", nd.resp, "--http", nd.http, "--data", nd.dir,
-		"--tick", "20ms", "--request-timeout", "2s", "--log-level", "info"}
-	if nd.join {
-		args = append(args, "--join")
-	}
-	for _, a := range nd.extra { // {id} in a flag stands for the node's ID
-		args = append(args, strings.ReplaceAll(a, "{id}", strconv.FormatUint(id, 10)))
-	}
-	nd.cmd = exec.Command(c.bin, args...)
-	nd.logPath = filepath.Join(filepath.Dir(nd.dir), fmt.Sprintf("node%d.log", id))
-	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	require.NoError(c.t, err)
-	nd.cmd.Stdout, nd.cmd.Stderr = f, f
-	require.NoError(c.t, nd.cmd.Start())
-	_ = f.Close()
-	nd.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) {
-		_ = cmd.Wait()
-		close(done)
-	}(nd.cmd, nd.done)
+	c.launch(id, more...)
 	// Wait until it serves HTTP.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -211,6 +199,52 @@ func (c *e2eCluster) start(id uint64) {
 		require.True(c.t, time.Now().Before(deadline), "node %d does not serve HTTP", id)
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// launch starts node id's process with its usual command line plus more.
+func (c *e2eCluster) launch(id uint64, more ...string) {
+	c.t.Helper()
+	nd := c.nodes[id]
+	args := []string{"--id", strconv.FormatUint(id, 10), "--cluster", nd.clusterFlag,
+		"--resp", nd.resp, "--http", nd.http, "--data", nd.dir,
+		"--tick", "20ms", "--request-timeout", "2s", "--log-level", "info"}
+	if nd.join {
+		args = append(args, "--join")
+	}
+	if nd.bootstrap {
+		args = append(args, "--bootstrap")
+	}
+	for _, a := range append(slices.Clone(nd.extra), more...) { // {id} in a flag stands for the node's ID
+		args = append(args, strings.ReplaceAll(a, "{id}", strconv.FormatUint(id, 10)))
+	}
+	nd.cmd = exec.Command(c.bin, args...)
+	nd.logPath = filepath.Join(filepath.Dir(nd.dir), fmt.Sprintf("node%d.log", id))
+	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	require.NoError(c.t, err)
+	nd.cmd.Stdout, nd.cmd.Stderr = f, f
+	require.NoError(c.t, nd.cmd.Start())
+	_ = f.Close()
+	nd.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(nd.cmd, nd.done)
+}
+
+// waitExit waits up to d for node id's process to exit on its own and
+// returns its exit code.
+func (c *e2eCluster) waitExit(id uint64, d time.Duration) int {
+	c.t.Helper()
+	nd := c.nodes[id]
+	require.NotNil(c.t, nd.cmd, "node %d is not running", id)
+	select {
+	case <-nd.done:
+	case <-time.After(d):
+		c.t.Fatalf("node %d did not exit within %v", id, d)
+	}
+	code := nd.cmd.ProcessState.ExitCode()
+	nd.cmd = nil
+	return code
 }
 
 // kill sends SIGKILL and waits for the process to end.
@@ -406,4 +440,18 @@ func (c *respClient) must(args ...string) any {
 	v, err := c.do(args...)
 	require.NoError(c.t, err, "%v", args)
 	return v
+}
+
+// transfer moves the leadership to node to, asking again while the
+// current leader is not ready to hand it over.
+func (c *e2eCluster) transfer(to uint64, ids ...uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for c.waitLeader(ids...) != to {
+		require.True(c.t, time.Now().Before(deadline), "leadership does not move to node %d", to)
+		code, _ := c.httpDo(to, "POST", fmt.Sprintf("/transfer?to=%d", to), "", nil)
+		if code != http.StatusOK {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }

@@ -4,10 +4,11 @@
 //
 // With no flags it runs a local 3-node cluster in one process, with its
 // data under ./kvstore-data. With --id and --cluster it runs one node per
-// process:
+// process; the first start of a new cluster's members says --bootstrap (a
+// node added later, or one whose data was lost, says --join instead):
 //
 //	kvstore --id 1 --cluster 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 \
-//	    --resp 127.0.0.1:6381 --http 127.0.0.1:8081 --data DIR
+//	    --resp 127.0.0.1:6381 --http 127.0.0.1:8081 --data DIR --bootstrap
 //
 // See README.md for the commands it serves.
 package main
@@ -74,7 +75,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		respAddr  = fs.String("resp", "127.0.0.1:6381", "RESP (Redis protocol) listen address")
 		httpAddr  = fs.String("http", "127.0.0.1:8081", "HTTP listen address")
 		dataDir   = fs.String("data", "", "data directory (default ./kvstore-data, or ./kvstore-data/node<ID>)")
-		join      = fs.Bool("join", false, "start empty and wait to be added with POST /members instead of bootstrapping the --cluster members")
+		bootstrap = fs.Bool("bootstrap", false, "with an empty data directory, start a new cluster of the --cluster members (ignored once the node has data)")
+		join      = fs.Bool("join", false, "with an empty data directory, start empty and wait to be added with POST /members; also how a node whose data was lost rejoins (ignored once the node has data)")
+		recov     = fs.Bool("recover", false, "mark the storage as recovering before starting: the node neither votes nor counts toward a quorum until a leader has brought it up to date (use after restoring a backup)")
+		quota     = fs.Int64(testDiskQuotaFlag, 0, "tests only: the log's writes fail with ENOSPC beyond this many bytes")
 		auth      = fs.String("auth", "", "password for AUTH (RESP) and bearer token (HTTP, and between nodes)")
 		tlsCert   = fs.String("tls-cert", "", "TLS certificate (PEM) for the raft, RESP and HTTP listeners")
 		tlsKey    = fs.String("tls-key", "", "TLS key (PEM)")
@@ -93,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		clusterID = fs.Uint64("cluster-id", 1, "cluster ID checked on every raft connection")
 		peerSec   = fs.String("peer-secret-file", "", "file holding the secret shared by the nodes (16+ bytes) that authenticates raft connections; with --tls-*, node certificates do (their URI SAN keel://cluster/<cluster-id>/node/<id>)")
 	)
+	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -114,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	base := config{
-		Join: *join, Auth: *auth, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
+		Bootstrap: *bootstrap, Join: *join, Recover: *recov, DiskQuota: *quota, Auth: *auth, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
 		SnapshotEntries: *snapEnts, LeaseReads: *lease, Tick: *tick, RequestTimeout: *reqTO,
 		ClientTimeout: *clientTO, AuthTimeout: *authTO, IdleTimeout: *idleTO, AuthAttempts: *authTries, MaxBulk: *maxBulk, MaxClients: *maxConns, ClusterID: *clusterID,
 		Logger: log, PeerSecret: secret,
@@ -124,6 +129,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if *cluster != "" {
 			return errors.New("--cluster needs --id")
 		}
+		if *join || *recov || *quota != 0 {
+			return errors.New("--join, --recover and --" + testDiskQuotaFlag + " need --id: the local cluster bootstraps itself")
+		}
+		base.Bootstrap = true
 		dir := *dataDir
 		if dir == "" {
 			dir = "kvstore-data"
@@ -154,6 +163,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		cfgs = append(cfgs, c)
 	}
 
+	// Catch SIGTERM from here on, so that a node stopped while it starts
+	// (waiting for a leader, say) still shuts down cleanly.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	var servers []*server
 	defer func() {
 		for _, s := range servers {
@@ -169,31 +183,71 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "node %d: raft %s  resp %s  http %s://%s  data %s\n",
 			c.ID, c.Peers[c.ID], s.respLn.Addr(), s.scheme, s.httpLn.Addr(), c.DataDir)
 	}
-	leader := waitLeader(servers, 10*time.Second)
-	if leader != 0 {
-		fmt.Fprintf(stdout, "leader: node %d\n", leader)
-	} else {
-		fmt.Fprintln(stdout, "leader: none yet (waiting for a quorum)")
+	leader, interrupted := waitLeader(servers, 10*time.Second, sig)
+	var failed *server
+	if !interrupted {
+		if leader != 0 {
+			fmt.Fprintf(stdout, "leader: node %d\n", leader)
+		} else {
+			fmt.Fprintln(stdout, "leader: none yet (waiting for a quorum)")
+		}
+		if len(servers) > 1 {
+			fmt.Fprintln(stdout, "try: redis-cli -p 6381 SET hello world; curl localhost:8082/kv/hello; Ctrl-C stops")
+		}
+		halted := make(chan *server, len(servers))
+		for _, s := range servers {
+			go func() {
+				select {
+				case <-s.halted:
+					halted <- s
+				case <-s.stopc:
+				}
+			}()
+		}
+		select {
+		case <-sig:
+		case failed = <-halted:
+		}
 	}
-	if len(servers) > 1 {
-		fmt.Fprintln(stdout, "try: redis-cli -p 6381 SET hello world; curl localhost:8082/kv/hello; Ctrl-C stops")
-	}
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	<-sig
 	signal.Stop(sig)
 	fmt.Fprintln(stdout, "stopping")
 	for _, s := range servers {
 		s.Close()
 	}
 	servers = nil
+	if failed != nil {
+		return fmt.Errorf("node %d stopped on an error: %w", failed.cfg.ID, failed.haltErr)
+	}
 	fmt.Fprintln(stdout, "stopped cleanly")
 	return nil
 }
 
-// waitLeader waits up to d for the servers to know a leader.
-func waitLeader(servers []*server, d time.Duration) uint64 {
+// testDiskQuotaFlag is a flag for the tests, left out of the usage text.
+const testDiskQuotaFlag = "test-disk-quota-bytes"
+
+// usage prints the flags, except those for the tests.
+func usage(fs *flag.FlagSet) {
+	out := fs.Output()
+	fmt.Fprintln(out, "Usage of kvstore:")
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == testDiskQuotaFlag {
+			return
+		}
+		name, text := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		fmt.Fprintf(out, "  --%s%s\n    \t%s", f.Name, name, strings.ReplaceAll(text, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+			fmt.Fprintf(out, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(out)
+	})
+}
+
+// waitLeader waits up to d for the servers to know a leader, or for a
+// signal on sig (then interrupted is true).
+func waitLeader(servers []*server, d time.Duration, sig <-chan os.Signal) (leader uint64, interrupted bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	for {
@@ -209,11 +263,13 @@ func waitLeader(servers []*server, d time.Duration) uint64 {
 		}
 		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 		if len(ids) > 0 {
-			return ids[0]
+			return ids[0], false
 		}
 		select {
 		case <-ctx.Done():
-			return 0
+			return 0, false
+		case <-sig:
+			return 0, true
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

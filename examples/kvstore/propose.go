@@ -271,16 +271,22 @@ func (s *server) readBarrier(ctx context.Context, level string) error {
 
 // nodeStatus is the JSON of GET /status.
 type nodeStatus struct {
-	ID       uint64                `json:"id"`
-	Role     string                `json:"role"`
-	Term     uint64                `json:"term"`
-	Leader   uint64                `json:"leader"`
-	Commit   uint64                `json:"commit"`
-	Applied  uint64                `json:"applied"`
-	Voters   []uint64              `json:"voters"`
-	Learners []uint64              `json:"learners,omitempty"`
-	Progress map[uint64]peerStatus `json:"progress,omitempty"`
-	Nodes    map[uint64]nodeInfo   `json:"nodes"`
+	ID      uint64 `json:"id"`
+	Role    string `json:"role"`
+	Term    uint64 `json:"term"`
+	Leader  uint64 `json:"leader"`
+	Commit  uint64 `json:"commit"`
+	Applied uint64 `json:"applied"`
+	// Incarnation is this node's storage incarnation (package wal's
+	// Identity); Recovering says that its storage lost state it had
+	// promised and it neither votes nor counts toward a quorum until a
+	// leader has repaired it.
+	Incarnation uint64                `json:"incarnation"`
+	Recovering  bool                  `json:"recovering"`
+	Voters      []uint64              `json:"voters"`
+	Learners    []uint64              `json:"learners,omitempty"`
+	Progress    map[uint64]peerStatus `json:"progress,omitempty"`
+	Nodes       map[uint64]nodeInfo   `json:"nodes"`
 }
 
 type peerStatus struct {
@@ -298,7 +304,7 @@ func (s *server) status(ctx context.Context) (nodeStatus, error) {
 	}
 	ns := nodeStatus{
 		ID: st.ID, Role: roleName(st.RaftState.String()), Term: st.Term, Leader: st.Lead, Commit: st.Commit,
-		Applied: s.node.AppliedIndex(), Voters: st.Config.Voters, Learners: st.Config.Learners,
+		Applied: s.node.AppliedIndex(), Incarnation: s.wal.Identity().Incarnation, Recovering: st.Recovering, Voters: st.Config.Voters, Learners: st.Config.Learners,
 		Nodes: s.kv.allNodes(),
 	}
 	if st.Progress != nil {

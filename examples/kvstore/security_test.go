@@ -37,7 +37,7 @@ func secCluster(t *testing.T, n int, tune func(*config)) map[uint64]*server {
 			ID: uint64(i), Peers: peers, RESPAddr: addrOf(ports[3*(i-1)+1]), HTTPAddr: addrOf(ports[3*(i-1)+2]),
 			DataDir: t.TempDir(), Tick: 10 * time.Millisecond, RequestTimeout: 5 * time.Second,
 			ClientTimeout: 5 * time.Second, MaxClients: 100, ClusterID: 1, SnapshotEntries: 10000,
-			Auth: secToken,
+			Auth: secToken, Bootstrap: true,
 		}
 		if tune != nil {
 			tune(&cfg)

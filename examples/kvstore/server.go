@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -29,9 +28,19 @@ type config struct {
 	RESPAddr string
 	HTTPAddr string
 	DataDir  string
-	// Join starts the node empty, waiting to be added to a running cluster
-	// (POST /members on any member), instead of bootstrapping one.
-	Join            bool
+	// Bootstrap lets a node whose storage is empty start a new cluster of
+	// the Peers; Join lets it start empty and wait to be added to a running
+	// cluster (POST /members on any member), which is also how a node whose
+	// data was lost rejoins. With neither, an empty storage is an error.
+	// With data present, both are ignored.
+	Bootstrap bool
+	Join      bool
+	// Recover marks the storage as recovering before the node starts (see
+	// raft.HardState.Recovering): the last step of restoring a backup.
+	Recover bool
+	// DiskQuota, if positive, makes the log's writes fail with ENOSPC once
+	// it wrote that many bytes in this process (tests only).
+	DiskQuota       int64
 	Auth            string
 	TLSCert, TLSKey string
 	TLSCA           string
@@ -74,7 +83,11 @@ type server struct {
 	scheme  string
 
 	stopc chan struct{}
-	wg    sync.WaitGroup
+	// halted is closed when the node stopped on an error (haltErr) rather
+	// than by Close: the process must then exit.
+	halted  chan struct{}
+	haltErr error
+	wg      sync.WaitGroup
 	// fwdc queues writes for the forward workers.
 	fwdc chan *fwdReq
 	// base is cancelled when the server stops, ending every request.
@@ -151,7 +164,7 @@ func newServer(cfg config) (*server, error) {
 	}
 	s := &server{
 		cfg: cfg, log: cfg.Logger.With(zap.Uint64("node", cfg.ID)), metrics: newMetrics(),
-		stopc: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
+		stopc: make(chan struct{}), halted: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
 		preAuthAt: map[net.Conn]*list.Element{}, authLimit: newAuthLimiter(cfg.AuthAttempts),
 		fwdc: make(chan *fwdReq, fwdQueue),
 	}
@@ -170,7 +183,7 @@ func newServer(cfg config) (*server, error) {
 			}
 		}
 	}()
-	if s.wal, err = wal.Open(filepath.Join(cfg.DataDir, "wal"), wal.Options{}); err != nil {
+	if s.wal, _, err = openStorage(cfg, s.log); err != nil {
 		return nil, err
 	}
 	closers = append(closers, s.wal.Close)
@@ -198,7 +211,7 @@ func newServer(cfg config) (*server, error) {
 	s.kv = newKVStore(s.onPeer)
 	rcfg := raft.Config{
 		ID: cfg.ID, ElectionTick: 10, HeartbeatTick: 1, Logger: s.log,
-		Seed: uint64(time.Now().UnixNano()),
+		Seed: uint64(time.Now().UnixNano()), Incarnation: s.wal.Identity().Incarnation,
 	}
 	if cfg.LeaseReads {
 		rcfg.ReadOnlyOption = raft.ReadOnlyLeaseBased
@@ -235,7 +248,7 @@ func newServer(cfg config) (*server, error) {
 	closers = append(closers, s.tr.Close)
 	s.node.SetTransport(s.tr)
 	var voters []uint64
-	if !cfg.Join {
+	if cfg.Bootstrap {
 		for id := range cfg.Peers {
 			voters = append(voters, id)
 		}
@@ -251,7 +264,8 @@ func newServer(cfg config) (*server, error) {
 		IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(s.log),
 	}
 	s.httpLn = newLimitListener(s.httpLn, cfg.MaxClients)
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go s.watchHalt()
 	go func() {
 		defer s.wg.Done()
 		_ = s.httpSrv.Serve(s.httpLn)
@@ -284,6 +298,46 @@ func (s *server) Close() {
 	_ = s.tr.Close()
 	s.wg.Wait()
 	_ = s.wal.Close()
+}
+
+// watchHalt waits for the node to stop on an error of its own (a storage
+// write or sync that failed, a full disk, a data directory deleted under
+// it). Such a node serves nothing correct any more, not even stale reads:
+// it stops serving clients and closes halted, and the process exits with
+// an error so that a supervisor restarts it (the restart recovers the
+// storage, or fails with the reason).
+func (s *server) watchHalt() {
+	defer s.wg.Done()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case <-t.C:
+		}
+		err := s.node.Err()
+		if err == nil {
+			continue
+		}
+		select {
+		case <-s.stopc:
+			return // Close stopped it
+		default:
+		}
+		s.log.Error("the node stopped on an error; exiting so that it is restarted (the data directory is checked and recovered at start)",
+			zap.Error(err))
+		s.haltErr = err
+		_ = s.respLn.Close()
+		_ = s.httpLn.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+		close(s.halted)
+		return
+	}
 }
 
 func (s *server) onPeer(id uint64, addr string) {

@@ -19,7 +19,7 @@ func testConfig(t testing.TB, dir string) config {
 	return config{
 		ID: 1, Peers: map[uint64]string{1: addrOf(ports[0])}, RESPAddr: addrOf(ports[1]), HTTPAddr: addrOf(ports[2]),
 		DataDir: dir, Tick: 10 * time.Millisecond, RequestTimeout: 2 * time.Second, ClientTimeout: time.Second,
-		MaxBulk: 1 << 20, MaxClients: 10, ClusterID: 1, SnapshotEntries: 100,
+		MaxBulk: 1 << 20, MaxClients: 10, ClusterID: 1, SnapshotEntries: 100, Bootstrap: true,
 	}
 }
 
