@@ -75,13 +75,16 @@ func testWipedNode(t *testing.T, join bool) {
 		}
 	}
 	reads.Wait()
-	require.Eventually(t, func() bool { return c.status(1).Recovering }, 5*time.Second, 20*time.Millisecond,
-		"the wiped node learns that it lost its data")
 
+	// The leader is back: node 1 learns from it that it lost its data, and
+	// is repaired.
 	c.start(3)
 	c.waitLeader(1, 2, 3)
 	require.Eventually(t, func() bool { return !c.status(1).Recovering }, 10*time.Second, 20*time.Millisecond,
 		"the leader repairs the wiped node")
+	log1, _ := os.ReadFile(c.nodes[1].logPath)
+	assert.Contains(t, string(log1), "the leader knows this node by another storage incarnation",
+		"the wiped node learns that it lost its data")
 	assert.NotEqual(t, oldInc, c.status(1).Incarnation, "the wiped node has a new storage incarnation")
 	c.verify(h)
 
@@ -90,7 +93,7 @@ func testWipedNode(t *testing.T, join bool) {
 	c.stop(3)
 	c.waitLeader(1, 2)
 	c.verify(h)
-	log1, _ := os.ReadFile(c.nodes[1].logPath)
+	log1, _ = os.ReadFile(c.nodes[1].logPath)
 	assert.Contains(t, string(log1), "repaired from the leader")
 }
 
