@@ -309,11 +309,25 @@ var chaosModes = []chaosMode{
 		nodes:      []int{1, 3, 5},
 		check: func(t *testing.T, nodes int, total Counts) {
 			if nodes <= 3 {
-				assert.Positive(t, total.SingleVoterConfs, "no configuration shrank to a single voter")
+				assertCovered(t, total.SingleVoterConfs, "no configuration shrank to a single voter")
 			}
 			assert.Greater(t, total.AckedReadies, total.Syncs, "no sync covered several Readies")
 		},
 	},
+}
+
+// assertCovered checks that a rare event happened n > 0 times over a
+// test's seeds. Under the race detector a test runs too few seeds for that
+// (see raceSeeds), so it only logs; the run without it asserts.
+func assertCovered(t *testing.T, n int, msg string) {
+	t.Helper()
+	if raceEnabled {
+		if n == 0 {
+			t.Logf("%s (not asserted under -race: too few seeds)", msg)
+		}
+		return
+	}
+	assert.Positive(t, n, msg)
 }
 
 // TestChaosModes runs every kind of fault — bursts of losses, host stalls,
