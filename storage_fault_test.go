@@ -19,6 +19,17 @@ func (nw *network) tickLeader(id uint64, n int) {
 	}
 }
 
+// campaignAndWrite has node id campaign and, should it win, write: a leader
+// that lacks committed entries would overwrite them, which the network's
+// state-machine safety check catches.
+func (nw *network) campaignAndWrite(id uint64) {
+	nw.campaign(id)
+	if nw.raft(id).state == StateLeader {
+		_ = nw.propose(id, "x")
+		nw.stabilize()
+	}
+}
+
 // TestRecoveringNodeElectsNoLeaderWithoutCommittedEntries loses the tail of
 // a follower that helped commit entries, then cuts off the only other node
 // holding them: the follower, recovering, must not help the node that lacks
@@ -50,12 +61,7 @@ func recoveringNodeElectsNoLeaderWithoutCommittedEntries(t testing.TB) {
 	// Node 1 goes down; node 2, which lacks b and c, campaigns.
 	nw.heal()
 	nw.partition([]uint64{1}, []uint64{2, 3})
-	nw.campaign(2)
-	if nw.raft(2).state == StateLeader {
-		// It would now overwrite b and c.
-		_ = nw.propose(2, "x")
-		nw.stabilize()
-	}
+	nw.campaignAndWrite(2)
 	require.NotEqual(t, StateLeader, nw.raft(2).state, "a recovering node must not vote")
 	nw.tickLeader(3, 3*nw.raft(3).electionTimeout)
 	assert.NotEqual(t, StateLeader, nw.raft(3).state, "a recovering node must not campaign")
@@ -137,11 +143,7 @@ func wipedNodeThatBootstrapsAgainIsNotCountedAsItsOldSelf(t testing.TB) {
 
 	nw.heal()
 	nw.partition([]uint64{1}, []uint64{2, 3})
-	nw.campaign(2)
-	if nw.raft(2).state == StateLeader {
-		_ = nw.propose(2, "x")
-		nw.stabilize()
-	}
+	nw.campaignAndWrite(2)
 	require.NotEqual(t, StateLeader, nw.raft(2).state, "the wiped node must not vote as its old self")
 	assert.False(t, nw.raft(3).recovering, "a candidate, whose configuration may be old, is not trusted to say so")
 
@@ -296,10 +298,6 @@ func TestLateRepairDoesNotEndALaterRecovery(t *testing.T) {
 	nw.handleReady(nw.nodes[3])
 	nw.stabilize()
 	assert.True(t, nw.raft(3).recovering, "a late message ended a later recovery")
-	nw.campaign(2)
-	if nw.raft(2).state == StateLeader {
-		_ = nw.propose(2, "x")
-		nw.stabilize()
-	}
+	nw.campaignAndWrite(2)
 	assert.NotEqual(t, StateLeader, nw.raft(2).state)
 }

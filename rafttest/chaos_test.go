@@ -330,6 +330,22 @@ func assertCovered(t *testing.T, n int, msg string) {
 	assert.Positive(t, n, msg)
 }
 
+// checkedConfig is a run of seed with every check on: linearizability,
+// stale reads, and liveness and catch-up after healing.
+func checkedConfig(seed uint64, nodes int, faults Faults, pipelined bool, minVoters int) Config {
+	return Config{
+		Seed:            seed,
+		Nodes:           nodes,
+		Steps:           *flagSteps,
+		Faults:          faults,
+		Pipelined:       pipelined,
+		MinVoters:       minVoters,
+		Linearizability: true,
+		StaleReads:      true,
+		Liveness:        true,
+	}
+}
+
 // TestChaosModes runs every kind of fault — bursts of losses, host stalls,
 // leadership transfers, extreme terms and logs going backwards included —
 // in each mode, and, after healing, requires a leader, a committed write,
@@ -361,17 +377,7 @@ func runMode(t *testing.T, m chaosMode, nodes int, base uint64) {
 	name := fmt.Sprintf("%s/%d", m.name, nodes)
 	missed := 0
 	for _, seed := range list {
-		cfg := Config{
-			Seed:            seed,
-			Nodes:           nodes,
-			Steps:           *flagSteps,
-			Faults:          faults,
-			Pipelined:       m.pipelined,
-			MinVoters:       minVoters,
-			Linearizability: true,
-			StaleReads:      true,
-			Liveness:        true,
-		}
+		cfg := checkedConfig(seed, nodes, faults, m.pipelined, minVoters)
 		res := runTraced(t, cfg, "TestChaosModes", name)
 		total.Add(res.Counts)
 		if res.Failed() {

@@ -32,17 +32,7 @@ func storageFaultConfig(m storageFaultMode, seed uint64) Config {
 	if m.membership {
 		faults.Membership, minVoters = true, 3
 	}
-	return Config{
-		Seed:            seed,
-		Nodes:           m.nodes,
-		Steps:           *flagSteps,
-		Faults:          faults,
-		Pipelined:       m.pipelined,
-		MinVoters:       minVoters,
-		Linearizability: true,
-		StaleReads:      true,
-		Liveness:        true,
-	}
+	return checkedConfig(seed, m.nodes, faults, m.pipelined, minVoters)
 }
 
 // TestStorageFaults damages nodes' storage under every other fault — wiped
