@@ -47,8 +47,9 @@ type Ready struct {
 	ReadStates []ReadState
 
 	// MustSync reports whether the writes must be synced to stable storage
-	// (fsync) before MessagesAfterPersist are sent: the term, the vote or
-	// the log changed. A commit index change alone need not be synced.
+	// (fsync) before MessagesAfterPersist are sent: the term, the vote, the
+	// recovery state or the log changed. A commit index change alone need
+	// not be synced.
 	MustSync bool
 }
 
@@ -349,7 +350,8 @@ func (rn *RawNode) Ready() (rd Ready) {
 	}
 	if hardSt := r.hardState(); hardSt != rn.prevHardSt {
 		rd.HardState = hardSt
-		rd.MustSync = hardSt.Term != rn.prevHardSt.Term || hardSt.Vote != rn.prevHardSt.Vote
+		rd.MustSync = hardSt.Term != rn.prevHardSt.Term || hardSt.Vote != rn.prevHardSt.Vote ||
+			hardSt.Recovering != rn.prevHardSt.Recovering || hardSt.RecoveryEpoch != rn.prevHardSt.RecoveryEpoch
 		rn.prevHardSt = hardSt
 	}
 	if s := r.raftLog.nextUnstableSnapshot(); s != nil {

@@ -280,8 +280,8 @@ func (s *sim) anyRecovering() bool {
 func (s *sim) incarnationRecorded(n *simNode) bool {
 	for _, id := range s.ids {
 		m := s.nodes[id]
-		if m == nil || s.retired[id] {
-			continue
+		if m == nil || s.retired[id] || !s.isMember(id) {
+			continue // a node outside the configuration applies nothing more
 		}
 		if m.conf.Incarnations[n.id] != n.disk.incarnation {
 			return false
