@@ -301,3 +301,43 @@ func TestLateRepairDoesNotEndALaterRecovery(t *testing.T) {
 	nw.campaignAndWrite(2)
 	assert.NotEqual(t, StateLeader, nw.raft(2).state)
 }
+
+// TestRecoveryStateChangesMustSync checks that a Ready that starts or ends a
+// recovery asks for a sync: a recovery epoch lost in a crash could be used
+// again, and a repair lost leaves the node recovering for nothing.
+func TestRecoveryStateChangesMustSync(t *testing.T) {
+	nw := newNetwork(t, 3)
+	nw.electLeader(1)
+	require.NoError(t, nw.propose(1, "a"))
+	s := backupStorage(t, nw.nodes[3].storage, nw.raft(3).raftLog.lastIndex())
+	hs := s.HardState()
+	hs.Recovering = true
+	require.NoError(t, s.SetHardState(hs))
+	var changes []Ready
+	prev := hs
+	nw.onReady = func(n *testNode, rd Ready) {
+		if n.id != 3 || rd.HardState.IsEmpty() {
+			return
+		}
+		if rd.HardState.Recovering != prev.Recovering || rd.HardState.RecoveryEpoch != prev.RecoveryEpoch {
+			changes = append(changes, rd)
+		}
+		prev = rd.HardState
+	}
+	nw.restartWithStorage(3, s)
+	nw.tickLeader(1, 3)
+	require.False(t, nw.raft(3).recovering)
+	var starts, ends int
+	for _, rd := range changes {
+		switch {
+		case rd.HardState.Recovering && rd.HardState.RecoveryEpoch == 1:
+			starts++
+			assert.True(t, rd.MustSync, "the new recovery epoch must be synced")
+		case !rd.HardState.Recovering && rd.HardState.RecoveryEpoch == 1:
+			ends++
+			assert.True(t, rd.MustSync, "the repair must be synced")
+		}
+	}
+	assert.Equal(t, 1, starts)
+	assert.Equal(t, 1, ends)
+}

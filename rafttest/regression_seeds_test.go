@@ -69,6 +69,7 @@ var storageFaultSeeds = []struct {
 	{storageFaultModes[0], 60000194, "liveness: a late message of the leader made a repaired node recover again"},
 	{storageFaultModes[0], 60000049, "liveness: a lagging node refused the leader's messages by its old record"},
 	{storageFaultModes[0], 60000182, "liveness: a leader never recorded a recovering member's new incarnation"},
+	{storageFaultModes[3], 63002789, "liveness: a repair left unsynced (MustSync false) was lost, so the node stayed damaged"},
 }
 
 // TestStorageFaultRegressionSeeds replays the storage-fault runs that once
