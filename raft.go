@@ -86,6 +86,7 @@ type raft struct {
 	recoveryToken          uint64 // while recovering: see Message.Recovery
 	recoveryEpoch          uint64 // HardState.RecoveryEpoch
 	incarnationRepaired    bool   // a leader repaired this node since it started
+	peersRecovering        bool   // on a leader: some peer said this term that it recovers
 	warnedIncarnations     map[uint64]uint64
 	incarnationsUnrecorded bool
 
@@ -270,7 +271,9 @@ func (r *raft) send(m Message) {
 	if m.Type == MsgAppResp || m.Type == MsgHeartbeatResp {
 		m.Commit = r.raftLog.committed
 	}
-	r.stampIncarnations(&m)
+	if r.incarnation != 0 || r.trk.incarnations != nil || r.recoveryToken != 0 || r.peersRecovering {
+		r.stampIncarnations(&m)
+	}
 	switch m.Type {
 	case MsgAppResp, MsgVote, MsgVoteResp:
 		r.msgsAfterPersist = append(r.msgsAfterPersist, m)
@@ -401,6 +404,7 @@ func (r *raft) reset(term uint64) {
 	r.lead = None
 	r.electionElapsed = 0
 	r.heartbeatElapsed = 0
+	r.peersRecovering = false
 	r.resetRandomizedElectionTimeout()
 	r.trk.resetVotes()
 	last := r.raftLog.lastIndex()

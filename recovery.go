@@ -40,9 +40,11 @@ func (r *raft) stampIncarnations(m *Message) {
 	if r.trk.incarnations != nil {
 		m.ToIncarnation = r.trk.incarnations[m.To]
 	}
-	if r.state == StateLeader && (m.Type == MsgApp || m.Type == MsgHeartbeat) {
-		if pr := r.trk.progress[m.To]; pr != nil && r.repaired(m.To, pr) {
-			m.Recovery = pr.recoveryToken
+	if r.state == StateLeader {
+		if r.peersRecovering && (m.Type == MsgApp || m.Type == MsgHeartbeat) {
+			if pr := r.trk.progress[m.To]; pr != nil && r.repaired(m.To, pr) {
+				m.Recovery = pr.recoveryToken
+			}
 		}
 		return
 	}
@@ -51,7 +53,7 @@ func (r *raft) stampIncarnations(m *Message) {
 
 // senderRecovering reports whether m says that its sender recovers from a
 // storage fault.
-func senderRecovering(m Message) bool {
+func senderRecovering(m *Message) bool {
 	return m.Recovery != 0 && m.Type != MsgApp && m.Type != MsgHeartbeat && m.Type != MsgSnap
 }
 
@@ -90,7 +92,7 @@ func (r *raft) startRecovering(reason string, fields ...zap.Field) {
 // It reports whether the message may be processed: votes and
 // acknowledgements from a member that shows another incarnation than the
 // recorded one are not, unless it says it is recovering.
-func (r *raft) checkIncarnations(m Message) bool {
+func (r *raft) checkIncarnations(m *Message) bool {
 	if m.ToIncarnation != 0 && r.incarnation != 0 && m.ToIncarnation != r.incarnation && !mutated(mutationIgnoreIncarnation) {
 		switch m.Type {
 		case MsgApp, MsgHeartbeat, MsgSnap:
@@ -151,25 +153,29 @@ func (r *raft) incarnationConfirmed() bool {
 
 // noteRecoveryState records, on a leader, what a peer's response says about
 // its storage: whether it recovers, and its incarnation.
-func (r *raft) noteRecoveryState(m Message, pr *Progress) {
+func (r *raft) noteRecoveryState(m *Message, pr *Progress) {
+	newIncarnation := m.Incarnation != pr.incarnation
 	pr.incarnation = m.Incarnation
-	if m.Incarnation != 0 && m.Incarnation != r.trk.incarnations[m.From] {
-		r.incarnationsUnrecorded = true
-	}
-	if !senderRecovering(m) {
+	newRecovery := senderRecovering(m) && m.Recovery != pr.recoveryToken
+	switch {
+	case !senderRecovering(m):
 		pr.Recovering, pr.repairBarrier, pr.recoveryToken = false, 0, 0
-		return
-	}
-	if m.Recovery != pr.recoveryToken {
+	case newRecovery:
 		// A recovery this leader has not seen: it may have lost more
 		// since an earlier one, so it needs a barrier of its own.
 		pr.Recovering, pr.repairBarrier, pr.recoveryToken = true, 0, m.Recovery
+		r.peersRecovering = true
 		r.logger.Warn("a follower is recovering from a storage fault: it counts toward no quorum until it is repaired",
 			zap.Uint64("follower", m.From), zap.Uint64("term", r.Term))
 	}
+	// Whether the peer's incarnation needs recording depends on both its
+	// incarnation and whether it recovers (maybeRecordIncarnations).
+	if (newIncarnation || newRecovery) && m.Incarnation != 0 && m.Incarnation != r.trk.incarnations[m.From] {
+		r.incarnationsUnrecorded = true
+	}
 	// The barrier: an empty entry of this term, appended after learning
 	// that the follower recovers (retried should the append be refused).
-	if pr.repairBarrier == 0 && r.appendEntry(Entry{}) {
+	if pr.Recovering && pr.repairBarrier == 0 && r.appendEntry(Entry{}) {
 		pr.repairBarrier = r.raftLog.lastIndex()
 		r.bcastAppend()
 	}
@@ -191,7 +197,7 @@ func (r *raft) repaired(id uint64, pr *Progress) bool {
 // maybeFinishRecovery ends this follower's recovery when its leader says
 // this very recovery is complete and its commit index lies in the leader's
 // term.
-func (r *raft) maybeFinishRecovery(m Message) {
+func (r *raft) maybeFinishRecovery(m *Message) {
 	if !r.recovering || m.Recovery != r.recoveryToken || m.From != r.lead ||
 		(m.ToIncarnation != 0 && m.ToIncarnation != r.incarnation) {
 		return

@@ -11,7 +11,7 @@ import (
 // that term, a stale term is answered or ignored; votes), then hands the
 // message to the role's step function.
 func (r *raft) Step(m Message) error {
-	if m.From != None && m.From != r.id && !r.checkIncarnations(m) {
+	if m.Incarnation|m.ToIncarnation != 0 && m.From != None && m.From != r.id && !r.checkIncarnations(&m) {
 		return nil
 	}
 	switch {
@@ -193,13 +193,21 @@ func stepLeader(r *raft, m Message) error {
 	}
 	switch m.Type {
 	case MsgAppResp:
-		r.noteRecoveryState(m, pr)
+		if m.Incarnation != pr.incarnation || m.Recovery != 0 || pr.Recovering {
+			r.noteRecoveryState(&m, pr)
+		}
 		r.handleAppendResponse(m, pr)
-		r.maybeRecordIncarnations()
+		if r.incarnationsUnrecorded {
+			r.maybeRecordIncarnations()
+		}
 	case MsgHeartbeatResp:
-		r.noteRecoveryState(m, pr)
+		if m.Incarnation != pr.incarnation || m.Recovery != 0 || pr.Recovering {
+			r.noteRecoveryState(&m, pr)
+		}
 		r.handleHeartbeatResponse(m, pr)
-		r.maybeRecordIncarnations()
+		if r.incarnationsUnrecorded {
+			r.maybeRecordIncarnations()
+		}
 	case MsgSnapStatus:
 		r.handleSnapStatus(m, pr)
 	case MsgUnreachable:
@@ -441,7 +449,7 @@ func (r *raft) handleVoteResponse(m Message) {
 	}
 	// A recovering voter refuses; a grant that says otherwise is not
 	// counted.
-	granted, rejected, res := r.poll(m.From, !m.Reject && (!senderRecovering(m) || mutated(mutationIgnoreRecovering)))
+	granted, rejected, res := r.poll(m.From, !m.Reject && (!senderRecovering(&m) || mutated(mutationIgnoreRecovering)))
 	r.logger.Info("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
 		zap.Bool("rejected", m.Reject), zap.Int("granted", granted), zap.Int("rejected_votes", rejected),
 		zap.Uint64("term", r.Term))
@@ -481,12 +489,12 @@ func stepFollower(r *raft, m Message) error {
 		r.electionElapsed = 0
 		r.lead = m.From
 		r.handleAppendEntries(m)
-		r.maybeFinishRecovery(m)
+		r.maybeFinishRecovery(&m)
 	case MsgHeartbeat:
 		r.electionElapsed = 0
 		r.lead = m.From
 		r.handleHeartbeat(m)
-		r.maybeFinishRecovery(m)
+		r.maybeFinishRecovery(&m)
 	case MsgSnap:
 		r.electionElapsed = 0
 		r.lead = m.From
