@@ -163,7 +163,7 @@ func runChaos(t *testing.T, p chaosProperty, base uint64) {
 			t.Logf("%s: %v", p.name, err)
 		}
 	}
-	assert.LessOrEqual(t, missed, 1+len(list)/20, "too many runs did not inject every enabled kind of fault")
+	assertFewMissed(t, missed, len(list))
 	elapsed := time.Since(start)
 	t.Logf("%s: %d seeds x %.0f steps in %v (%.1f s per 1000 seeds): %s", p.name, len(list),
 		float64(total.Steps)/float64(len(list)), elapsed.Round(time.Millisecond),
@@ -316,6 +316,20 @@ var chaosModes = []chaosMode{
 	},
 }
 
+// assertFewMissed checks that at most a few of n runs missed injecting an
+// enabled kind of fault (a run is short, and some kinds are rare). Under the
+// race detector too few runs make a fraction meaningless, so it only logs.
+func assertFewMissed(t *testing.T, missed, n int) {
+	t.Helper()
+	if raceEnabled {
+		if missed > 1+n/20 {
+			t.Logf("%d of %d runs did not inject every enabled kind of fault (not asserted under -race: too few seeds)", missed, n)
+		}
+		return
+	}
+	assert.LessOrEqual(t, missed, 1+n/20, "too many runs did not inject every enabled kind of fault")
+}
+
 // assertCovered checks that a rare event happened n > 0 times over a
 // test's seeds. Under the race detector a test runs too few seeds for that
 // (see raceSeeds), so it only logs; the run without it asserts.
@@ -393,7 +407,7 @@ func runMode(t *testing.T, m chaosMode, nodes int, base uint64) {
 	}
 	elapsed := time.Since(start)
 	t.Logf("%s: %d seeds in %v (%d injected not every kind): %s", name, len(list), elapsed.Round(time.Millisecond), missed, total)
-	assert.LessOrEqual(t, missed, 1+len(list)/20, "too many runs did not inject every enabled kind of fault")
+	assertFewMissed(t, missed, len(list))
 	if *flagSeed != 0 {
 		return
 	}

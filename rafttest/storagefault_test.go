@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
 )
 
 // storageFaultMode is one way of running the cluster with damaged storage.
@@ -75,7 +73,7 @@ func runStorageFaults(t *testing.T, m storageFaultMode, base uint64) {
 	}
 	t.Logf("%s: %d seeds in %v, %d failed, %d injected not every kind: %s",
 		m.name, len(list), time.Since(start).Round(time.Millisecond), failed, missed, total)
-	assert.LessOrEqual(t, missed, 1+len(list)/20, "too many runs did not inject every enabled kind of fault")
+	assertFewMissed(t, missed, len(list))
 	if *flagSeed != 0 {
 		return
 	}
