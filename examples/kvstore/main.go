@@ -32,6 +32,10 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
+// localSegmentSize is the write-ahead log segment size of the local
+// cluster's nodes.
+const localSegmentSize = 4 << 20
+
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "kvstore:", err)
@@ -84,6 +88,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		tlsKey    = fs.String("tls-key", "", "TLS key (PEM)")
 		tlsCA     = fs.String("tls-ca", "", "CA (PEM) that signs every node's certificate; raft connections use mutual TLS")
 		snapEnts  = fs.Uint64("snapshot-entries", 10000, "entries applied between two snapshots")
+		segSize   = fs.Int64("segment-size", 0, "size in bytes of a write-ahead log segment, preallocated (default 64 MiB; 4 MiB for the local cluster)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		lease     = fs.Bool("lease-reads", false, "serve linearizable reads with the leader lease (no quorum round; assumes bounded clock drift and no system suspend)")
 		tick      = fs.Duration("tick", 100*time.Millisecond, "raft tick; the election timeout is 10-20 ticks")
@@ -120,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	base := config{
 		Bootstrap: *bootstrap, Join: *join, Recover: *recov, DiskQuota: *quota, Auth: *auth, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
-		SnapshotEntries: *snapEnts, LeaseReads: *lease, Tick: *tick, RequestTimeout: *reqTO,
+		SnapshotEntries: *snapEnts, SegmentSize: *segSize, LeaseReads: *lease, Tick: *tick, RequestTimeout: *reqTO,
 		ClientTimeout: *clientTO, AuthTimeout: *authTO, IdleTimeout: *idleTO, AuthAttempts: *authTries, MaxBulk: *maxBulk, MaxClients: *maxConns, ClusterID: *clusterID,
 		Logger: log, PeerSecret: secret,
 	}
@@ -133,6 +138,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return errors.New("--join, --recover and --" + testDiskQuotaFlag + " need --id: the local cluster bootstraps itself")
 		}
 		base.Bootstrap = true
+		if base.SegmentSize == 0 {
+			// Three nodes on one machine, for trying things out: no need
+			// for 64 MiB preallocated per node.
+			base.SegmentSize = localSegmentSize
+		}
 		dir := *dataDir
 		if dir == "" {
 			dir = "kvstore-data"

@@ -40,7 +40,10 @@ type config struct {
 	Recover bool
 	// DiskQuota, if positive, makes the log's writes fail with ENOSPC once
 	// it wrote that many bytes in this process (tests only).
-	DiskQuota       int64
+	DiskQuota int64
+	// SegmentSize is the size of a write-ahead log segment, preallocated
+	// (0: the wal's default).
+	SegmentSize     int64
 	Auth            string
 	TLSCert, TLSKey string
 	TLSCA           string
