@@ -86,7 +86,7 @@ func (ps *nodeProposals) unknownUpTo(index uint64) {
 // leaderLost gives every pending proposal not of the current leadership
 // (term, and leader) until deadline to apply; after it, the caller learns
 // that the outcome is unknown. A proposal that applies meanwhile is
-// reported as applied even though its leader lost office (S27).
+// reported as applied even though its leader lost office.
 func (ps *nodeProposals) leaderLost(deadline, term uint64, leader bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()

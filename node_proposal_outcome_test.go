@@ -111,11 +111,11 @@ func (c *nodeCluster) waitReplicating(lead uint64) {
 	})
 }
 
-// TestNodeS27LostLeaderEntryCommits: a leader appends an entry and
+// TestNodeLostLeaderEntryCommits: a leader appends an entry and
 // replicates it to one follower, but hears no acknowledgement and loses
 // office; the entry commits under the next leader. The proposer must learn
 // success or "unknown", never failure (RELIABILITY.md S27).
-func TestNodeS27LostLeaderEntryCommits(t *testing.T) {
+func TestNodeLostLeaderEntryCommits(t *testing.T) {
 	c := newNodeCluster(t, 3, nil)
 	ctx := nodeCtx(t)
 	c.propose("before")
