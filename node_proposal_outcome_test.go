@@ -114,7 +114,7 @@ func (c *nodeCluster) waitReplicating(lead uint64) {
 // TestNodeLostLeaderEntryCommits: a leader appends an entry and
 // replicates it to one follower, but hears no acknowledgement and loses
 // office; the entry commits under the next leader. The proposer must learn
-// success or "unknown", never failure (RELIABILITY.md S27).
+// success or "unknown", never failure (docs/reliability.md, S27).
 func TestNodeLostLeaderEntryCommits(t *testing.T) {
 	c := newNodeCluster(t, 3, nil)
 	ctx := nodeCtx(t)

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Scenarios S11–S19 and S24–S26 of shared/RELIABILITY.md: reads, leases,
+// Scenarios S11–S19 and S24–S26 of docs/reliability.md: reads, leases,
 // PreVote and CheckQuorum, removal and snapshots. S18 and S20–S23 are in
 // membership_test.go.
 

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Scenarios S01–S10 of RELIABILITY.md, each asserting its "must hold"
+// Scenarios S01–S10 of docs/reliability.md, each asserting its "must hold"
 // column. They run on relCluster (reliability_host_test.go), whose hosts
 // carry out a Ready step by step so that a node can crash between any two
 // steps and lose what it had not made durable. Unless a test says

@@ -27,7 +27,7 @@ const (
 	raceSeeds    = 30
 )
 
-// chaosProperty is one of the chaos properties C1-C6 of RELIABILITY.md.
+// chaosProperty is one of the chaos properties C1-C6 of docs/reliability.md.
 type chaosProperty struct {
 	name   string
 	desc   string
@@ -120,7 +120,7 @@ func seeds(base uint64) []uint64 {
 	return out
 }
 
-// TestChaos runs the chaos properties C1-C6 of RELIABILITY.md over many
+// TestChaos runs the chaos properties C1-C6 of docs/reliability.md over many
 // seeds. Every run checks the Raft safety properties as it goes and the
 // client history for linearizability at the end; a failure prints the seed,
 // the property and the command that replays it with a trace.

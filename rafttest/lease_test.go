@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// TestLeaseReads runs lease-based reads (RELIABILITY S14): linearizable while
+// TestLeaseReads runs lease-based reads (docs/reliability.md, S14): linearizable while
 // the nodes' clocks agree, and, beyond the drift bound ReadOnlyLeaseBased
 // documents (nodes ticking 0.5x to 2x, clocks stopped by pauses), stale
 // reads that the checker finds.
