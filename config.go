@@ -18,9 +18,10 @@ const (
 	// Config.HeartbeatTick is zero.
 	DefaultHeartbeatTick = 1
 	// DefaultMaxEntrySize is the Config.MaxEntrySize a Node uses when it is
-	// zero: the default frame limit of the wire format (DefaultMaxFrameSize)
-	// less 1 MiB for the rest of the message that carries the entry.
-	DefaultMaxEntrySize = DefaultMaxFrameSize - 1<<20
+	// zero: the default frame limit of the wire format (16 MiB, package
+	// wire's DefaultMaxFrameSize) less 1 MiB for the rest of the message
+	// that carries the entry.
+	DefaultMaxEntrySize = 15 << 20
 	// DefaultMaxSizePerMsg is the byte limit of one append message when
 	// Config.MaxSizePerMsg is zero.
 	DefaultMaxSizePerMsg = 1 << 20

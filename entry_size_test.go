@@ -56,17 +56,3 @@ func TestZeroMaxEntrySizeMeansNoLimitForARawNode(t *testing.T) {
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, strings.Repeat("x", 1<<20)))
 }
-
-// The default entry limit leaves room in a default-sized frame for the
-// message that carries the entry.
-func TestDefaultMaxEntrySizeFitsTheDefaultFrame(t *testing.T) {
-	c, err := NewCodec(CodecOptions{})
-	require.NoError(t, err)
-	m := Message{
-		Type: MsgApp, From: 1, To: 2, Term: 1 << 62, LogTerm: 1 << 62, Index: 1 << 62, Commit: 1 << 62,
-		Entries: []Entry{{Term: 1 << 62, Index: 1<<62 + 1, Data: make([]byte, DefaultMaxEntrySize)}},
-	}
-	frame, err := c.AppendFrame(nil, &m)
-	require.NoError(t, err)
-	assert.LessOrEqual(t, len(frame)-FrameHeaderSize, int(c.MaxFrameSize()))
-}

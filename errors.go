@@ -103,15 +103,4 @@ var (
 	// handing leadership over. It wraps ErrProposalDropped: the proposal
 	// went nowhere and may be retried with the new leader.
 	ErrTransferInProgress = fmt.Errorf("%w: leadership transfer in progress", ErrProposalDropped)
-
-	// ErrBadFrame is wrapped by every Codec error about malformed input:
-	// wrong magic, unknown version or type, malformed or trailing payload
-	// bytes. The connection that produced it should be closed.
-	ErrBadFrame = errors.New("raft: bad frame")
-
-	// ErrFrameTooLarge is returned by the Codec (wrapped together with
-	// ErrBadFrame) when a declared payload length exceeds the maximum frame
-	// size, or a payload declares more elements than allowed. Nothing was
-	// allocated for it.
-	ErrFrameTooLarge = errors.New("raft: frame too large")
 )

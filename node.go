@@ -36,7 +36,8 @@ type NodeConfig struct {
 	// DefaultMaxEntrySize, which fits the default frame limit of package
 	// tcptransport: a Node never appends an entry its transport cannot
 	// carry (proposals of larger entries fail with ErrProposalTooLarge).
-	// With a larger Codec frame limit, raise it to match.
+	// With a larger frame limit in the transport (wire.CodecOptions), raise
+	// it to match.
 	Raft Config
 
 	// Storage is the node's durable state; Raft.Storage is set to it. The

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
+	"github.com/keelraft/raft/wire"
 )
 
 // nodeExampleKV is a tiny replicated state machine: "key=value" commands.
@@ -74,7 +75,7 @@ func ExampleNode() {
 		panic(err)
 	}
 	// The transport needs the node as its handler, so it is set afterwards.
-	net, _ := memtransport.NewNetwork(raft.CodecOptions{})
+	net, _ := memtransport.NewNetwork(wire.CodecOptions{})
 	tr, _ := net.NewTransport(1, nil, node, memtransport.Options{})
 	node.SetTransport(tr)
 	if err := node.Start([]uint64{1}); err != nil {

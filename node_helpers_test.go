@@ -21,6 +21,7 @@ import (
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
+	"github.com/keelraft/raft/wire"
 )
 
 // nodeWaitTimeout bounds every wait of the Node tests. Only tests that
@@ -164,7 +165,7 @@ func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raft.NodeConfig), c
 	tb.Helper()
 	before := goleak.IgnoreCurrent() // goroutines of earlier tests
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
-	net, err := memtransport.NewNetwork(raft.CodecOptions{})
+	net, err := memtransport.NewNetwork(wire.CodecOptions{})
 	require.NoError(tb, err)
 	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune, countOnly: countOnly,
 		prepare: prepare}

@@ -8,6 +8,7 @@ import (
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/wal"
+	"github.com/keelraft/raft/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -26,7 +27,7 @@ func nodeWALCluster(tb testing.TB, tune func(*raft.NodeConfig)) *walCluster {
 	tb.Helper()
 	before := goleak.IgnoreCurrent()
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
-	net, err := memtransport.NewNetwork(raft.CodecOptions{})
+	net, err := memtransport.NewNetwork(wire.CodecOptions{})
 	require.NoError(tb, err)
 	c := &walCluster{
 		nodeCluster: &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, ids: []uint64{1, 2, 3}, tune: tune},

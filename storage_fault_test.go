@@ -213,30 +213,6 @@ func TestNextConfStateIncarnations(t *testing.T) {
 	assert.Empty(t, one.VotersOutgoing, "recording changes no voter")
 }
 
-// TestMessageRecoveryFieldsRoundTrip checks that the wire format carries
-// the recovery fields.
-func TestMessageRecoveryFieldsRoundTrip(t *testing.T) {
-	m := Message{Type: MsgAppResp, From: 1, To: 2, Term: 3, Incarnation: 0xA01, ToIncarnation: 0xA02, Recovery: 0x5EED}
-	c := codecTestNew(t, CodecOptions{})
-	frame, err := c.AppendFrame(nil, &m)
-	require.NoError(t, err)
-	h, p, _, err := c.SplitFrame(frame)
-	require.NoError(t, err)
-	var got Message
-	require.NoError(t, c.Decode(h.Type, p, &got))
-	assert.Equal(t, m, got)
-
-	snap := Snapshot{Metadata: SnapshotMetadata{Index: 5, Term: 2, ConfState: ConfState{Voters: []uint64{1, 2}, Incarnations: map[uint64]uint64{1: 7, 2: 9}}}}
-	m = Message{Type: MsgSnap, From: 1, To: 2, Term: 2, Snapshot: &snap}
-	frame, err = c.AppendFrame(nil, &m)
-	require.NoError(t, err)
-	h, p, _, err = c.SplitFrame(frame)
-	require.NoError(t, err)
-	got = Message{}
-	require.NoError(t, c.Decode(h.Type, p, &got))
-	assert.Equal(t, snap.Metadata.ConfState, got.Snapshot.Metadata.ConfState)
-}
-
 // TestRecoveringSingleVoterGoesOn checks that a single voter whose storage
 // lost state does not wait for a repair that no peer can give.
 func TestRecoveringSingleVoterGoesOn(t *testing.T) {

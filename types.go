@@ -176,6 +176,9 @@ const (
 	numMessageTypes
 )
 
+// Valid reports whether t is a message type this version knows.
+func (t MessageType) Valid() bool { return t < numMessageTypes }
+
 var messageTypeNames = [...]string{
 	MsgHup:            "MsgHup",
 	MsgBeat:           "MsgBeat",

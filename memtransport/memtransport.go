@@ -3,7 +3,7 @@
 // blocks; each peer has a bounded queue per stream (heartbeats apart from
 // other messages) drained in order by a goroutine of its own; a message to a
 // down, unknown or cut-off peer, or beyond a full queue, is dropped and
-// reported through ReportUnreachable; messages travel through raft.Codec, so
+// reported through ReportUnreachable; messages travel through wire.Codec, so
 // the receiver gets its own copy and the same size bounds apply; a MsgSnap
 // is delivered whole and reported through ReportSnapshot.
 //
@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // ErrDuplicateID is returned by Network.NewTransport when a transport with
@@ -26,7 +27,7 @@ var ErrDuplicateID = errors.New("memtransport: a transport with this ID is alrea
 // Network connects the in-memory transports of one cluster. It is safe for
 // concurrent use.
 type Network struct {
-	codec *raft.Codec
+	codec *wire.Codec
 
 	mu    sync.Mutex
 	nodes map[uint64]*Transport
@@ -34,8 +35,8 @@ type Network struct {
 }
 
 // NewNetwork returns an empty network whose messages are bounded by opts.
-func NewNetwork(opts raft.CodecOptions) (*Network, error) {
-	c, err := raft.NewCodec(opts)
+func NewNetwork(opts wire.CodecOptions) (*Network, error) {
+	c, err := wire.NewCodec(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +279,7 @@ func (t *Transport) deliver(m *raft.Message, stop chan struct{}) bool {
 		return false
 	}
 	var cp raft.Message
-	if err := t.net.codec.Decode(raft.FrameMessage, frame[raft.FrameHeaderSize:], &cp); err != nil {
+	if err := t.net.codec.Decode(wire.FrameMessage, frame[wire.FrameHeaderSize:], &cp); err != nil {
 		return false
 	}
 	select {

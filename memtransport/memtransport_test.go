@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 const waitTimeout = 10 * time.Second
@@ -43,7 +44,7 @@ func recv[T any](tb testing.TB, c chan T) T {
 // newMemTestCluster opens n transports that know each other.
 func newMemTestCluster(tb testing.TB, n int, opts Options) (*Network, []*Transport, []*memTestHandler) {
 	tb.Helper()
-	nw, err := NewNetwork(raft.CodecOptions{})
+	nw, err := NewNetwork(wire.CodecOptions{})
 	require.NoError(tb, err)
 	var ids []uint64
 	for id := uint64(1); id <= uint64(n); id++ {
@@ -170,7 +171,7 @@ func TestMemDuplicateID(t *testing.T) {
 
 func TestMemCloseLeavesNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
-	nw, err := NewNetwork(raft.CodecOptions{})
+	nw, err := NewNetwork(wire.CodecOptions{})
 	require.NoError(t, err)
 	h1, h2 := newMemTestHandler(), newMemTestHandler()
 	t1, err := nw.NewTransport(1, []uint64{2}, h1, Options{})
@@ -200,7 +201,7 @@ func (printHandler) ReportUnreachable(id uint64)                { fmt.Println("u
 func (printHandler) ReportSnapshot(uint64, raft.SnapshotStatus) {}
 
 func Example() {
-	nw, _ := NewNetwork(raft.CodecOptions{})
+	nw, _ := NewNetwork(wire.CodecOptions{})
 	t1, _ := nw.NewTransport(1, []uint64{2}, printHandler{done: make(chan struct{})}, Options{})
 	h2 := printHandler{done: make(chan struct{})}
 	t2, _ := nw.NewTransport(2, []uint64{1}, h2, Options{})

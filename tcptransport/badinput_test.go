@@ -13,10 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
-var testCodec = func() *raft.Codec {
-	c, err := raft.NewCodec(raft.CodecOptions{})
+var testCodec = func() *wire.Codec {
+	c, err := wire.NewCodec(wire.CodecOptions{})
 	if err != nil {
 		panic(err)
 	}
@@ -24,7 +25,7 @@ var testCodec = func() *raft.Codec {
 }()
 
 // testFrame encodes v as a frame.
-func testFrame(tb testing.TB, v raft.FramePayload) []byte {
+func testFrame(tb testing.TB, v wire.FramePayload) []byte {
 	tb.Helper()
 	b, err := testCodec.AppendFrame(nil, v)
 	require.NoError(tb, err)
@@ -32,15 +33,15 @@ func testFrame(tb testing.TB, v raft.FramePayload) []byte {
 }
 
 // testHeader builds a frame header by hand.
-func testHeader(t raft.FrameType, length uint32) []byte {
-	h := []byte{'K', 'L', raft.FrameVersion, byte(t), 0, 0, 0, 0}
+func testHeader(t wire.FrameType, length uint32) []byte {
+	h := []byte{'K', 'L', wire.FrameVersion, byte(t), 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(h[4:], length)
 	return h
 }
 
 // rawDial connects to nd as a hand-driven client and completes the
 // handshake hello (without a secret), which nd must accept.
-func rawDial(tb testing.TB, nd *testNode, hello raft.Handshake) net.Conn {
+func rawDial(tb testing.TB, nd *testNode, hello wire.Handshake) net.Conn {
 	tb.Helper()
 	conn, err := net.Dial("tcp", nd.addr)
 	require.NoError(tb, err)
@@ -51,12 +52,12 @@ func rawDial(tb testing.TB, nd *testNode, hello raft.Handshake) net.Conn {
 // rawHandshake drives the dialer's side of the handshake by hand on conn:
 // it sends hello (with Version and, if secret is set, a nonce added), then
 // the proof, and returns an error if the acceptor refuses.
-func rawHandshake(tb testing.TB, conn net.Conn, hello raft.Handshake, secret []byte) error {
+func rawHandshake(tb testing.TB, conn net.Conn, hello wire.Handshake, secret []byte) error {
 	tb.Helper()
 	require.NoError(tb, conn.SetDeadline(time.Now().Add(waitTimeout)))
 	defer func() { _ = conn.SetDeadline(time.Time{}) }()
 	if hello.Version == 0 {
-		hello.Version = raft.HandshakeVersion
+		hello.Version = wire.HandshakeVersion
 	}
 	if secret != nil && hello.Nonce == nil {
 		hello.Nonce = newNonce()
@@ -66,10 +67,10 @@ func rawHandshake(tb testing.TB, conn net.Conn, hello raft.Handshake, secret []b
 	if err != nil {
 		return err
 	}
-	if ch.Reason != raft.HandshakeOK {
+	if ch.Reason != wire.HandshakeOK {
 		return &refusal{reason: ch.Reason, byPeer: true}
 	}
-	var proof raft.Handshake
+	var proof wire.Handshake
 	if secret != nil {
 		proof.MAC = handshakeMAC(secret, roleDialer, hello.ClusterID, hello.From, hello.To, hello.Stream, hello.Nonce, ch.Nonce)
 	}
@@ -78,20 +79,20 @@ func rawHandshake(tb testing.TB, conn net.Conn, hello raft.Handshake, secret []b
 	if err != nil {
 		return err
 	}
-	if v.Reason != raft.HandshakeOK {
+	if v.Reason != wire.HandshakeOK {
 		return &refusal{reason: v.Reason, byPeer: true}
 	}
 	return nil
 }
 
 // testReadHandshake reads one handshake frame.
-func testReadHandshake(conn net.Conn) (raft.Handshake, error) {
-	var hs raft.Handshake
+func testReadHandshake(conn net.Conn) (wire.Handshake, error) {
+	var hs wire.Handshake
 	h, p, err := testCodec.ReadFrameLimit(conn, nil, maxControlFrame)
 	if err != nil {
 		return hs, err
 	}
-	if h.Type != raft.FrameHandshake {
+	if h.Type != wire.FrameHandshake {
 		return hs, fmt.Errorf("got %s, want a handshake", h.Type)
 	}
 	return hs, testCodec.Decode(h.Type, p, &hs)
@@ -123,35 +124,35 @@ func TestHandshakeRefused(t *testing.T) {
 		{
 			name: "another cluster",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: 0xBAD, From: 2, To: 1, Stream: raft.StreamMessages, Version: raft.HandshakeVersion})
+				return testFrame(tb, &wire.Handshake{ClusterID: 0xBAD, From: 2, To: 1, Stream: wire.StreamMessages, Version: wire.HandshakeVersion})
 			},
 			reason: "cluster ID 2989, want 193",
 		},
 		{
 			name: "unknown node",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 7, To: 1, Stream: raft.StreamMessages, Version: raft.HandshakeVersion})
+				return testFrame(tb, &wire.Handshake{ClusterID: cluster, From: 7, To: 1, Stream: wire.StreamMessages, Version: wire.HandshakeVersion})
 			},
 			reason: "unknown node 7",
 		},
 		{
 			name: "meant for another node",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 3, Stream: raft.StreamMessages, Version: raft.HandshakeVersion})
+				return testFrame(tb, &wire.Handshake{ClusterID: cluster, From: 2, To: 3, Stream: wire.StreamMessages, Version: wire.HandshakeVersion})
 			},
 			reason: "connection for node 3",
 		},
 		{
 			name: "unknown stream kind",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 1, Stream: 9, Version: raft.HandshakeVersion})
+				return testFrame(tb, &wire.Handshake{ClusterID: cluster, From: 2, To: 1, Stream: 9, Version: wire.HandshakeVersion})
 			},
 			reason: "unknown stream kind 9",
 		},
 		{
 			name: "version 1 handshake",
 			data: func(tb testing.TB) []byte {
-				return testFrame(tb, &raft.Handshake{ClusterID: cluster, From: 2, To: 1, Stream: raft.StreamMessages})
+				return testFrame(tb, &wire.Handshake{ClusterID: cluster, From: 2, To: 1, Stream: wire.StreamMessages})
 			},
 			reason: "handshake version 0, want 2",
 		},
@@ -169,7 +170,7 @@ func TestHandshakeRefused(t *testing.T) {
 		},
 		{
 			name:   "oversized handshake before authentication",
-			data:   func(testing.TB) []byte { return testHeader(raft.FrameHandshake, 1<<20) },
+			data:   func(testing.TB) []byte { return testHeader(wire.FrameHandshake, 1<<20) },
 			reason: "4096 allowed here",
 		},
 	}
@@ -228,20 +229,20 @@ func TestBadInput(t *testing.T) {
 		},
 		{
 			name:   "oversized length",
-			send:   func(tb testing.TB, conn net.Conn) { testWrite(tb, conn, testHeader(raft.FrameMessage, 1<<31)) },
+			send:   func(tb testing.TB, conn net.Conn) { testWrite(tb, conn, testHeader(wire.FrameMessage, 1<<31)) },
 			reason: "frame too large",
 		},
 		{
 			name: "slow sender never finishes a frame",
 			send: func(tb testing.TB, conn net.Conn) {
-				testWrite(tb, conn, append(testHeader(raft.FrameMessage, 100), 0x8a, 0xa1))
+				testWrite(tb, conn, append(testHeader(wire.FrameMessage, 100), 0x8a, 0xa1))
 			},
 			reason: "i/o timeout",
 		},
 		{
 			name: "undecodable payload",
 			send: func(tb testing.TB, conn net.Conn) {
-				testWrite(tb, conn, append(testHeader(raft.FrameMessage, 2), 0xc1, 0xc1))
+				testWrite(tb, conn, append(testHeader(wire.FrameMessage, 2), 0xc1, 0xc1))
 			},
 			reason: "invalid msgpack byte",
 		},
@@ -268,7 +269,7 @@ func TestBadInput(t *testing.T) {
 		},
 		{
 			name:   "snapshot frame on a message stream",
-			send:   func(tb testing.TB, conn net.Conn) { testWrite(tb, conn, testHeader(raft.FrameSnapshotChunk, 0)) },
+			send:   func(tb testing.TB, conn net.Conn) { testWrite(tb, conn, testHeader(wire.FrameSnapshotChunk, 0)) },
 			reason: "unexpected FrameSnapshotChunk",
 		},
 	}
@@ -282,7 +283,7 @@ func TestBadInput(t *testing.T) {
 			// Node 3 exists for node 1 but runs no transport: the test
 			// speaks for it (a raw stream claiming to be node 2 would
 			// replace, and be replaced by, node 2's own).
-			conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: raft.StreamMessages})
+			conn := rawDial(t, tc.nodes[1], wire.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: wire.StreamMessages})
 			defer conn.Close()
 			// A good frame first: it is delivered.
 			testWrite(t, conn, testFrame(t, &raft.Message{Type: raft.MsgHeartbeat, From: testPhantom, To: 1, Term: 1}))

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // Defaults for the zero fields of a Config.
@@ -81,9 +82,9 @@ type Config struct {
 	// Logger receives connection events; nil means zap.NewNop().
 	Logger *zap.Logger
 
-	// Codec bounds the frames this node accepts (see raft.CodecOptions).
+	// Codec bounds the frames this node accepts (see wire.CodecOptions).
 	// All nodes should use the same bounds.
-	Codec raft.CodecOptions
+	Codec wire.CodecOptions
 
 	// QueueSize bounds the messages waiting for one peer's message stream;
 	// HeartbeatQueueSize bounds its heartbeat stream. When a queue is full,
@@ -206,7 +207,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	maxFrame := c.Codec.MaxFrameSize
 	if maxFrame == 0 {
-		maxFrame = raft.DefaultMaxFrameSize
+		maxFrame = wire.DefaultMaxFrameSize
 	}
 	switch {
 	case c.QueueSize < 0 || c.HeartbeatQueueSize < 0 || c.MaxSnapshotStreams < 0:

@@ -15,12 +15,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // dial connects to peer id at addr for a stream of the given kind and runs
 // the handshake, all within DialTimeout (or ctx's earlier deadline). The
 // returned connection has no deadline set.
-func (t *Transport) dial(ctx context.Context, id uint64, addr string, kind raft.StreamKind) (net.Conn, error) {
+func (t *Transport) dial(ctx context.Context, id uint64, addr string, kind wire.StreamKind) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
 	defer cancel()
 	nd := &net.Dialer{KeepAlive: t.cfg.KeepAliveInterval}
@@ -52,13 +53,13 @@ func (t *Transport) dial(ctx context.Context, id uint64, addr string, kind raft.
 }
 
 // clientHandshake runs the dialer's side of the handshake (see
-// raft.HandshakeVersion) on conn, under ctx's deadline. A refusal, either
+// wire.HandshakeVersion) on conn, under ctx's deadline. A refusal, either
 // way, is a *refusal.
-func (t *Transport) clientHandshake(ctx context.Context, conn net.Conn, id uint64, kind raft.StreamKind) error {
+func (t *Transport) clientHandshake(ctx context.Context, conn net.Conn, id uint64, kind wire.StreamKind) error {
 	if d, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(d)
 	}
-	hello := raft.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: id, Stream: kind, Version: raft.HandshakeVersion}
+	hello := wire.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: id, Stream: kind, Version: wire.HandshakeVersion}
 	if t.cfg.PeerSecret != nil {
 		hello.Nonce = newNonce()
 	}
@@ -69,10 +70,10 @@ func (t *Transport) clientHandshake(ctx context.Context, conn net.Conn, id uint6
 	if err != nil {
 		return fmt.Errorf("reading the handshake challenge: %w", err)
 	}
-	if ch.Reason != raft.HandshakeOK {
+	if ch.Reason != wire.HandshakeOK {
 		return &refusal{reason: ch.Reason, byPeer: true}
 	}
-	proof := raft.Handshake{}
+	proof := wire.Handshake{}
 	ref := t.checkChallenge(conn, &hello, &ch)
 	if ref != nil {
 		proof.Reason = ref.reason
@@ -92,7 +93,7 @@ func (t *Transport) clientHandshake(ctx context.Context, conn net.Conn, id uint6
 	if err != nil {
 		return fmt.Errorf("reading the handshake verdict: %w", err)
 	}
-	if verdict.Reason != raft.HandshakeOK {
+	if verdict.Reason != wire.HandshakeOK {
 		return &refusal{reason: verdict.Reason, byPeer: true}
 	}
 	return nil
@@ -101,27 +102,27 @@ func (t *Transport) clientHandshake(ctx context.Context, conn net.Conn, id uint6
 // checkChallenge checks the acceptor's answer to hello: that it comes from
 // the node dialled, for this stream, and that it proves its identity (TLS
 // certificate) and the shared secret.
-func (t *Transport) checkChallenge(conn net.Conn, hello, ch *raft.Handshake) *refusal {
+func (t *Transport) checkChallenge(conn net.Conn, hello, ch *wire.Handshake) *refusal {
 	switch {
-	case ch.Version != raft.HandshakeVersion:
-		return refuse(raft.HandshakeBadVersion, "handshake version %d, want %d", ch.Version, raft.HandshakeVersion)
+	case ch.Version != wire.HandshakeVersion:
+		return refuse(wire.HandshakeBadVersion, "handshake version %d, want %d", ch.Version, wire.HandshakeVersion)
 	case ch.ClusterID != hello.ClusterID:
-		return refuse(raft.HandshakeWrongCluster, "cluster ID %d, want %d", ch.ClusterID, hello.ClusterID)
+		return refuse(wire.HandshakeWrongCluster, "cluster ID %d, want %d", ch.ClusterID, hello.ClusterID)
 	case ch.From != hello.To || ch.To != hello.From:
-		return refuse(raft.HandshakeWrongNode, "answer from node %d to node %d, want from %d to %d", ch.From, ch.To, hello.To, hello.From)
+		return refuse(wire.HandshakeWrongNode, "answer from node %d to node %d, want from %d to %d", ch.From, ch.To, hello.To, hello.From)
 	case ch.Stream != hello.Stream:
-		return refuse(raft.HandshakeProtocol, "answer for %s, want %s", ch.Stream, hello.Stream)
+		return refuse(wire.HandshakeProtocol, "answer for %s, want %s", ch.Stream, hello.Stream)
 	}
 	if ref := t.checkCertificate(conn, hello.To); ref != nil {
 		return ref
 	}
 	if t.cfg.PeerSecret != nil {
 		if len(ch.MAC) == 0 || len(ch.Nonce) == 0 {
-			return refuse(raft.HandshakeAuthRequired, "node %d sent no proof of the peer secret", hello.To)
+			return refuse(wire.HandshakeAuthRequired, "node %d sent no proof of the peer secret", hello.To)
 		}
 		want := handshakeMAC(t.cfg.PeerSecret, roleAcceptor, hello.ClusterID, hello.From, hello.To, hello.Stream, hello.Nonce, ch.Nonce)
 		if !hmac.Equal(want, ch.MAC) {
-			return refuse(raft.HandshakeAuthFailed, "node %d does not know the peer secret", hello.To)
+			return refuse(wire.HandshakeAuthFailed, "node %d does not know the peer secret", hello.To)
 		}
 	}
 	return nil
@@ -135,25 +136,25 @@ func (t *Transport) checkCertificate(conn net.Conn, id uint64) *refusal {
 	}
 	tc, ok := conn.(*tls.Conn)
 	if !ok {
-		return refuse(raft.HandshakeBadIdentity, "not a TLS connection")
+		return refuse(wire.HandshakeBadIdentity, "not a TLS connection")
 	}
 	cs := tc.ConnectionState()
 	if len(cs.VerifiedChains) == 0 || len(cs.PeerCertificates) == 0 {
-		return refuse(raft.HandshakeBadIdentity, "no verified certificate")
+		return refuse(wire.HandshakeBadIdentity, "no verified certificate")
 	}
 	got, err := CertNodeID(cs.PeerCertificates[0], t.cfg.ClusterID)
 	if err != nil {
-		return refuse(raft.HandshakeBadIdentity, "%v", err)
+		return refuse(wire.HandshakeBadIdentity, "%v", err)
 	}
 	if got != id {
-		return refuse(raft.HandshakeBadIdentity, "the certificate names node %d, the handshake node %d", got, id)
+		return refuse(wire.HandshakeBadIdentity, "the certificate names node %d, the handshake node %d", got, id)
 	}
 	return nil
 }
 
 // newNonce returns a fresh random handshake nonce.
 func newNonce() []byte {
-	b := make([]byte, raft.HandshakeNonceSize)
+	b := make([]byte, wire.HandshakeNonceSize)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	return b
 }
@@ -164,20 +165,20 @@ const maxControlFrame = 4 << 10
 
 // readHandshake reads a handshake frame from r, which must not be buffered
 // beyond it.
-func (t *Transport) readHandshake(r io.Reader) (raft.Handshake, error) {
-	var hs raft.Handshake
+func (t *Transport) readHandshake(r io.Reader) (wire.Handshake, error) {
+	var hs wire.Handshake
 	h, p, err := t.codec.ReadFrameLimit(r, nil, maxControlFrame)
 	if err != nil {
 		return hs, err
 	}
-	if h.Type != raft.FrameHandshake {
-		return hs, fmt.Errorf("%w: got %s, want a handshake", raft.ErrBadFrame, h.Type)
+	if h.Type != wire.FrameHandshake {
+		return hs, fmt.Errorf("%w: got %s, want a handshake", wire.ErrBadFrame, h.Type)
 	}
 	err = t.codec.Decode(h.Type, p, &hs)
 	return hs, err
 }
 
-func (t *Transport) writeHandshake(w io.Writer, hs *raft.Handshake) error {
+func (t *Transport) writeHandshake(w io.Writer, hs *wire.Handshake) error {
 	frame, err := t.codec.AppendFrame(nil, hs)
 	if err == nil {
 		_, err = w.Write(frame)
@@ -247,7 +248,7 @@ func (t *Transport) serveInbound(conn net.Conn) {
 	log = log.With(zap.Uint64("peer", hs.From), zap.Stringer("stream", hs.Stream))
 	_ = conn.SetDeadline(time.Time{})
 
-	if hs.Stream == raft.StreamSnapshot {
+	if hs.Stream == wire.StreamSnapshot {
 		err = t.receiveSnapshot(conn, hs)
 	} else {
 		err = t.readMessages(conn, hs)
@@ -262,29 +263,29 @@ func (t *Transport) serveInbound(conn net.Conn) {
 }
 
 // serverHandshake runs the acceptor's side of the handshake (see
-// raft.HandshakeVersion) and returns the dialer's hello once the connection
+// wire.HandshakeVersion) and returns the dialer's hello once the connection
 // is authenticated and registered. The hello is returned with an error too,
 // as far as it was read.
-func (t *Transport) serverHandshake(conn net.Conn) (raft.Handshake, error) {
+func (t *Transport) serverHandshake(conn net.Conn) (wire.Handshake, error) {
 	if tc, ok := conn.(*tls.Conn); ok {
 		if err := tc.Handshake(); err != nil {
-			return raft.Handshake{}, fmt.Errorf("TLS handshake: %w", err)
+			return wire.Handshake{}, fmt.Errorf("TLS handshake: %w", err)
 		}
 	}
 	hello, err := t.readHandshake(conn)
 	if err != nil {
-		return raft.Handshake{}, err
+		return wire.Handshake{}, err
 	}
 	// Refuse with a reason, then close.
-	refuseWith := func(ref *refusal) (raft.Handshake, error) {
-		_ = t.writeHandshake(conn, &raft.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: hello.From,
-			Stream: hello.Stream, Version: raft.HandshakeVersion, Reason: ref.reason})
+	refuseWith := func(ref *refusal) (wire.Handshake, error) {
+		_ = t.writeHandshake(conn, &wire.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: hello.From,
+			Stream: hello.Stream, Version: wire.HandshakeVersion, Reason: ref.reason})
 		return hello, ref
 	}
 	if ref := t.checkHello(conn, &hello); ref != nil {
 		return refuseWith(ref)
 	}
-	ch := raft.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: hello.From, Stream: hello.Stream, Version: raft.HandshakeVersion}
+	ch := wire.Handshake{ClusterID: t.cfg.ClusterID, From: t.cfg.ID, To: hello.From, Stream: hello.Stream, Version: wire.HandshakeVersion}
 	if t.cfg.PeerSecret != nil {
 		ch.Nonce = newNonce()
 		ch.MAC = handshakeMAC(t.cfg.PeerSecret, roleAcceptor, t.cfg.ClusterID, hello.From, t.cfg.ID, hello.Stream, hello.Nonce, ch.Nonce)
@@ -296,23 +297,23 @@ func (t *Transport) serverHandshake(conn net.Conn) (raft.Handshake, error) {
 	if err != nil {
 		return hello, fmt.Errorf("reading the handshake proof: %w", err)
 	}
-	if proof.Reason != raft.HandshakeOK {
+	if proof.Reason != wire.HandshakeOK {
 		return hello, &refusal{reason: proof.Reason, byPeer: true}
 	}
 	if t.cfg.PeerSecret != nil {
 		want := handshakeMAC(t.cfg.PeerSecret, roleDialer, t.cfg.ClusterID, hello.From, t.cfg.ID, hello.Stream, hello.Nonce, ch.Nonce)
 		if !hmac.Equal(want, proof.MAC) {
-			return verdictRefusal(t, conn, hello, refuse(raft.HandshakeAuthFailed, "node %d does not know the peer secret", hello.From))
+			return verdictRefusal(t, conn, hello, refuse(wire.HandshakeAuthFailed, "node %d does not know the peer secret", hello.From))
 		}
 	}
-	if r := t.promote(conn, hello.From, hello.Stream); r != raft.HandshakeOK {
+	if r := t.promote(conn, hello.From, hello.Stream); r != wire.HandshakeOK {
 		detail := "node removed meanwhile"
-		if r == raft.HandshakeBusy {
+		if r == wire.HandshakeBusy {
 			detail = "a snapshot from this node is already streaming"
 		}
 		return verdictRefusal(t, conn, hello, refuse(r, "%s", detail))
 	}
-	if err := t.writeHandshake(conn, &raft.Handshake{}); err != nil {
+	if err := t.writeHandshake(conn, &wire.Handshake{}); err != nil {
 		return hello, fmt.Errorf("sending the handshake verdict: %w", err)
 	}
 	return hello, nil
@@ -320,33 +321,33 @@ func (t *Transport) serverHandshake(conn net.Conn) (raft.Handshake, error) {
 
 // verdictRefusal sends ref's reason as the handshake verdict and returns
 // it.
-func verdictRefusal(t *Transport, conn net.Conn, hello raft.Handshake, ref *refusal) (raft.Handshake, error) {
-	_ = t.writeHandshake(conn, &raft.Handshake{Reason: ref.reason})
+func verdictRefusal(t *Transport, conn net.Conn, hello wire.Handshake, ref *refusal) (wire.Handshake, error) {
+	_ = t.writeHandshake(conn, &wire.Handshake{Reason: ref.reason})
 	return hello, ref
 }
 
 // checkHello accepts a hello only from a known peer of this cluster, meant
 // for this node, proving its identity as configured.
-func (t *Transport) checkHello(conn net.Conn, hs *raft.Handshake) *refusal {
+func (t *Transport) checkHello(conn net.Conn, hs *wire.Handshake) *refusal {
 	switch {
-	case hs.Version != raft.HandshakeVersion:
-		return refuse(raft.HandshakeBadVersion, "handshake version %d, want %d", hs.Version, raft.HandshakeVersion)
+	case hs.Version != wire.HandshakeVersion:
+		return refuse(wire.HandshakeBadVersion, "handshake version %d, want %d", hs.Version, wire.HandshakeVersion)
 	case hs.ClusterID != t.cfg.ClusterID:
-		return refuse(raft.HandshakeWrongCluster, "cluster ID %d, want %d", hs.ClusterID, t.cfg.ClusterID)
+		return refuse(wire.HandshakeWrongCluster, "cluster ID %d, want %d", hs.ClusterID, t.cfg.ClusterID)
 	case hs.To != t.cfg.ID:
-		return refuse(raft.HandshakeWrongNode, "connection for node %d, this is node %d", hs.To, t.cfg.ID)
+		return refuse(wire.HandshakeWrongNode, "connection for node %d, this is node %d", hs.To, t.cfg.ID)
 	case !t.peerKnown(hs.From):
-		return refuse(raft.HandshakeUnknownPeer, "unknown node %d", hs.From)
-	case hs.Stream < raft.StreamMessages || hs.Stream > raft.StreamSnapshot:
-		return refuse(raft.HandshakeBadStream, "unknown stream kind %d", uint8(hs.Stream))
-	case len(hs.MAC) != 0 || hs.Reason != raft.HandshakeOK:
-		return refuse(raft.HandshakeProtocol, "hello carries a MAC or a reason")
+		return refuse(wire.HandshakeUnknownPeer, "unknown node %d", hs.From)
+	case hs.Stream < wire.StreamMessages || hs.Stream > wire.StreamSnapshot:
+		return refuse(wire.HandshakeBadStream, "unknown stream kind %d", uint8(hs.Stream))
+	case len(hs.MAC) != 0 || hs.Reason != wire.HandshakeOK:
+		return refuse(wire.HandshakeProtocol, "hello carries a MAC or a reason")
 	}
 	if ref := t.checkCertificate(conn, hs.From); ref != nil {
 		return ref
 	}
 	if t.cfg.PeerSecret != nil && len(hs.Nonce) == 0 {
-		return refuse(raft.HandshakeAuthRequired, "node %d sent no nonce: it has no peer secret", hs.From)
+		return refuse(wire.HandshakeAuthRequired, "node %d sent no nonce: it has no peer secret", hs.From)
 	}
 	return nil
 }
@@ -354,7 +355,7 @@ func (t *Transport) checkHello(conn net.Conn, hs *raft.Handshake) *refusal {
 // readMessages reads message frames and passes them to the handler, one at a
 // time and in order, until the connection ends. Every frame, and the idle
 // time before it, must take at most ReadTimeout.
-func (t *Transport) readMessages(conn net.Conn, hs raft.Handshake) error {
+func (t *Transport) readMessages(conn net.Conn, hs wire.Handshake) error {
 	br := bufio.NewReaderSize(conn, 64<<10)
 	var buf []byte
 	for {
@@ -367,8 +368,8 @@ func (t *Transport) readMessages(conn net.Conn, hs raft.Handshake) error {
 			buf = p[:0] // reuse moderate buffers
 		}
 		switch h.Type {
-		case raft.FramePing:
-		case raft.FrameMessage:
+		case wire.FramePing:
+		case wire.FrameMessage:
 			var m raft.Message
 			if err := t.codec.Decode(h.Type, p, &m); err != nil {
 				return err
@@ -378,14 +379,14 @@ func (t *Transport) readMessages(conn net.Conn, hs raft.Handshake) error {
 			}
 			t.cfg.Handler.HandleMessage(m)
 		default:
-			return fmt.Errorf("%w: unexpected %s on a %s", raft.ErrBadFrame, h.Type, hs.Stream)
+			return fmt.Errorf("%w: unexpected %s on a %s", wire.ErrBadFrame, h.Type, hs.Stream)
 		}
 	}
 }
 
 // checkMessage refuses a message not from the connection's peer, not for
 // this node, of a local-only type, or a MsgSnap outside a snapshot stream.
-func (t *Transport) checkMessage(m *raft.Message, hs raft.Handshake) error {
+func (t *Transport) checkMessage(m *raft.Message, hs wire.Handshake) error {
 	switch {
 	case m.From != hs.From:
 		return fmt.Errorf("message from %d on a connection from %d", m.From, hs.From)
@@ -393,7 +394,7 @@ func (t *Transport) checkMessage(m *raft.Message, hs raft.Handshake) error {
 		return fmt.Errorf("message for %d, this is node %d", m.To, t.cfg.ID)
 	case isLocal(m.Type):
 		return fmt.Errorf("local message type %s from the network", m.Type)
-	case m.Type == raft.MsgSnap && hs.Stream != raft.StreamSnapshot:
+	case m.Type == raft.MsgSnap && hs.Stream != wire.StreamSnapshot:
 		return fmt.Errorf("MsgSnap on a %s", hs.Stream)
 	}
 	return nil

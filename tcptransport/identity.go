@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // Node certificates.
@@ -129,7 +130,7 @@ func parseNodeURI(u *url.URL) (cluster, node uint64, err error) {
 // Shared secret.
 //
 // With Config.PeerSecret, both ends prove that they know the secret without
-// sending it: each picks a fresh random nonce of raft.HandshakeNonceSize
+// sending it: each picks a fresh random nonce of wire.HandshakeNonceSize
 // bytes (the dialer's in the hello, the acceptor's in the challenge), and
 // each sends HMAC-SHA-256 keyed with the secret over
 //
@@ -155,7 +156,7 @@ const (
 )
 
 // handshakeMAC computes the proof described above.
-func handshakeMAC(secret []byte, role string, clusterID, dialer, acceptor uint64, stream raft.StreamKind, dialerNonce, acceptorNonce []byte) []byte {
+func handshakeMAC(secret []byte, role string, clusterID, dialer, acceptor uint64, stream wire.StreamKind, dialerNonce, acceptorNonce []byte) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("keel handshake v2 " + role + "\x00"))
 	var b [25]byte
@@ -172,7 +173,7 @@ func handshakeMAC(secret []byte, role string, clusterID, dialer, acceptor uint64
 // refusal is a handshake refused by one side, with the reason code that was
 // (or would have been) sent.
 type refusal struct {
-	reason raft.HandshakeReason
+	reason wire.HandshakeReason
 	byPeer bool // the peer refused us; otherwise we refused it
 	detail string
 }
@@ -188,6 +189,6 @@ func (r *refusal) Error() string {
 	return fmt.Sprintf("%s: %s: %s", who, r.reason, r.detail)
 }
 
-func refuse(reason raft.HandshakeReason, format string, args ...any) *refusal {
+func refuse(reason wire.HandshakeReason, format string, args ...any) *refusal {
 	return &refusal{reason: reason, detail: fmt.Sprintf(format, args...)}
 }

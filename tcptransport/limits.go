@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // maxWarnKeys bounds the keys a warnLimiter remembers, so that an attacker
@@ -111,13 +112,13 @@ func remoteHost(addr net.Addr) string {
 type inboundConn struct {
 	host   string
 	peer   uint64 // 0 until authenticated
-	stream raft.StreamKind
+	stream wire.StreamKind
 }
 
 // streamKey names a peer's inbound stream.
 type streamKey struct {
 	peer   uint64
-	stream raft.StreamKind
+	stream wire.StreamKind
 }
 
 // admit records a newly accepted connection as in its handshake, or
@@ -144,15 +145,15 @@ func (t *Transport) admit(conn net.Conn) (ok, full bool) {
 // snapshot from that peer is already streaming (HandshakeBusy). An older
 // message or heartbeat stream of the peer is closed: the new one replaces
 // it. The peer's outbound streams stop waiting to redial it.
-func (t *Transport) promote(conn net.Conn, peer uint64, stream raft.StreamKind) raft.HandshakeReason {
+func (t *Transport) promote(conn net.Conn, peer uint64, stream wire.StreamKind) wire.HandshakeReason {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ic := t.inbound[conn]
 	switch {
 	case ic == nil || t.closing.Load() || t.peers[peer] == nil:
-		return raft.HandshakeUnknownPeer
-	case stream == raft.StreamSnapshot && t.streams[streamKey{peer, stream}] != nil:
-		return raft.HandshakeBusy
+		return wire.HandshakeUnknownPeer
+	case stream == wire.StreamSnapshot && t.streams[streamKey{peer, stream}] != nil:
+		return wire.HandshakeBusy
 	}
 	t.unpend(ic)
 	if old := t.streams[streamKey{peer, stream}]; old != nil {
@@ -161,7 +162,7 @@ func (t *Transport) promote(conn net.Conn, peer uint64, stream raft.StreamKind) 
 	ic.peer, ic.stream = peer, stream
 	t.streams[streamKey{peer, stream}] = conn
 	t.peers[peer].wake()
-	return raft.HandshakeOK
+	return wire.HandshakeOK
 }
 
 // unpend drops ic from the handshake counts. The caller holds t.mu.

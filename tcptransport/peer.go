@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // maxBatch bounds the messages written between two flushes, so that a busy
@@ -35,8 +36,8 @@ type peer struct {
 func newPeer(t *Transport, id uint64, addr string) *peer {
 	p := &peer{t: t, id: id, addr: addr, stopc: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
-	p.messages = &lane{p: p, kind: raft.StreamMessages, queue: make(chan raft.Message, t.cfg.QueueSize), wakec: make(chan struct{}, 1)}
-	p.heartbeats = &lane{p: p, kind: raft.StreamHeartbeats, queue: make(chan raft.Message, t.cfg.HeartbeatQueueSize), wakec: make(chan struct{}, 1)}
+	p.messages = &lane{p: p, kind: wire.StreamMessages, queue: make(chan raft.Message, t.cfg.QueueSize), wakec: make(chan struct{}, 1)}
+	p.heartbeats = &lane{p: p, kind: wire.StreamHeartbeats, queue: make(chan raft.Message, t.cfg.HeartbeatQueueSize), wakec: make(chan struct{}, 1)}
 	return p
 }
 
@@ -80,7 +81,7 @@ func (p *peer) stopped() bool {
 // goroutine over one long-lived connection, redialled when it breaks.
 type lane struct {
 	p     *peer
-	kind  raft.StreamKind
+	kind  wire.StreamKind
 	queue chan raft.Message
 	// down is set while the peer cannot be reached: from a failed dial or a
 	// broken connection until the next successful dial. Send drops at once
@@ -265,7 +266,7 @@ func (l *lane) serve(conn net.Conn) error {
 			return fmt.Errorf("connection closed by the peer: %w", err)
 		case <-ka.C:
 			if !active {
-				buf, _ = t.codec.AppendRawFrame(buf[:0], raft.FramePing, nil)
+				buf, _ = t.codec.AppendRawFrame(buf[:0], wire.FramePing, nil)
 				_ = conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout))
 				if _, err := bw.Write(buf); err != nil {
 					return err

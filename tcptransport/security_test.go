@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // testSecret is the peer secret of the secured test clusters.
@@ -46,7 +47,7 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 }
 
 // refusalReason returns the reason of a *refusal, or fails.
-func refusalReason(tb testing.TB, err error) raft.HandshakeReason {
+func refusalReason(tb testing.TB, err error) wire.HandshakeReason {
 	tb.Helper()
 	var r *refusal
 	require.True(tb, errors.As(err, &r), "want a refusal, got %v", err)
@@ -59,8 +60,8 @@ func forgedSnapshotStream(tb testing.TB) []byte {
 	m := testSnapMsg(2, 1, nil)
 	m.Term = 1 << 40
 	return bytes.Join([][]byte{
-		testFrame(tb, &raft.SnapshotStreamHeader{Message: m, Size: 0}),
-		testFrame(tb, &raft.SnapshotStreamEnd{SHA256: testSHA256(nil)}),
+		testFrame(tb, &wire.SnapshotStreamHeader{Message: m, Size: 0}),
+		testFrame(tb, &wire.SnapshotStreamEnd{SHA256: testSHA256(nil)}),
 	}, nil)
 }
 
@@ -74,15 +75,15 @@ func TestStrangerWithClusterIDRefused(t *testing.T) {
 	hb := testFrame(t, &raft.Message{Type: raft.MsgHeartbeat, From: 2, To: 1, Term: 1 << 40})
 	tests := []struct {
 		name   string
-		stream raft.StreamKind
+		stream wire.StreamKind
 		secret []byte // what the stranger believes the secret is
-		want   raft.HandshakeReason
+		want   wire.HandshakeReason
 		reason string // in node 1's log
 	}{
-		{name: "no secret, heartbeat", stream: raft.StreamHeartbeats, want: raft.HandshakeAuthRequired, reason: "authentication required"},
-		{name: "no secret, snapshot", stream: raft.StreamSnapshot, want: raft.HandshakeAuthRequired, reason: "authentication required"},
-		{name: "wrong secret, heartbeat", stream: raft.StreamHeartbeats, secret: []byte("a guess at the secret, 32 bytes!"), want: raft.HandshakeAuthFailed, reason: "does not know the peer secret"},
-		{name: "wrong secret, snapshot", stream: raft.StreamSnapshot, secret: []byte("a guess at the secret, 32 bytes!"), want: raft.HandshakeAuthFailed, reason: "does not know the peer secret"},
+		{name: "no secret, heartbeat", stream: wire.StreamHeartbeats, want: wire.HandshakeAuthRequired, reason: "authentication required"},
+		{name: "no secret, snapshot", stream: wire.StreamSnapshot, want: wire.HandshakeAuthRequired, reason: "authentication required"},
+		{name: "wrong secret, heartbeat", stream: wire.StreamHeartbeats, secret: []byte("a guess at the secret, 32 bytes!"), want: wire.HandshakeAuthFailed, reason: "does not know the peer secret"},
+		{name: "wrong secret, snapshot", stream: wire.StreamSnapshot, secret: []byte("a guess at the secret, 32 bytes!"), want: wire.HandshakeAuthFailed, reason: "does not know the peer secret"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,7 +92,7 @@ func TestStrangerWithClusterIDRefused(t *testing.T) {
 			conn, err := testDialFrom(i).Dial("tcp", tc.nodes[1].addr)
 			require.NoError(t, err)
 			defer conn.Close()
-			err = rawHandshake(t, conn, raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: tt.stream}, tt.secret)
+			err = rawHandshake(t, conn, wire.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: tt.stream}, tt.secret)
 			assert.Equal(t, tt.want, refusalReason(t, err), "the stranger learns why")
 			// Whatever it sends next goes nowhere.
 			_, _ = conn.Write(hb)
@@ -108,16 +109,16 @@ func TestStrangerWithClusterIDRefused(t *testing.T) {
 		conn, err := net.Dial("tcp", tc.nodes[1].addr)
 		require.NoError(t, err)
 		defer conn.Close()
-		hello := raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamHeartbeats, Version: raft.HandshakeVersion, Nonce: newNonce()}
+		hello := wire.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: wire.StreamHeartbeats, Version: wire.HandshakeVersion, Nonce: newNonce()}
 		testWrite(t, conn, testFrame(t, &hello))
 		require.NoError(t, conn.SetReadDeadline(time.Now().Add(waitTimeout)))
 		ch, err := testReadHandshake(conn)
 		require.NoError(t, err)
-		require.Len(t, ch.MAC, raft.HandshakeMACSize)
-		testWrite(t, conn, testFrame(t, &raft.Handshake{MAC: ch.MAC}))
+		require.Len(t, ch.MAC, wire.HandshakeMACSize)
+		testWrite(t, conn, testFrame(t, &wire.Handshake{MAC: ch.MAC}))
 		v, err := testReadHandshake(conn)
 		require.NoError(t, err)
-		assert.Equal(t, raft.HandshakeAuthFailed, v.Reason)
+		assert.Equal(t, wire.HandshakeAuthFailed, v.Reason)
 		_, _ = conn.Write(hb)
 		expectClosed(t, conn)
 		tc.nodes[1].h.expectNone(t, 50*time.Millisecond)
@@ -135,7 +136,7 @@ func TestReplayedHandshakeRefused(t *testing.T) {
 	raw, err := net.Dial("tcp", tc.nodes[1].addr)
 	require.NoError(t, err)
 	rec := &recordingConn{Conn: raw}
-	hello := raft.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: raft.StreamHeartbeats}
+	hello := wire.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: wire.StreamHeartbeats}
 	require.NoError(t, rawHandshake(t, rec, hello, testSecret), "the genuine handshake succeeds")
 	hb := testFrame(t, &raft.Message{Type: raft.MsgHeartbeat, From: testPhantom, To: 1, Term: 1})
 	testWrite(t, rec, hb)
@@ -150,10 +151,10 @@ func TestReplayedHandshakeRefused(t *testing.T) {
 	require.NoError(t, replay.SetReadDeadline(time.Now().Add(waitTimeout)))
 	ch, err := testReadHandshake(replay)
 	require.NoError(t, err)
-	assert.Equal(t, raft.HandshakeOK, ch.Reason, "the hello alone proves nothing yet")
+	assert.Equal(t, wire.HandshakeOK, ch.Reason, "the hello alone proves nothing yet")
 	v, err := testReadHandshake(replay)
 	require.NoError(t, err)
-	assert.Equal(t, raft.HandshakeAuthFailed, v.Reason)
+	assert.Equal(t, wire.HandshakeAuthFailed, v.Reason)
 	expectClosed(t, replay)
 	waitLog(t, tc.nodes[1], "node 3 does not know the peer secret")
 	tc.nodes[1].h.expectNone(t, 50*time.Millisecond)
@@ -215,8 +216,8 @@ func TestTLSCertificateMustProveNodeID(t *testing.T) {
 			conn, err := d.Dial("tcp", tc.nodes[1].addr)
 			require.NoError(t, err)
 			defer conn.Close()
-			err = rawHandshake(t, conn, raft.Handshake{ClusterID: 0xC1, From: tt.from, To: 1, Stream: raft.StreamSnapshot}, nil)
-			assert.Equal(t, raft.HandshakeBadIdentity, refusalReason(t, err))
+			err = rawHandshake(t, conn, wire.Handshake{ClusterID: 0xC1, From: tt.from, To: 1, Stream: wire.StreamSnapshot}, nil)
+			assert.Equal(t, wire.HandshakeBadIdentity, refusalReason(t, err))
 			_, _ = conn.Write(forgedSnapshotStream(t))
 			expectClosed(t, conn)
 			assert.Contains(t, waitLog(t, tc.nodes[1], tt.given), "refused handshake")
@@ -383,7 +384,7 @@ func TestSnapshotStreamBoundedInMemory(t *testing.T) {
 		c.SnapshotDir = dir
 		withPhantom(id, c)
 	})
-	conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: raft.StreamSnapshot})
+	conn := rawDial(t, tc.nodes[1], wire.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: wire.StreamSnapshot})
 	defer conn.Close()
 
 	runtime.GC()
@@ -392,12 +393,12 @@ func TestSnapshotStreamBoundedInMemory(t *testing.T) {
 	base := ms.HeapInuse
 
 	// The header admits limit bytes; the sender goes on past them.
-	testWrite(t, conn, testFrame(t, &raft.SnapshotStreamHeader{Message: testSnapMsg(testPhantom, 1, nil), Size: limit}))
+	testWrite(t, conn, testFrame(t, &wire.SnapshotStreamHeader{Message: testSnapMsg(testPhantom, 1, nil), Size: limit}))
 	sent := make(chan int64, 1)
 	midway := make(chan struct{})
 	go func() {
 		payload := bytes.Repeat([]byte{0xA5}, chunk)
-		frame, _ := testCodec.AppendFrameHeader(nil, raft.FrameSnapshotChunk, chunk)
+		frame, _ := testCodec.AppendFrameHeader(nil, wire.FrameSnapshotChunk, chunk)
 		frame = append(frame, payload...)
 		var n int64
 		for n < total {
@@ -433,8 +434,8 @@ func TestSnapshotStreamBoundedInMemory(t *testing.T) {
 	second, err := net.Dial("tcp", tc.nodes[1].addr)
 	require.NoError(t, err)
 	defer second.Close()
-	err = rawHandshake(t, second, raft.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: raft.StreamSnapshot}, nil)
-	assert.Equal(t, raft.HandshakeBusy, refusalReason(t, err), "one snapshot stream per peer at a time")
+	err = rawHandshake(t, second, wire.Handshake{ClusterID: 0xC1, From: testPhantom, To: 1, Stream: wire.StreamSnapshot}, nil)
+	assert.Equal(t, wire.HandshakeBusy, refusalReason(t, err), "one snapshot stream per peer at a time")
 
 	ack := testReadAck(t, conn)
 	assert.False(t, ack.OK)

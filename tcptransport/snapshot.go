@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // A snapshot stream, after the handshake: the sender writes a
@@ -63,7 +64,7 @@ func (t *Transport) streamSnapshot(p *peer, m *raft.Message) error {
 	data := m.Snapshot.Data
 	ctx, cancel := context.WithTimeout(p.ctx, t.cfg.snapshotTimeout(uint64(len(data))))
 	defer cancel()
-	conn, err := t.dial(ctx, p.id, p.addr, raft.StreamSnapshot)
+	conn, err := t.dial(ctx, p.id, p.addr, wire.StreamSnapshot)
 	if err != nil {
 		return fmt.Errorf("dialing: %w", err)
 	}
@@ -83,9 +84,9 @@ func (t *Transport) streamSnapshot(p *peer, m *raft.Message) error {
 	if err != nil {
 		return fmt.Errorf("reading the ack: %w", err)
 	}
-	var ack raft.SnapshotStreamAck
-	if h.Type != raft.FrameSnapshotAck {
-		return fmt.Errorf("%w: got %s, want an ack", raft.ErrBadFrame, h.Type)
+	var ack wire.SnapshotStreamAck
+	if h.Type != wire.FrameSnapshotAck {
+		return fmt.Errorf("%w: got %s, want an ack", wire.ErrBadFrame, h.Type)
 	}
 	if err := t.codec.Decode(h.Type, payload, &ack); err != nil {
 		return err
@@ -102,7 +103,7 @@ func (t *Transport) writeSnapshot(conn net.Conn, p *peer, m *raft.Message) error
 	data := m.Snapshot.Data
 	meta := *m.Snapshot
 	meta.Data = nil
-	hdr := raft.SnapshotStreamHeader{Message: *m, Size: uint64(len(data))}
+	hdr := wire.SnapshotStreamHeader{Message: *m, Size: uint64(len(data))}
 	hdr.Message.Snapshot = &meta
 	bw := bufio.NewWriterSize(conn, 256<<10)
 	frame, err := t.codec.AppendFrame(nil, &hdr)
@@ -117,7 +118,7 @@ func (t *Transport) writeSnapshot(conn net.Conn, p *peer, m *raft.Message) error
 	rate := float64(t.cfg.SnapshotRateLimit)
 	for off := 0; off < len(data); {
 		chunk := data[off:min(off+t.cfg.SnapshotChunkSize, len(data))]
-		frame, err = t.codec.AppendFrameHeader(frame[:0], raft.FrameSnapshotChunk, len(chunk))
+		frame, err = t.codec.AppendFrameHeader(frame[:0], wire.FrameSnapshotChunk, len(chunk))
 		if err != nil {
 			return err
 		}
@@ -141,7 +142,7 @@ func (t *Transport) writeSnapshot(conn net.Conn, p *peer, m *raft.Message) error
 			}
 		}
 	}
-	frame, err = t.codec.AppendFrame(frame[:0], &raft.SnapshotStreamEnd{SHA256: sum.Sum(nil)})
+	frame, err = t.codec.AppendFrame(frame[:0], &wire.SnapshotStreamEnd{SHA256: sum.Sum(nil)})
 	if err != nil {
 		return err
 	}
@@ -154,17 +155,17 @@ func (t *Transport) writeSnapshot(conn net.Conn, p *peer, m *raft.Message) error
 // receiveSnapshot reads one snapshot stream, verifies its size and checksum,
 // hands the MsgSnap to the handler and acks it. A failure is acked with the
 // reason (best effort) and returned.
-func (t *Transport) receiveSnapshot(conn net.Conn, hs raft.Handshake) error {
+func (t *Transport) receiveSnapshot(conn net.Conn, hs wire.Handshake) error {
 	br := bufio.NewReaderSize(conn, 256<<10)
 	_ = conn.SetReadDeadline(time.Now().Add(t.cfg.ReadTimeout))
 	h, p, err := t.codec.ReadFrame(br, nil)
 	if err != nil {
 		return fmt.Errorf("reading the snapshot header: %w", err)
 	}
-	if h.Type != raft.FrameSnapshotHeader {
-		return fmt.Errorf("%w: got %s, want a snapshot header", raft.ErrBadFrame, h.Type)
+	if h.Type != wire.FrameSnapshotHeader {
+		return fmt.Errorf("%w: got %s, want a snapshot header", wire.ErrBadFrame, h.Type)
 	}
-	var hdr raft.SnapshotStreamHeader
+	var hdr wire.SnapshotStreamHeader
 	if err := t.codec.Decode(h.Type, p, &hdr); err != nil {
 		return err
 	}
@@ -200,8 +201,8 @@ func (t *Transport) receiveSnapshot(conn net.Conn, hs raft.Handshake) error {
 		}
 		buf = p[:0]
 		switch h.Type {
-		case raft.FramePing:
-		case raft.FrameSnapshotChunk:
+		case wire.FramePing:
+		case wire.FrameSnapshotChunk:
 			if size+uint64(len(p)) > hdr.Size {
 				return t.refuseSnapshot(conn, fmt.Errorf("more data than the declared %d bytes", hdr.Size))
 			}
@@ -210,8 +211,8 @@ func (t *Transport) receiveSnapshot(conn net.Conn, hs raft.Handshake) error {
 			}
 			size += uint64(len(p))
 			sum.Write(p)
-		case raft.FrameSnapshotEnd:
-			var e raft.SnapshotStreamEnd
+		case wire.FrameSnapshotEnd:
+			var e wire.SnapshotStreamEnd
 			if err := t.codec.Decode(h.Type, p, &e); err != nil {
 				return err
 			}
@@ -229,9 +230,9 @@ func (t *Transport) receiveSnapshot(conn net.Conn, hs raft.Handshake) error {
 			}
 			m.Snapshot.Data = data
 			t.cfg.Handler.HandleMessage(m)
-			return t.ackSnapshot(conn, raft.SnapshotStreamAck{OK: true})
+			return t.ackSnapshot(conn, wire.SnapshotStreamAck{OK: true})
 		default:
-			return fmt.Errorf("%w: unexpected %s in a snapshot stream", raft.ErrBadFrame, h.Type)
+			return fmt.Errorf("%w: unexpected %s in a snapshot stream", wire.ErrBadFrame, h.Type)
 		}
 	}
 }
@@ -269,11 +270,11 @@ func (f *snapshotFile) close() {
 // refuseSnapshot tells the sender why its snapshot was refused and returns
 // the reason.
 func (t *Transport) refuseSnapshot(conn net.Conn, reason error) error {
-	_ = t.ackSnapshot(conn, raft.SnapshotStreamAck{Reason: reason.Error()})
+	_ = t.ackSnapshot(conn, wire.SnapshotStreamAck{Reason: reason.Error()})
 	return fmt.Errorf("refused a snapshot: %w", reason)
 }
 
-func (t *Transport) ackSnapshot(conn net.Conn, ack raft.SnapshotStreamAck) error {
+func (t *Transport) ackSnapshot(conn net.Conn, ack wire.SnapshotStreamAck) error {
 	frame, err := t.codec.AppendFrame(nil, &ack)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // testSnapMsg returns a MsgSnap from -> to carrying data.
@@ -97,14 +98,14 @@ func TestSnapshotStreamRefused(t *testing.T) {
 	sum := sha256.Sum256(data)
 	header := func(tb testing.TB, size uint64) []byte {
 		m := testSnapMsg(2, 1, nil)
-		return testFrame(tb, &raft.SnapshotStreamHeader{Message: m, Size: size})
+		return testFrame(tb, &wire.SnapshotStreamHeader{Message: m, Size: size})
 	}
 	chunk := func(tb testing.TB, b []byte) []byte {
-		f, err := testCodec.AppendRawFrame(nil, raft.FrameSnapshotChunk, b)
+		f, err := testCodec.AppendRawFrame(nil, wire.FrameSnapshotChunk, b)
 		require.NoError(tb, err)
 		return f
 	}
-	end := func(tb testing.TB, h []byte) []byte { return testFrame(tb, &raft.SnapshotStreamEnd{SHA256: h}) }
+	end := func(tb testing.TB, h []byte) []byte { return testFrame(tb, &wire.SnapshotStreamEnd{SHA256: h}) }
 	tests := []struct {
 		name   string
 		stream func(tb testing.TB) []byte
@@ -149,7 +150,7 @@ func TestSnapshotStreamRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tc := newTestCluster(t, 2, func(id uint64, c *Config) { c.MaxSnapshotSize = 1 << 20 })
-			conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamSnapshot})
+			conn := rawDial(t, tc.nodes[1], wire.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: wire.StreamSnapshot})
 			defer conn.Close()
 			testWrite(t, conn, tt.stream(t))
 			ack := testReadAck(t, conn)
@@ -167,23 +168,23 @@ func TestSnapshotSlowSenderCutOff(t *testing.T) {
 		c.KeepAliveInterval = 100 * time.Millisecond
 		c.ReadTimeout = time.Second
 	})
-	conn := rawDial(t, tc.nodes[1], raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamSnapshot})
+	conn := rawDial(t, tc.nodes[1], wire.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: wire.StreamSnapshot})
 	defer conn.Close()
-	hdr := testFrame(t, &raft.SnapshotStreamHeader{Message: testSnapMsg(2, 1, nil), Size: 1000})
+	hdr := testFrame(t, &wire.SnapshotStreamHeader{Message: testSnapMsg(2, 1, nil), Size: 1000})
 	testWrite(t, conn, hdr)
-	testWrite(t, conn, testHeader(raft.FrameSnapshotChunk, 1000)) // and never the chunk
+	testWrite(t, conn, testHeader(wire.FrameSnapshotChunk, 1000)) // and never the chunk
 	expectClosed(t, conn)
 	waitLog(t, tc.nodes[1], "i/o timeout")
 	tc.nodes[1].h.expectNone(t, 0)
 }
 
-func testReadAck(tb testing.TB, conn net.Conn) raft.SnapshotStreamAck {
+func testReadAck(tb testing.TB, conn net.Conn) wire.SnapshotStreamAck {
 	tb.Helper()
 	require.NoError(tb, conn.SetReadDeadline(time.Now().Add(waitTimeout)))
 	h, p, err := testCodec.ReadFrame(conn, nil)
 	require.NoError(tb, err)
-	require.Equal(tb, raft.FrameSnapshotAck, h.Type)
-	var ack raft.SnapshotStreamAck
+	require.Equal(tb, wire.FrameSnapshotAck, h.Type)
+	var ack wire.SnapshotStreamAck
 	require.NoError(tb, testCodec.Decode(h.Type, p, &ack))
 	return ack
 }

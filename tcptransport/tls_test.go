@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // testCA is a certificate authority made for one test.
@@ -126,7 +127,7 @@ func TestMutualTLS(t *testing.T) {
 			}
 			defer conn.Close()
 			// A valid handshake and message, which must not get through.
-			_, _ = conn.Write(testFrame(t, &raft.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: raft.StreamMessages, Version: raft.HandshakeVersion}))
+			_, _ = conn.Write(testFrame(t, &wire.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: wire.StreamMessages, Version: wire.HandshakeVersion}))
 			_, _ = conn.Write(testFrame(t, &raft.Message{Type: raft.MsgHeartbeat, From: 2, To: 1, Term: 1}))
 			expectClosed(t, conn)
 			waitLog(t, tc.nodes[1], "refused handshake")

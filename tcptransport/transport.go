@@ -10,12 +10,12 @@
 // carry frames towards this node; replies travel on this node's own outbound
 // connections.
 //
-// Every connection starts with a handshake (see raft.HandshakeVersion) that
+// Every connection starts with a handshake (see wire.HandshakeVersion) that
 // names the cluster, the sender and the receiver, and authenticates both
 // ends: with TLS, by node certificates (see NodeURI); with a shared secret,
 // by challenge and response (see Config.PeerSecret); or not at all, if the
 // host says so (Config.Insecure). A refused side is told why (a
-// raft.HandshakeReason) and both log it. Frames are those of raft.Codec. A
+// wire.HandshakeReason) and both log it. Frames are those of wire.Codec. A
 // connection from another cluster or an unknown node, or carrying a
 // malformed, oversized or stalled frame, is closed with a log line saying
 // why; such warnings are rate-limited per remote host and per peer.
@@ -41,6 +41,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // ErrClosed is returned by calls on a closed Transport.
@@ -51,7 +52,7 @@ var ErrClosed = errors.New("tcptransport: transport closed")
 // describes.
 type Transport struct {
 	cfg   Config
-	codec *raft.Codec
+	codec *wire.Codec
 	log   *zap.Logger
 	ln    net.Listener
 
@@ -82,7 +83,7 @@ func New(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := raft.NewCodec(cfg.Codec)
+	c, err := wire.NewCodec(cfg.Codec)
 	if err != nil {
 		return nil, fmt.Errorf("tcptransport: %w", err)
 	}
@@ -252,7 +253,7 @@ func (t *Transport) MaxEntryDataSize() int { return t.maxEntry }
 // maxEntryDataSize computes MaxEntryDataSize for c: the frame limit less
 // the encoding of the largest MsgApp with one empty entry, less the longest
 // header of a byte string.
-func maxEntryDataSize(c *raft.Codec) (int, error) {
+func maxEntryDataSize(c *wire.Codec) (int, error) {
 	const top = ^uint64(0)
 	m := raft.Message{Type: raft.MsgApp, From: top, To: top, Term: top, LogTerm: top, Index: top,
 		Commit: top, Reject: true, RejectHint: top,
@@ -262,7 +263,7 @@ func maxEntryDataSize(c *raft.Codec) (int, error) {
 		return 0, err
 	}
 	const binHeader = 5 // bin32: marker and 4 length bytes
-	n := int(c.MaxFrameSize()) - (len(b) - raft.FrameHeaderSize) - binHeader
+	n := int(c.MaxFrameSize()) - (len(b) - wire.FrameHeaderSize) - binHeader
 	if n <= 0 {
 		return 0, fmt.Errorf("MaxFrameSize %d cannot carry an entry", c.MaxFrameSize())
 	}

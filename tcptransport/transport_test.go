@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/wire"
 )
 
 // testApp returns an append from -> to whose Index is seq.
@@ -216,7 +217,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "no address", cfg: Config{ID: 1, Handler: h}},
 		{name: "self as peer", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", Peers: map[uint64]string{1: "x"}}},
 		{name: "read timeout below keepalive", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", ReadTimeout: time.Second, KeepAliveInterval: 2 * time.Second}},
-		{name: "chunk above frame size", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", SnapshotChunkSize: 2 << 20, Codec: raft.CodecOptions{MaxFrameSize: 1 << 20}}},
+		{name: "chunk above frame size", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", SnapshotChunkSize: 2 << 20, Codec: wire.CodecOptions{MaxFrameSize: 1 << 20}}},
 		{name: "rate below min throughput", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", SnapshotRateLimit: 1000}},
 		{name: "bad listen address", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:99999", Insecure: true}},
 		{name: "missing snapshot directory", cfg: Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", Insecure: true, SnapshotDir: "/nonexistent/keel"}},
@@ -252,7 +253,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	// A snapshot in flight and a stalled raw connection are cut by Close too.
 	snap := testSnapMsg(1, 2, make([]byte, 4<<20))
 	tc.nodes[1].tr.Send([]raft.Message{snap})
-	conn := rawDial(t, tc.nodes[2], raft.Handshake{ClusterID: 0xC1, From: 3, To: 2, Stream: raft.StreamMessages})
+	conn := rawDial(t, tc.nodes[2], wire.Handshake{ClusterID: 0xC1, From: 3, To: 2, Stream: wire.StreamMessages})
 	defer conn.Close()
 	tc.closeAll()
 	check()

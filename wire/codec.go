@@ -1,4 +1,4 @@
-package raft
+package wire
 
 import (
 	"encoding/binary"
@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/keelraft/raft"
 )
 
 // The wire format: every frame is an 8-byte header followed by a payload.
@@ -210,8 +212,8 @@ type Handshake struct {
 // sent with its Snapshot.Data left empty; Size is the length of the data that
 // follows in FrameSnapshotChunk frames.
 type SnapshotStreamHeader struct {
-	Message Message `msgpack:"m"`
-	Size    uint64  `msgpack:"n"`
+	Message raft.Message `msgpack:"m"`
+	Size    uint64       `msgpack:"n"`
 }
 
 // SnapshotStreamEnd closes a snapshot stream: SHA256 is the SHA-256 digest of
@@ -227,18 +229,29 @@ type SnapshotStreamAck struct {
 	Reason string `msgpack:"r"`
 }
 
-// FramePayload is implemented by the types that travel as a frame's msgpack
-// payload: *Message, *Handshake, *SnapshotStreamHeader, *SnapshotStreamEnd and
-// *SnapshotStreamAck. The set is closed: the codec decodes only into these.
-type FramePayload interface {
-	frameType() FrameType
-}
+// FramePayload is a value that travels as a frame's msgpack payload: a
+// *raft.Message, *Handshake, *SnapshotStreamHeader, *SnapshotStreamEnd or
+// *SnapshotStreamAck. The set is closed: the codec encodes and decodes only
+// these, and refuses anything else with an error.
+type FramePayload any
 
-func (*Message) frameType() FrameType              { return FrameMessage }
-func (*Handshake) frameType() FrameType            { return FrameHandshake }
-func (*SnapshotStreamHeader) frameType() FrameType { return FrameSnapshotHeader }
-func (*SnapshotStreamEnd) frameType() FrameType    { return FrameSnapshotEnd }
-func (*SnapshotStreamAck) frameType() FrameType    { return FrameSnapshotAck }
+// frameTypeOf returns the frame type that carries v, or false if no frame
+// carries values of v's type.
+func frameTypeOf(v FramePayload) (FrameType, bool) {
+	switch v.(type) {
+	case *raft.Message:
+		return FrameMessage, true
+	case *Handshake:
+		return FrameHandshake, true
+	case *SnapshotStreamHeader:
+		return FrameSnapshotHeader, true
+	case *SnapshotStreamEnd:
+		return FrameSnapshotEnd, true
+	case *SnapshotStreamAck:
+		return FrameSnapshotAck, true
+	}
+	return 0, false
+}
 
 // CodecOptions configures a Codec. The zero value gives the defaults.
 type CodecOptions struct {
@@ -277,10 +290,10 @@ type codecEncoder struct {
 }
 
 // NewCodec returns a Codec with the given options, or an error wrapping
-// ErrInvalidConfig for negative limits.
+// raft.ErrInvalidConfig for negative limits.
 func NewCodec(opts CodecOptions) (*Codec, error) {
 	if opts.MaxElements < 0 {
-		return nil, fmt.Errorf("%w: CodecOptions.MaxElements is %d, want >= 0", ErrInvalidConfig, opts.MaxElements)
+		return nil, fmt.Errorf("%w: CodecOptions.MaxElements is %d, want >= 0", raft.ErrInvalidConfig, opts.MaxElements)
 	}
 	c := &Codec{maxFrame: opts.MaxFrameSize, maxElems: opts.MaxElements}
 	if c.maxFrame == 0 {
@@ -315,13 +328,17 @@ func (c *Codec) MaxFrameSize() uint32 { return c.maxFrame }
 // slice. It fails if the encoded payload exceeds the maximum frame size;
 // dst is then returned unchanged.
 func (c *Codec) AppendFrame(dst []byte, v FramePayload) ([]byte, error) {
+	t, ok := frameTypeOf(v)
+	if !ok {
+		return dst, fmt.Errorf("wire: no frame carries a %T", v)
+	}
 	e := c.encoders.Get().(*codecEncoder)
 	e.buf = e.buf[:0]
 	e.enc.ResetBytes(&e.buf)
 	if err := e.enc.Encode(v); err != nil {
-		return dst, fmt.Errorf("raft: encoding %s: %w", v.frameType(), err) // e is not reused
+		return dst, fmt.Errorf("wire: encoding %s: %w", t, err) // e is not reused
 	}
-	out, err := c.AppendRawFrame(dst, v.frameType(), e.buf)
+	out, err := c.AppendRawFrame(dst, t, e.buf)
 	if cap(e.buf) <= 1<<20 { // don't keep huge buffers in the pool
 		c.encoders.Put(e)
 	}
@@ -466,7 +483,7 @@ func (c *Codec) SplitFrame(data []byte) (FrameHeader, []byte, []byte, error) {
 // zeroed value of the concrete type t names. Decoded byte slices never alias
 // p. An error wraps ErrBadFrame.
 func (c *Codec) Decode(t FrameType, p []byte, v FramePayload) error {
-	if v.frameType() != t {
+	if vt, ok := frameTypeOf(v); !ok || vt != t {
 		return fmt.Errorf("%w: %s payload cannot be decoded as %T", ErrBadFrame, t, v)
 	}
 	if uint64(len(p)) > uint64(c.maxFrame) {
@@ -485,10 +502,10 @@ func (c *Codec) Decode(t FrameType, p []byte, v FramePayload) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrBadFrame, t, err)
 	}
-	if m, ok := v.(*Message); ok && m.Type >= numMessageTypes {
+	if m, ok := v.(*raft.Message); ok && !m.Type.Valid() {
 		return fmt.Errorf("%w: unknown message type %d", ErrBadFrame, uint8(m.Type))
 	}
-	if h, ok := v.(*SnapshotStreamHeader); ok && h.Message.Type >= numMessageTypes {
+	if h, ok := v.(*SnapshotStreamHeader); ok && !h.Message.Type.Valid() {
 		return fmt.Errorf("%w: unknown message type %d", ErrBadFrame, uint8(h.Message.Type))
 	}
 	if h, ok := v.(*Handshake); ok {

@@ -1,6 +1,7 @@
-package raft
+package wire
 
 import (
+	"github.com/keelraft/raft"
 	"runtime"
 	"testing"
 
@@ -16,11 +17,11 @@ func TestCodecDecodesALargeEntryInOneAllocation(t *testing.T) {
 	c, err := NewCodec(CodecOptions{})
 	require.NoError(t, err)
 	const size = 8 << 20
-	in := Message{Type: MsgApp, From: 1, To: 2, Term: 3, Entries: []Entry{{Term: 3, Index: 9, Data: make([]byte, size)}}}
+	in := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, Entries: []raft.Entry{{Term: 3, Index: 9, Data: make([]byte, size)}}}
 	frame, err := c.AppendFrame(nil, &in)
 	require.NoError(t, err)
 	payload := frame[FrameHeaderSize:]
-	var out Message
+	var out raft.Message
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -1,9 +1,10 @@
-package raft
+package wire
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"github.com/keelraft/raft"
 	"io"
 	"runtime"
 	"testing"
@@ -22,37 +23,37 @@ func codecTestNew(tb testing.TB, opts CodecOptions) *Codec {
 
 // codecTestEntries returns n entries following index prev at term 3, each
 // with size bytes of data.
-func codecTestEntries(prev uint64, n, size int) []Entry {
-	ents := make([]Entry, n)
+func codecTestEntries(prev uint64, n, size int) []raft.Entry {
+	ents := make([]raft.Entry, n)
 	for i := range ents {
 		data := bytes.Repeat([]byte{byte(i)}, size)
-		ents[i] = Entry{Term: 3, Index: prev + 1 + uint64(i), Type: EntryType(i % 2), Data: data}
+		ents[i] = raft.Entry{Term: 3, Index: prev + 1 + uint64(i), Type: raft.EntryType(i % 2), Data: data}
 	}
 	return ents
 }
 
 // codecTestMessages returns one filled-in message of every type.
-func codecTestMessages() []Message {
-	snap := &Snapshot{
-		Metadata: SnapshotMetadata{Index: 40, Term: 2, ConfState: ConfState{
+func codecTestMessages() []raft.Message {
+	snap := &raft.Snapshot{
+		Metadata: raft.SnapshotMetadata{Index: 40, Term: 2, ConfState: raft.ConfState{
 			Voters: []uint64{1, 2, 3}, Learners: []uint64{4}, VotersOutgoing: []uint64{1, 2, 5},
 			LearnersNext: []uint64{5}, AutoLeave: true,
 		}},
 		Data: []byte("application state"),
 	}
-	var msgs []Message
-	for t := MessageType(0); t < numMessageTypes; t++ {
-		m := Message{Type: t, From: 1, To: 2, Term: 7, LogTerm: 6, Index: 41, Commit: 40, RejectHint: 9}
+	var msgs []raft.Message
+	for t := raft.MessageType(0); t.Valid(); t++ {
+		m := raft.Message{Type: t, From: 1, To: 2, Term: 7, LogTerm: 6, Index: 41, Commit: 40, RejectHint: 9}
 		switch t {
-		case MsgApp, MsgProp:
+		case raft.MsgApp, raft.MsgProp:
 			m.Entries = codecTestEntries(41, 5, 100)
-		case MsgSnap:
+		case raft.MsgSnap:
 			m.Snapshot = snap
-		case MsgReadIndex, MsgReadIndexResp:
-			m.Entries = []Entry{{Data: []byte("read-ctx")}}
-		case MsgAppResp, MsgVoteResp, MsgPreVoteResp, MsgSnapStatus:
+		case raft.MsgReadIndex, raft.MsgReadIndexResp:
+			m.Entries = []raft.Entry{{Data: []byte("read-ctx")}}
+		case raft.MsgAppResp, raft.MsgVoteResp, raft.MsgPreVoteResp, raft.MsgSnapStatus:
 			m.Reject = true
-		case MsgHeartbeat, MsgHeartbeatResp:
+		case raft.MsgHeartbeat, raft.MsgHeartbeatResp:
 			m.Context = []byte{0, 1, 2, 0xff}
 		}
 		msgs = append(msgs, m)
@@ -71,7 +72,7 @@ func TestCodecRoundTripMessages(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, FrameMessage, h.Type)
 			assert.Empty(t, rest)
-			var got Message
+			var got raft.Message
 			require.NoError(t, c.Decode(h.Type, p, &got))
 			assert.Equal(t, m, got)
 			if len(got.Entries) > 0 && len(got.Entries[0].Data) > 0 {
@@ -95,7 +96,7 @@ func TestCodecRoundTripControlFrames(t *testing.T) {
 		{name: "handshake", v: &Handshake{ClusterID: 0xdeadbeef, From: 1, To: 3, Stream: StreamHeartbeats}, zero: &Handshake{}},
 		{
 			name: "snapshot header",
-			v:    &SnapshotStreamHeader{Message: codecTestMessages()[MsgSnap], Size: 64 << 20},
+			v:    &SnapshotStreamHeader{Message: codecTestMessages()[raft.MsgSnap], Size: 64 << 20},
 			zero: &SnapshotStreamHeader{},
 		},
 		{name: "snapshot end", v: &SnapshotStreamEnd{SHA256: bytes.Repeat([]byte{7}, 32)}, zero: &SnapshotStreamEnd{}},
@@ -108,7 +109,9 @@ func TestCodecRoundTripControlFrames(t *testing.T) {
 			require.NoError(t, err)
 			h, p, err := c.ReadFrame(bytes.NewReader(frame), nil)
 			require.NoError(t, err)
-			assert.Equal(t, tt.v.frameType(), h.Type)
+			want, ok := frameTypeOf(tt.v)
+			require.True(t, ok)
+			assert.Equal(t, want, h.Type)
 			require.NoError(t, c.Decode(h.Type, p, tt.zero))
 			assert.Equal(t, tt.v, tt.zero)
 		})
@@ -142,7 +145,7 @@ func TestCodecRawFrames(t *testing.T) {
 
 func TestCodecEncodeTooLarge(t *testing.T) {
 	c := codecTestNew(t, CodecOptions{MaxFrameSize: 4096})
-	m := Message{Type: MsgApp, From: 1, To: 2, Term: 3, Entries: codecTestEntries(0, 10, 1000)}
+	m := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, Entries: codecTestEntries(0, 10, 1000)}
 	out, err := c.AppendFrame([]byte{1}, &m)
 	require.ErrorIs(t, err, ErrFrameTooLarge)
 	assert.Equal(t, []byte{1}, out)
@@ -157,7 +160,7 @@ func codecTestHeader(magic0, magic1, version, typ byte, length uint32) []byte {
 
 func TestCodecRejectsBadFrames(t *testing.T) {
 	c := codecTestNew(t, CodecOptions{MaxFrameSize: 1 << 20, MaxElements: 1000})
-	good, err := c.AppendFrame(nil, &Message{Type: MsgApp, From: 1, To: 2, Term: 2, Entries: codecTestEntries(0, 2, 3)})
+	good, err := c.AppendFrame(nil, &raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 2, Entries: codecTestEntries(0, 2, 3)})
 	require.NoError(t, err)
 	payload := good[FrameHeaderSize:]
 	deep := bytes.Repeat([]byte{0x91}, 100) // [[[[...]]]]
@@ -206,7 +209,7 @@ func TestCodecRejectsBadFrames(t *testing.T) {
 }
 
 func TestCodecElementLimit(t *testing.T) {
-	m := Message{Type: MsgApp, From: 1, To: 2, Term: 3, Entries: codecTestEntries(0, 100, 0)}
+	m := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, Entries: codecTestEntries(0, 100, 0)}
 	big := codecTestNew(t, CodecOptions{})
 	frame, err := big.AppendFrame(nil, &m)
 	require.NoError(t, err)
@@ -232,7 +235,7 @@ func TestCodecHostileAllocation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var m Message
+			var m raft.Message
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
@@ -247,14 +250,14 @@ func TestCodecDecodeWrongType(t *testing.T) {
 	c := codecTestNew(t, CodecOptions{})
 	frame, err := c.AppendFrame(nil, &Handshake{ClusterID: 1, From: 1, To: 2, Stream: StreamMessages})
 	require.NoError(t, err)
-	var m Message
+	var m raft.Message
 	err = c.Decode(FrameHandshake, frame[FrameHeaderSize:], &m)
 	assert.ErrorIs(t, err, ErrBadFrame)
 }
 
 func TestNewCodecRejectsNegativeElements(t *testing.T) {
 	_, err := NewCodec(CodecOptions{MaxElements: -1})
-	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.ErrorIs(t, err, raft.ErrInvalidConfig)
 }
 
 // codecTestDecodeAll decodes every frame in data and returns the first error.
@@ -267,7 +270,7 @@ func codecTestDecodeAll(c *Codec, data []byte) error {
 		var v FramePayload
 		switch h.Type {
 		case FrameMessage:
-			v = &Message{}
+			v = &raft.Message{}
 		case FrameHandshake:
 			v = &Handshake{}
 		case FrameSnapshotHeader:
@@ -298,7 +301,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	}
 	for _, v := range []FramePayload{
 		&Handshake{ClusterID: 9, From: 2, To: 1, Stream: StreamSnapshot},
-		&SnapshotStreamHeader{Message: codecTestMessages()[MsgSnap], Size: 10},
+		&SnapshotStreamHeader{Message: codecTestMessages()[raft.MsgSnap], Size: 10},
 		&SnapshotStreamEnd{SHA256: make([]byte, 32)},
 		&SnapshotStreamAck{OK: true, Reason: "x"},
 	} {
@@ -323,7 +326,7 @@ func FuzzDecodeFrame(f *testing.F) {
 			require.True(t, bytes.Equal(p, rp), "same payload")
 			require.LessOrEqual(t, h.Length, c.MaxFrameSize())
 			if h.Type == FrameMessage {
-				var m Message
+				var m raft.Message
 				if err := c.Decode(h.Type, p, &m); err != nil {
 					require.ErrorIs(t, err, ErrBadFrame)
 					return
@@ -331,7 +334,7 @@ func FuzzDecodeFrame(f *testing.F) {
 				// What decodes re-encodes and decodes to the same message.
 				again, err := c.AppendFrame(nil, &m)
 				require.NoError(t, err)
-				var m2 Message
+				var m2 raft.Message
 				require.NoError(t, c.Decode(FrameMessage, again[FrameHeaderSize:], &m2))
 				require.Equal(t, codecTestNormalize(m), codecTestNormalize(m2))
 			} else if err := codecTestDecodeAll(c, data[:FrameHeaderSize+int(h.Length)]); err != nil {
@@ -391,7 +394,7 @@ func FuzzHandshake(f *testing.F) {
 
 // codecTestNormalize maps empty slices to nil: msgpack does not distinguish
 // them.
-func codecTestNormalize(m Message) Message {
+func codecTestNormalize(m raft.Message) raft.Message {
 	if len(m.Entries) == 0 {
 		m.Entries = nil
 	}
@@ -423,10 +426,10 @@ func BenchmarkCodec(b *testing.B) {
 	c := codecTestNew(b, CodecOptions{})
 	cases := []struct {
 		name string
-		m    Message
+		m    raft.Message
 	}{
-		{name: "heartbeat", m: Message{Type: MsgHeartbeat, From: 1, To: 2, Term: 5, Commit: 1000}},
-		{name: "append-64x128B", m: Message{Type: MsgApp, From: 1, To: 2, Term: 5, LogTerm: 5, Index: 100, Commit: 99, Entries: codecTestEntries(100, 64, 128)}},
+		{name: "heartbeat", m: raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 5, Commit: 1000}},
+		{name: "append-64x128B", m: raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 5, LogTerm: 5, Index: 100, Commit: 99, Entries: codecTestEntries(100, 64, 128)}},
 	}
 	for _, tc := range cases {
 		frame, err := c.AppendFrame(nil, &tc.m)
@@ -443,7 +446,7 @@ func BenchmarkCodec(b *testing.B) {
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				var m Message
+				var m raft.Message
 				if err := c.Decode(FrameMessage, frame[FrameHeaderSize:], &m); err != nil {
 					b.Fatal(err)
 				}
@@ -474,7 +477,7 @@ func TestCodecReadFrameGrowsWithData(t *testing.T) {
 		assert.LessOrEqual(t, after.TotalAlloc-before.TotalAlloc, uint64(256<<10))
 	})
 	t.Run("limit below the maximum", func(t *testing.T) {
-		frame, err := c.AppendFrame(nil, &Message{Type: MsgApp, Entries: codecTestEntries(0, 4, 100)})
+		frame, err := c.AppendFrame(nil, &raft.Message{Type: raft.MsgApp, Entries: codecTestEntries(0, 4, 100)})
 		require.NoError(t, err)
 		_, _, err = c.ReadFrameLimit(bytes.NewReader(frame), nil, 64)
 		assert.ErrorIs(t, err, ErrFrameTooLarge)

@@ -20,6 +20,7 @@ import (
 	"github.com/keelraft/raft/bench/internal/harness"
 	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/wal"
+	"github.com/keelraft/raft/wire"
 )
 
 // Name labels this library's rows.
@@ -127,7 +128,7 @@ func Run(w harness.Workload) (res harness.Result) {
 }
 
 func start(w harness.Workload) ([]*member, error) {
-	net, err := memtransport.NewNetwork(raft.CodecOptions{})
+	net, err := memtransport.NewNetwork(wire.CodecOptions{})
 	if err != nil {
 		return nil, err
 	}
