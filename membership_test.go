@@ -233,7 +233,7 @@ func TestMembershipRemoveLeader(t *testing.T) {
 	}
 }
 
-func TestS20ConfChangeOnlyAfterCurrentTermCommit(t *testing.T) {
+func TestConfChangeOnlyAfterCurrentTermCommit(t *testing.T) {
 	nw := newNetwork(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
 	nw.electLeader(1)
 	// Node 2 wins an election but its no-op is not committed yet.
@@ -248,7 +248,7 @@ func TestS20ConfChangeOnlyAfterCurrentTermCommit(t *testing.T) {
 	require.NoError(t, nw.proposeConf(2, ConfChange{Changes: []ConfChangeSingle{removeNode(3)}}))
 }
 
-func TestS21SecondPendingConfChangeRejected(t *testing.T) {
+func TestSecondPendingConfChangeRejected(t *testing.T) {
 	nw := newNetwork(t, 3)
 	nw.electLeader(1)
 	nw.isolate(2)
@@ -317,7 +317,7 @@ func TestConfChangeRefusedAtApplyIsVisibleInEntry(t *testing.T) {
 	}
 }
 
-func TestS23RemovedNodeCannotDisrupt(t *testing.T) {
+func TestRemovedNodeCannotDisrupt(t *testing.T) {
 	nw := newNetwork(t, 3)
 	nw.electLeader(1)
 	nw.isolate(3)

@@ -11,11 +11,11 @@ import (
 // PreVote and CheckQuorum, removal and snapshots. S18 and S20–S23 are in
 // membership_test.go.
 
-func TestS11_ReadIndexBeforeNoopCommitsIsDeferred(t *testing.T) {
+func TestReadIndexBeforeNoopCommitsIsDeferred(t *testing.T) {
 	TestReadIndexDeferredUntilLeaderCommitsInItsTerm(t)
 }
 
-func TestS12_ReadIndexOnIsolatedOldLeaderNeverAnswered(t *testing.T) {
+func TestReadIndexOnIsolatedOldLeaderNeverAnswered(t *testing.T) {
 	// Without CheckQuorum the old leader keeps believing it leads.
 	nw := newReadNetwork(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
 	nw.electLeader(1)
@@ -34,7 +34,7 @@ func TestS12_ReadIndexOnIsolatedOldLeaderNeverAnswered(t *testing.T) {
 	assert.Empty(t, nw.reads[1], "an isolated old leader never answers a read")
 }
 
-func TestS13_ReadIndexRightAfterTransferIsNotStale(t *testing.T) {
+func TestReadIndexRightAfterTransferIsNotStale(t *testing.T) {
 	nw := newReadNetwork(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "x"))
@@ -58,12 +58,12 @@ func TestS13_ReadIndexRightAfterTransferIsNotStale(t *testing.T) {
 	assert.GreaterOrEqual(t, nw.reads[1][0].Index, written)
 }
 
-// TestS14_LeaseReadUnderTickDrift runs an isolated lease-holding leader
+// TestLeaseReadUnderTickDrift runs an isolated lease-holding leader
 // against followers whose clocks run faster. Within the documented bound
 // (10%), every lease read the old leader serves happens before the new
 // leader commits anything; far beyond it (followers three times as fast), the old
 // leader serves a stale read — the documented limit of lease reads.
-func TestS14_LeaseReadUnderTickDrift(t *testing.T) {
+func TestLeaseReadUnderTickDrift(t *testing.T) {
 	tests := []struct {
 		name      string
 		drift     float64 // followers' ticks per leader tick
@@ -130,7 +130,7 @@ func runLeaseDrift(t *testing.T, drift float64, seed uint64) bool {
 	return stale
 }
 
-func TestS15_MinorityLeaderStepsDownWithinOneElectionTimeout(t *testing.T) {
+func TestMinorityLeaderStepsDownWithinOneElectionTimeout(t *testing.T) {
 	nw := newNetwork(t, 5)
 	nw.electLeader(1)
 	nw.tickAll()
@@ -144,7 +144,7 @@ func TestS15_MinorityLeaderStepsDownWithinOneElectionTimeout(t *testing.T) {
 	}
 }
 
-func TestS16_PreVoteRejoiningNodeDoesNotDisruptLeader(t *testing.T) {
+func TestPreVoteRejoiningNodeDoesNotDisruptLeader(t *testing.T) {
 	nw := newNetwork(t, 3)
 	nw.electLeader(1)
 	term := nw.raft(1).Term
@@ -163,7 +163,7 @@ func TestS16_PreVoteRejoiningNodeDoesNotDisruptLeader(t *testing.T) {
 	assert.Equal(t, term, nw.raft(1).Term, "the leader keeps its term")
 }
 
-func TestS17_PreVoteSmallerTermNodeStillElectsLeader(t *testing.T) {
+func TestPreVoteSmallerTermNodeStillElectsLeader(t *testing.T) {
 	// hashicorp/raft #606: with pre-vote, a 2-of-3 cluster whose live
 	// members have different terms must still elect a leader.
 	nw := newNetwork(t, 3)
@@ -185,7 +185,7 @@ func TestS17_PreVoteSmallerTermNodeStillElectsLeader(t *testing.T) {
 	assert.Contains(t, []uint64{1, 3}, lead, "a leader is still elected")
 }
 
-func TestS19_PeerStrandedAtHigherTermRecovers(t *testing.T) {
+func TestPeerStrandedAtHigherTermRecovers(t *testing.T) {
 	nw := newNetwork(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
@@ -210,12 +210,12 @@ func TestS19_PeerStrandedAtHigherTermRecovers(t *testing.T) {
 	assert.Equal(t, []string{"a", "b", "c"}, nw.appliedData(3))
 }
 
-func TestS24_SnapshotToFollowerBehindCompaction(t *testing.T) {
+func TestSnapshotToFollowerBehindCompaction(t *testing.T) {
 	TestSnapshotSentToFollowerBehindCompaction(t)
 	TestSnapshotTemporarilyUnavailableIsRetried(t)
 }
 
-func TestS25_StaleOrDuplicateSnapshotIgnored(t *testing.T) {
+func TestStaleOrDuplicateSnapshotIgnored(t *testing.T) {
 	TestStaleSnapshotIgnored(t)
 }
 
@@ -233,7 +233,7 @@ func (s *gapStorage) Term(i uint64) (uint64, error) {
 	return s.MemoryStorage.Term(i)
 }
 
-func TestS26_RestartWithGapBetweenSnapshotAndLog(t *testing.T) {
+func TestRestartWithGapBetweenSnapshotAndLog(t *testing.T) {
 	ms := NewMemoryStorage()
 	require.NoError(t, ms.ApplySnapshot(Snapshot{Metadata: SnapshotMetadata{Index: 5, Term: 2, ConfState: ConfState{Voters: []uint64{1}}}}))
 	require.NoError(t, ms.Append([]Entry{{Index: 6, Term: 2}, {Index: 7, Term: 2}, {Index: 8, Term: 3}}))

@@ -29,7 +29,7 @@ func relHasEntryOfTerm(m Message, t uint64) bool {
 // a majority while the leader is in term 4 must not be committed by counting
 // replicas, because a node that never saw it can still win and overwrite it;
 // it commits only together with an entry of the leader's own term.
-func TestS01_Figure8OldTermEntryNotCommittedByCounting(t *testing.T) {
+func TestFigure8OldTermEntryNotCommittedByCounting(t *testing.T) {
 	tests := []struct {
 		name string
 		// currentTermOnMajority: before node 1 crashes, the entry of its
@@ -140,7 +140,7 @@ func TestS01_Figure8OldTermEntryNotCommittedByCounting(t *testing.T) {
 
 // S02: a new leader commits the suffix it inherited from an earlier term
 // through its own empty entry, without any client proposal.
-func TestS02_NewLeaderNoopCommitsInheritedSuffix(t *testing.T) {
+func TestNewLeaderNoopCommitsInheritedSuffix(t *testing.T) {
 	c := newRelCluster(t, 3)
 	c.elect(1, nil)
 	require.NoError(t, c.propose(1, "inherited"))
@@ -176,7 +176,7 @@ func TestS02_NewLeaderNoopCommitsInheritedSuffix(t *testing.T) {
 
 // S03: a candidate whose log lacks a committed entry loses the election,
 // with or without PreVote, and does not damage the up-to-date log.
-func TestS03_StaleLogCandidateLosesElection(t *testing.T) {
+func TestStaleLogCandidateLosesElection(t *testing.T) {
 	tests := []struct {
 		name    string
 		preVote bool
@@ -228,7 +228,7 @@ func TestS03_StaleLogCandidateLosesElection(t *testing.T) {
 // correct host sends the grant only once the vote is durable, so node 3
 // never grants two votes that leave it in one term, and no term has two
 // leaders. A host that sends before persisting is caught doing both.
-func TestS04_VoteThenCrashBeforeHardStateSyncedNoSecondVote(t *testing.T) {
+func TestVoteThenCrashBeforeHardStateSyncedNoSecondVote(t *testing.T) {
 	tests := []struct {
 		name       string
 		crashAfter relStep
@@ -313,7 +313,7 @@ func TestS04_VoteThenCrashBeforeHardStateSyncedNoSecondVote(t *testing.T) {
 // decreases, and is never below a term it acted on (voted, acknowledged,
 // led). A message that raised the term but was lost with the crash is as if
 // never received.
-func TestS05_TermNeverRegressesAcrossCrash(t *testing.T) {
+func TestTermNeverRegressesAcrossCrash(t *testing.T) {
 	tests := []struct {
 		name string
 		// msg builds, on a cluster where node 3 is still in term 2 while
@@ -385,7 +385,7 @@ func TestS05_TermNeverRegressesAcrossCrash(t *testing.T) {
 // the entries write and the hard state write. On restart its commit index
 // never exceeds its durable last index. A host writing in the other order
 // leaves a storage that the restart refuses with an error, without panic.
-func TestS06_CrashBetweenEntriesAndHardStateCommitWithinDurableLog(t *testing.T) {
+func TestCrashBetweenEntriesAndHardStateCommitWithinDurableLog(t *testing.T) {
 	setup := func(t *testing.T) (*relCluster, Message, *Ready) {
 		c := newRelCluster(t, 3)
 		c.elect(1, nil)
@@ -460,7 +460,7 @@ func TestS06_CrashBetweenEntriesAndHardStateCommitWithinDurableLog(t *testing.T)
 // S07: a single voter hands out no entry for applying before the host made
 // it durable, wherever it crashes; an entry lost in the crash is never
 // applied, a durable one commits once the node leads again.
-func TestS07_SingleVoterAppliesNothingBeforeDurable(t *testing.T) {
+func TestSingleVoterAppliesNothingBeforeDurable(t *testing.T) {
 	for _, crashAfter := range append(relCrashPoints, relStepAdvance) {
 		t.Run("crash after "+crashAfter.String(), func(t *testing.T) {
 			c := newRelCluster(t, 1)
@@ -502,7 +502,7 @@ func TestS07_SingleVoterAppliesNothingBeforeDurable(t *testing.T) {
 // S08: a follower whose log has an uncommitted suffix from a deposed leader
 // loses only that suffix; its committed prefix is never rewritten, not even
 // by an append that claims otherwise.
-func TestS08_FollowerConflictTruncatesOnlyUncommittedSuffix(t *testing.T) {
+func TestFollowerConflictTruncatesOnlyUncommittedSuffix(t *testing.T) {
 	c := newRelCluster(t, 3)
 	c.elect(1, nil)
 	require.NoError(t, c.propose(1, "a"))
@@ -563,7 +563,7 @@ func TestS08_FollowerConflictTruncatesOnlyUncommittedSuffix(t *testing.T) {
 // log no longer holds those entries. They must not move B's progress or
 // commit anything, and the stale appends themselves, replayed, must not
 // truncate anybody's log.
-func TestS09_StaleTermAppendAckNoTruncateNoMiscommit(t *testing.T) {
+func TestStaleTermAppendAckNoTruncateNoMiscommit(t *testing.T) {
 	c := newRelCluster(t, 5)
 	a, b, cc, d, e := uint64(1), uint64(2), uint64(3), uint64(4), uint64(5)
 
@@ -659,7 +659,7 @@ func (n *relNode) mustLastIndex(t testing.TB) uint64 {
 // S10: messages from the leader whose commit index lies beyond the
 // follower's log are clamped (or the message rejected or refused); nothing
 // panics and the commit index never passes the log.
-func TestS10_CommitBeyondLogClampedNoPanic(t *testing.T) {
+func TestCommitBeyondLogClampedNoPanic(t *testing.T) {
 	tests := []struct {
 		name       string
 		msg        Message
