@@ -30,6 +30,16 @@ func (nw *network) campaignAndWrite(id uint64) {
 	}
 }
 
+// restartDamaged restarts node id from a copy of its storage cut after
+// index last and marked recovering, as the wal presents a log it salvaged.
+func (nw *network) restartDamaged(id, last uint64) {
+	s := backupStorage(nw.t, nw.nodes[id].storage, last)
+	hs := s.HardState()
+	hs.Recovering = true
+	require.NoError(nw.t, s.SetHardState(hs))
+	nw.restartWithStorage(id, s)
+}
+
 // TestRecoveringNodeElectsNoLeaderWithoutCommittedEntries loses the tail of
 // a follower that helped commit entries, then cuts off the only other node
 // holding them: the follower, recovering, must not help the node that lacks
@@ -51,11 +61,7 @@ func recoveringNodeElectsNoLeaderWithoutCommittedEntries(t testing.TB) {
 
 	// Node 3's storage loses b and c, finds out and says so, as the wal
 	// does when it salvages a damaged log.
-	damaged := backupStorage(t, nw.nodes[3].storage, kept)
-	hs := damaged.HardState()
-	hs.Recovering = true
-	require.NoError(t, damaged.SetHardState(hs))
-	nw.restartWithStorage(3, damaged)
+	nw.restartDamaged(3, kept)
 	require.True(t, nw.raft(3).recovering)
 
 	// Node 1 goes down; node 2, which lacks b and c, campaigns.
@@ -87,11 +93,7 @@ func TestRecoveringFollowerCountsTowardNoQuorum(t *testing.T) {
 	nw := newNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlySafe })
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
-	s := backupStorage(t, nw.nodes[3].storage, nw.raft(3).raftLog.lastIndex())
-	hs := s.HardState()
-	hs.Recovering = true
-	require.NoError(t, s.SetHardState(hs))
-	nw.restartWithStorage(3, s)
+	nw.restartDamaged(3, nw.raft(3).raftLog.lastIndex())
 	nw.isolate(2)
 	nw.tickLeader(1, 2)
 	require.True(t, nw.raft(1).trk.progress[3].Recovering)
@@ -243,13 +245,7 @@ func TestLateRepairDoesNotEndALaterRecovery(t *testing.T) {
 	nw := newNetwork(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
-	damage := func() {
-		s := backupStorage(t, nw.nodes[3].storage, nw.raft(3).raftLog.lastIndex()-1)
-		hs := s.HardState()
-		hs.Recovering = true
-		require.NoError(t, s.SetHardState(hs))
-		nw.restartWithStorage(3, s)
-	}
+	damage := func() { nw.restartDamaged(3, nw.raft(3).raftLog.lastIndex()-1) }
 	var repair *Message
 	nw.onReady = func(n *testNode, rd Ready) {
 		for _, m := range rd.Messages {
