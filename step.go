@@ -191,23 +191,16 @@ func stepLeader(r *raft, m Message) error {
 		}
 		return nil
 	}
+	response := m.Type == MsgAppResp || m.Type == MsgHeartbeatResp
+	if response && (m.Incarnation != pr.incarnation || m.Recovery != 0 || pr.Recovering) {
+		// What the peer says of its storage counts before its answer does.
+		r.noteRecoveryState(&m, pr)
+	}
 	switch m.Type {
 	case MsgAppResp:
-		if m.Incarnation != pr.incarnation || m.Recovery != 0 || pr.Recovering {
-			r.noteRecoveryState(&m, pr)
-		}
 		r.handleAppendResponse(m, pr)
-		if r.incarnationsUnrecorded {
-			r.maybeRecordIncarnations()
-		}
 	case MsgHeartbeatResp:
-		if m.Incarnation != pr.incarnation || m.Recovery != 0 || pr.Recovering {
-			r.noteRecoveryState(&m, pr)
-		}
 		r.handleHeartbeatResponse(m, pr)
-		if r.incarnationsUnrecorded {
-			r.maybeRecordIncarnations()
-		}
 	case MsgSnapStatus:
 		r.handleSnapStatus(m, pr)
 	case MsgUnreachable:
@@ -215,6 +208,9 @@ func stepLeader(r *raft, m Message) error {
 		if pr.State == ProgressStateReplicate {
 			pr.becomeProbe()
 		}
+	}
+	if response && r.incarnationsUnrecorded {
+		r.maybeRecordIncarnations()
 	}
 	return nil
 }
