@@ -137,8 +137,10 @@ type Config struct {
 	Seed uint64
 }
 
-// withDefaults returns a copy of c with zero fields set to their defaults.
-func (c Config) withDefaults() Config {
+// WithDefaults returns a copy of c with its zero fields set to their
+// defaults, as NewRawNode uses it: a wrapper reads the limits in force from
+// it.
+func (c Config) WithDefaults() Config {
 	if c.ElectionTick == 0 {
 		c.ElectionTick = DefaultElectionTick
 	}
@@ -167,9 +169,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate reports the first invalid field of c (after defaults), naming the
-// field and its value.
-func (c *Config) validate() error {
+// Validate reports the first invalid field of c, naming the field and its
+// value, in an error wrapping ErrInvalidConfig. It checks c as it is: zero
+// fields that have defaults fail, so check c.WithDefaults() to learn
+// whether NewRawNode would accept c.
+func (c *Config) Validate() error {
 	switch {
 	case c.ID == None:
 		return fmt.Errorf("%w: ID must not be 0", ErrInvalidConfig)

@@ -76,8 +76,8 @@ func TestConfigValidate(t *testing.T) {
 			c := unitConfig(1)
 			tt.mutate(&c)
 
-			d := c.withDefaults()
-			verr := d.validate()
+			d := c.WithDefaults()
+			verr := d.Validate()
 			require.Error(t, verr)
 			assert.ErrorIs(t, verr, ErrInvalidConfig)
 			for _, s := range tt.wantText {
@@ -177,7 +177,7 @@ func TestConfigDefaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := tt.in
-			got := in.withDefaults()
+			got := in.WithDefaults()
 			tt.want(t, got)
 			assert.Equal(t, tt.in, in, "withDefaults does not modify its receiver")
 		})

@@ -80,24 +80,11 @@ var (
 	// not a voter of the configuration or already leads.
 	ErrInvalidTransfer = errors.New("raft: invalid leadership transfer")
 
-	// ErrStopped is returned by the calls of a Node that was stopped (or
-	// never started). A proposal that fails with ErrStopped alone was never
-	// appended; one that was appended before the stop fails with
-	// ErrProposalUnknown as well.
-	ErrStopped = errors.New("raft: node stopped")
-
 	// ErrProposalTooLarge is returned when a proposed entry's Data is larger
 	// than Config.MaxEntrySize: such an entry could never be carried to the
 	// followers, so it is refused before it is appended (or forwarded). The
 	// proposal went nowhere; retrying it unchanged fails again.
 	ErrProposalTooLarge = errors.New("raft: proposed entry too large")
-
-	// ErrProposalUnknown is returned by Node.Propose when the outcome is
-	// unknown: the entry was appended to the leader's log, but the leader
-	// lost office before the node saw it applied, the context expired, or
-	// the node stopped. The entry may or may not apply later; a client
-	// that retries must make its command idempotent.
-	ErrProposalUnknown = errors.New("raft: proposal outcome unknown")
 
 	// ErrTransferInProgress is returned by Propose on a leader that is
 	// handing leadership over. It wraps ErrProposalDropped: the proposal

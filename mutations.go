@@ -36,10 +36,10 @@ const (
 	// mutationSnapshotOvertakesConfChange restores a snapshot while
 	// configuration changes handed out for applying are still unapplied.
 	mutationSnapshotOvertakesConfChange
-	// mutationLeaseMissedTicks has a Node tick once per wake-up of its
-	// ticker and count no time missed against the leader lease, so that a
-	// leader paused for longer than its lease still serves lease reads on
-	// waking.
+	// mutationLeaseMissedTicks has a Node (package raftnode) tick once per
+	// wake-up of its ticker and count no time missed against the leader
+	// lease, so that a leader paused for longer than its lease still serves
+	// lease reads on waking.
 	mutationLeaseMissedTicks
 	// mutationNoCaretaker never lets a node that is not a voter campaign
 	// as a caretaker.

@@ -38,3 +38,14 @@ func SetMutationsForTesting(names ...string) (restore func()) {
 	prev := activeMutations.Swap(bits)
 	return func() { activeMutations.Store(prev) }
 }
+
+// MutatedForTesting reports whether the named fix is switched off. It lets
+// the runner package, whose fixes are listed here too, test its own.
+func MutatedForTesting(name string) bool {
+	for m := range numMutations {
+		if mutationNames[m] == name {
+			return mutated(m)
+		}
+	}
+	return false
+}

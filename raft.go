@@ -122,8 +122,8 @@ type raft struct {
 
 // newRaft validates c and builds a node from its storage.
 func newRaft(c Config) (*raft, error) {
-	c = c.withDefaults()
-	if err := c.validate(); err != nil {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	raftLog, err := newLog(c.Storage, c.Logger, c.MaxCommittedSizePerReady)

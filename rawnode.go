@@ -177,6 +177,39 @@ func (rn *RawNode) Propose(data []byte) (err error) {
 	})
 }
 
+// ProposeEntries proposes ents, normal entries and at most one
+// configuration-change entry, as one batch appended in order; their Term
+// and Index fields are ignored, and the core keeps the slice. On the leader
+// the entries are appended at once: entry i gets index first+i in term
+// term. A follower forwards them to the leader and returns first = 0, since
+// where they land is not known here. Errors are those of Propose and
+// ProposeConfChange; on an error nothing was appended.
+func (rn *RawNode) ProposeEntries(ents []Entry) (first, term uint64, err error) {
+	if rn.err != nil {
+		return 0, 0, rn.err
+	}
+	defer rn.recoverStorage(&err)
+	r := rn.raft
+	if err := r.Step(Message{Type: MsgProp, From: r.id, Entries: ents}); err != nil {
+		return 0, 0, err
+	}
+	if r.state != StateLeader {
+		return 0, 0, nil
+	}
+	return r.raftLog.lastIndex() - uint64(len(ents)) + 1, r.Term, nil
+}
+
+// RecordMissedTicks tells the core that n ticks' worth of time passed
+// without Tick being called: the host's process was paused (SIGSTOP, a
+// virtual machine's stolen CPU, a long GC pause) or its loop was busy. A
+// host that measures elapsed time calls it before its next Tick with the
+// ticks it skipped. They count against the leader lease alone, as if
+// ticked, so that a leader that slept through a lease serves no lease read
+// from before the pause; they fire no election or heartbeat timeout, since
+// a burst of timeouts before the host has handled the messages that arrived
+// meanwhile would start needless elections.
+func (rn *RawNode) RecordMissedTicks(n uint64) { rn.raft.missedTicks(n) }
+
 // Step feeds a message that arrived from a peer. It returns
 // ErrStepLocalMsg for message types only a node generates itself,
 // ErrStepPeerNotFound for a response from a node outside the configuration,

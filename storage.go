@@ -301,3 +301,37 @@ func limitSize(ents []Entry, maxSize uint64) []Entry {
 	}
 	return ents
 }
+
+// LogStorage is the storage a Node writes to: Storage (which the core
+// reads) plus the writes. Package wal implements it on disk; MemoryStorage
+// implements it in memory.
+//
+// A Node calls Save from one goroutine and CreateSnapshot and Compact from
+// another, while its RawNode reads through Storage from a third:
+// implementations must be safe for concurrent use. Every call may block on
+// I/O.
+type LogStorage interface {
+	Storage
+
+	// Save makes snap (if not empty), then ents (replacing any stored
+	// entries at the same or higher indexes), then hs (if not empty)
+	// durable, and returns only once they are: one fsync for the lot. If
+	// the process crashes during Save, the storage must come back with a
+	// prefix of the writes in that order. An error is final for the Node:
+	// it stops and returns the error from every call.
+	Save(hs HardState, ents []Entry, snap Snapshot) error
+
+	// CreateSnapshot records the state machine's image data as the
+	// snapshot at index i, an applied index, with the membership cs in
+	// force there. It returns ErrSnapOutOfDate if a snapshot at i or later
+	// is held, and ErrCompacted if the log was compacted beyond i; the Node
+	// ignores both.
+	CreateSnapshot(i uint64, cs *ConfState, data []byte) (Snapshot, error)
+
+	// Compact discards the entries up to and including i, which is covered
+	// by a snapshot. It returns ErrCompacted if they are already gone,
+	// which the Node ignores.
+	Compact(i uint64) error
+}
+
+var _ LogStorage = (*MemoryStorage)(nil)

@@ -1,15 +1,17 @@
-package raft
+package raftnode
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+
+	"github.com/keelraft/raft"
 )
 
 // nodeApplyTask is what one Ready hands to the apply goroutine.
 type nodeApplyTask struct {
-	snap Snapshot
-	ents []Entry
+	snap raft.Snapshot
+	ents []raft.Entry
 }
 
 // nodeApplier is the state of the apply goroutine.
@@ -18,8 +20,8 @@ type nodeApplier struct {
 	// applied is the last index applied; snapIndex that of the last
 	// snapshot taken or restored; cs the membership at applied.
 	applied, snapIndex uint64
-	cs                 ConfState
-	batch              []Entry
+	cs                 raft.ConfState
+	batch              []raft.Entry
 }
 
 func (a *nodeApplier) run() {
@@ -52,7 +54,7 @@ func (a *nodeApplier) apply(t nodeApplyTask) bool {
 	for i := range t.ents {
 		e := &t.ents[i]
 		switch {
-		case e.Type == EntryConfChange:
+		case e.Type == raft.EntryConfChange:
 			a.flush()
 			if !a.applyConfChange(e) {
 				return false
@@ -94,11 +96,11 @@ func (a *nodeApplier) flush() {
 // (which owns the RawNode) and completes its proposal with the resulting
 // ConfState, or with the error if every node refuses the change. It
 // returns false once the node stops.
-func (a *nodeApplier) applyConfChange(e *Entry) bool {
+func (a *nodeApplier) applyConfChange(e *raft.Entry) bool {
 	n := a.n
 	var (
-		cc  ConfChange
-		cs  ConfState
+		cc  raft.ConfChange
+		cs  raft.ConfState
 		err = cc.Unmarshal(e.Data)
 	)
 	if err == nil {
@@ -117,7 +119,7 @@ func (a *nodeApplier) applyConfChange(e *Entry) bool {
 }
 
 // restore replaces the state machine's state with snap's image.
-func (n *Node) restore(snap Snapshot) error {
+func (n *Node) restore(snap raft.Snapshot) error {
 	if err := n.sm.Restore(bytes.NewReader(snap.Data)); err != nil {
 		err = fmt.Errorf("restoring the snapshot at index %d: %w", snap.Metadata.Index, err)
 		n.fail("state machine", err)

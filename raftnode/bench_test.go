@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/raftnode"
 )
 
 // nodeBenchCluster starts a 3-Node memtransport cluster with MemoryStorage
 // and returns its leader.
-func nodeBenchCluster(b *testing.B) (*nodeCluster, *raft.Node) {
+func nodeBenchCluster(b *testing.B) (*nodeCluster, *raftnode.Node) {
 	b.Helper()
-	c := newNodeClusterSM(b, 3, func(cfg *raft.NodeConfig) { cfg.TickInterval = 10 * time.Millisecond }, true)
+	c := newNodeClusterSM(b, 3, func(cfg *raftnode.NodeConfig) { cfg.TickInterval = 10 * time.Millisecond }, true)
 	lead := c.waitLeader()
 	c.propose("warm-up")
 	return c, c.members[lead].node
@@ -68,10 +68,10 @@ func benchNodePropose(b *testing.B, storage string, proposers int) {
 
 // nodeBenchLeader starts a 3-Node cluster on the given storage and returns
 // its leader.
-func nodeBenchLeader(b *testing.B, storage string) *raft.Node {
+func nodeBenchLeader(b *testing.B, storage string) *raftnode.Node {
 	b.Helper()
 	if storage == "wal" {
-		c := nodeWALCluster(b, func(cfg *raft.NodeConfig) { cfg.TickInterval = 10 * time.Millisecond })
+		c := nodeWALCluster(b, func(cfg *raftnode.NodeConfig) { cfg.TickInterval = 10 * time.Millisecond })
 		lead := c.waitLeader()
 		c.propose("warm-up")
 		return c.members[lead].node

@@ -1,9 +1,11 @@
-package raft
+package raftnode
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/keelraft/raft"
 )
 
 // AddVoter adds node id as a voter (or promotes it, if it is a learner)
@@ -15,40 +17,40 @@ import (
 // (ErrPendingConfChange or ErrProposalDropped); an error wrapping
 // ErrInvalidConfChange says that the current membership does not allow it. The host must make id's address known to
 // its transport (Transport.AddPeer) on every node.
-func (n *Node) AddVoter(ctx context.Context, id uint64) (ConfState, error) {
-	return n.changeMembership(ctx, ConfChangeAddNode, id)
+func (n *Node) AddVoter(ctx context.Context, id uint64) (raft.ConfState, error) {
+	return n.changeMembership(ctx, raft.ConfChangeAddNode, id)
 }
 
 // AddLearner adds node id as a learner (or demotes a voter), as AddVoter.
 // A learner receives the log but neither votes nor counts for a quorum;
 // add a new node as a learner first, then Promote it once it caught up.
-func (n *Node) AddLearner(ctx context.Context, id uint64) (ConfState, error) {
-	return n.changeMembership(ctx, ConfChangeAddLearnerNode, id)
+func (n *Node) AddLearner(ctx context.Context, id uint64) (raft.ConfState, error) {
+	return n.changeMembership(ctx, raft.ConfChangeAddLearnerNode, id)
 }
 
 // Promote makes learner id a voter, as AddVoter.
-func (n *Node) Promote(ctx context.Context, id uint64) (ConfState, error) {
-	return n.changeMembership(ctx, ConfChangeAddNode, id)
+func (n *Node) Promote(ctx context.Context, id uint64) (raft.ConfState, error) {
+	return n.changeMembership(ctx, raft.ConfChangeAddNode, id)
 }
 
 // Remove removes node id, voter or learner, as AddVoter. Removing the
 // leader itself is allowed: it steps down once a remaining voter holds the
 // change, and tells that voter to campaign at once.
-func (n *Node) Remove(ctx context.Context, id uint64) (ConfState, error) {
-	return n.changeMembership(ctx, ConfChangeRemoveNode, id)
+func (n *Node) Remove(ctx context.Context, id uint64) (raft.ConfState, error) {
+	return n.changeMembership(ctx, raft.ConfChangeRemoveNode, id)
 }
 
-func (n *Node) changeMembership(ctx context.Context, t ConfChangeType, id uint64) (ConfState, error) {
-	cc := ConfChange{Changes: []ConfChangeSingle{{Type: t, NodeID: id}}}
+func (n *Node) changeMembership(ctx context.Context, t raft.ConfChangeType, id uint64) (raft.ConfState, error) {
+	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, NodeID: id}}}
 	var res []any
 	for {
 		var err error
-		res, err = n.propose(ctx, []Entry{{Type: EntryConfChange, Data: cc.Marshal()}})
+		res, err = n.propose(ctx, []raft.Entry{{Type: raft.EntryConfChange, Data: cc.Marshal()}})
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, ErrPendingConfChange) && !errors.Is(err, ErrProposalDropped) {
-			return ConfState{}, err
+		if !errors.Is(err, raft.ErrPendingConfChange) && !errors.Is(err, raft.ErrProposalDropped) {
+			return raft.ConfState{}, err
 		}
 		// The leader's own changes (recording the members' storage
 		// incarnations, leaving a joint configuration) hold the single
@@ -59,13 +61,13 @@ func (n *Node) changeMembership(ctx context.Context, t ConfChangeType, id uint64
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return ConfState{}, err
+			return raft.ConfState{}, err
 		case <-n.stopc:
 			t.Stop()
-			return ConfState{}, n.stopErr()
+			return raft.ConfState{}, n.stopErr()
 		}
 	}
-	cs, _ := res[0].(ConfState)
+	cs, _ := res[0].(raft.ConfState)
 	return cs, nil
 }
 
@@ -78,7 +80,7 @@ func (n *Node) changeMembership(ctx context.Context, t ConfChangeType, id uint64
 func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
 	var terr error
 	if err := n.do(ctx, func() {
-		if n.rn.raft.lead == id {
+		if n.rn.BasicStatus().Lead == id {
 			return
 		}
 		terr = n.rn.TransferLeader(id)
@@ -105,8 +107,8 @@ func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
 
 // Status returns the node's protocol state, with per-peer progress on the
 // leader.
-func (n *Node) Status(ctx context.Context) (Status, error) {
-	var st Status
+func (n *Node) Status(ctx context.Context) (raft.Status, error) {
+	var st raft.Status
 	err := n.do(ctx, func() { st = n.rn.Status() })
 	return st, err
 }

@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"bytes"

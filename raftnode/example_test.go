@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/wire"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // nodeExampleKV is a tiny replicated state machine: "key=value" commands.
@@ -65,7 +67,7 @@ func (kv *nodeExampleKV) get(k string) string {
 // A single-node cluster: propose writes, then read linearizably.
 func ExampleNode() {
 	kv := &nodeExampleKV{m: map[string]string{}}
-	node, err := raft.NewNode(raft.NodeConfig{
+	node, err := raftnode.NewNode(raftnode.NodeConfig{
 		Raft:         raft.Config{ID: 1},
 		Storage:      raft.NewMemoryStorage(),
 		StateMachine: kv,

@@ -1,9 +1,11 @@
-package raft
+package raftnode
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/keelraft/raft"
 )
 
 // This file exports, to the package's external tests only, what they need
@@ -57,11 +59,11 @@ func (n *Node) SetClockForTesting(c *ManualClock) { n.clock = c }
 // ProposeConfChangeForTesting proposes cc as it is (Node's own calls make
 // only simple changes), as AddVoter does, and returns the membership once
 // this node applied it.
-func (n *Node) ProposeConfChangeForTesting(ctx context.Context, cc ConfChange) (ConfState, error) {
-	res, err := n.propose(ctx, []Entry{{Type: EntryConfChange, Data: cc.Marshal()}})
+func (n *Node) ProposeConfChangeForTesting(ctx context.Context, cc raft.ConfChange) (raft.ConfState, error) {
+	res, err := n.propose(ctx, []raft.Entry{{Type: raft.EntryConfChange, Data: cc.Marshal()}})
 	if err != nil {
-		return ConfState{}, err
+		return raft.ConfState{}, err
 	}
-	cs, _ := res[0].(ConfState)
+	cs, _ := res[0].(raft.ConfState)
 	return cs, nil
 }

@@ -1,6 +1,6 @@
 //go:build keelmutations
 
-package raft_test
+package raftnode_test
 
 import (
 	"testing"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/internal/failrecord"
 )
 
 // nodeLeasePauseScenario returns a scenario that fails if the woken leader
@@ -42,19 +43,19 @@ func TestFixesAreNeededThroughNode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mutation, func(t *testing.T) {
-			if f := raft.RunScenarioRecorded(t, tt.scenario); len(f) > 0 {
+			if f := failrecord.Run(t, tt.scenario); len(f) > 0 {
 				t.Fatalf("fails with the fix on: %v", f)
 			}
 			restore := raft.SetMutationsForTesting(tt.mutation)
 			wait := nodeWaitTimeout
 			nodeWaitTimeout = 2 * time.Second
-			f := raft.RunScenarioRecorded(t, tt.scenario)
+			f := failrecord.Run(t, tt.scenario)
 			nodeWaitTimeout = wait
 			restore()
 			if len(f) == 0 {
 				t.Fatalf("passes with %s switched off: it cannot catch the bug", tt.mutation)
 			}
-			t.Logf("with %s switched off: %s", tt.mutation, raft.FailureSummary(f[0]))
+			t.Logf("with %s switched off: %s", tt.mutation, failrecord.Summary(f[0]))
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"bytes"
@@ -22,6 +22,8 @@ import (
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/wire"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // nodeWaitTimeout bounds every wait of the Node tests. Only tests that
@@ -122,7 +124,7 @@ func (s *nodeFaultyStorage) Save(hs raft.HardState, ents []raft.Entry, snap raft
 
 // nodeMember is one node of a nodeCluster with what survives a restart.
 type nodeMember struct {
-	node    *raft.Node
+	node    *raftnode.Node
 	tr      *memtransport.Transport
 	sm      *nodeTestSM
 	storage raft.LogStorage
@@ -135,7 +137,7 @@ type nodeCluster struct {
 	net     *memtransport.Network
 	ids     []uint64 // every ID a transport knows as a peer
 	members map[uint64]*nodeMember
-	tune    func(*raft.NodeConfig)
+	tune    func(*raftnode.NodeConfig)
 	// countOnly makes the state machines keep no data.
 	countOnly bool
 	// prepare, if set, is called with each node (its node and transport
@@ -146,21 +148,21 @@ type nodeCluster struct {
 // newNodeCluster starts n bootstrapped Nodes with fast ticks. tune, if not
 // nil, adjusts each node's config. Cleanup stops everything and then checks
 // that no goroutine leaked.
-func newNodeCluster(tb testing.TB, n int, tune func(*raft.NodeConfig)) *nodeCluster {
+func newNodeCluster(tb testing.TB, n int, tune func(*raftnode.NodeConfig)) *nodeCluster {
 	tb.Helper()
 	return newNodeClusterSM(tb, n, tune, false)
 }
 
 // newNodeClusterSM is newNodeCluster with the choice of state machines
 // that keep no data.
-func newNodeClusterSM(tb testing.TB, n int, tune func(*raft.NodeConfig), countOnly bool) *nodeCluster {
+func newNodeClusterSM(tb testing.TB, n int, tune func(*raftnode.NodeConfig), countOnly bool) *nodeCluster {
 	tb.Helper()
 	return newNodeClusterPrepared(tb, n, tune, countOnly, nil)
 }
 
 // newNodeClusterPrepared is newNodeClusterSM with a prepare function (see
 // nodeCluster.prepare).
-func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raft.NodeConfig), countOnly bool,
+func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raftnode.NodeConfig), countOnly bool,
 	prepare func(id uint64, m *nodeMember)) *nodeCluster {
 	tb.Helper()
 	before := goleak.IgnoreCurrent() // goroutines of earlier tests
@@ -184,7 +186,7 @@ func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raft.NodeConfig), c
 func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64) *nodeMember {
 	c.tb.Helper()
 	m := &nodeMember{sm: &nodeTestSM{countOnly: c.countOnly}, storage: storage, leaders: make(chan [2]uint64, 1024)}
-	cfg := raft.NodeConfig{
+	cfg := raftnode.NodeConfig{
 		Raft:         raft.Config{ID: id, ElectionTick: 20, HeartbeatTick: 1},
 		Storage:      storage,
 		StateMachine: m.sm,
@@ -202,7 +204,7 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
-	node, err := raft.NewNode(cfg)
+	node, err := raftnode.NewNode(cfg)
 	require.NoError(c.tb, err)
 	tr, err := c.net.NewTransport(id, c.ids, node, memtransport.Options{})
 	require.NoError(c.tb, err)

@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // nodeClocks drives the manual clocks of a cluster's nodes: every
@@ -22,7 +24,7 @@ type nodeClocks struct {
 	interval time.Duration
 
 	mu     sync.Mutex
-	clocks map[uint64]*raft.ManualClock
+	clocks map[uint64]*raftnode.ManualClock
 	state  map[uint64]nodeClockState
 	missed map[uint64]time.Duration
 }
@@ -36,13 +38,13 @@ const (
 )
 
 func newNodeClocks(interval time.Duration) *nodeClocks {
-	return &nodeClocks{interval: interval, clocks: map[uint64]*raft.ManualClock{},
+	return &nodeClocks{interval: interval, clocks: map[uint64]*raftnode.ManualClock{},
 		state: map[uint64]nodeClockState{}, missed: map[uint64]time.Duration{}}
 }
 
 // add gives node id a manual clock; it is a nodeCluster prepare function.
 func (cs *nodeClocks) add(id uint64, m *nodeMember) {
-	c := raft.NewManualClock()
+	c := raftnode.NewManualClock()
 	m.node.SetClockForTesting(c)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -126,7 +128,7 @@ func runNodeLeasePause(t testing.TB, forwarded bool) leasePauseOutcome {
 	const tick = 5 * time.Millisecond
 	clocks := newNodeClocks(tick)
 	wrappers := map[uint64]*nodeDropTransport{}
-	c := newNodeClusterPrepared(t, 3, func(cfg *raft.NodeConfig) {
+	c := newNodeClusterPrepared(t, 3, func(cfg *raftnode.NodeConfig) {
 		cfg.Raft.ReadOnlyOption = raft.ReadOnlyLeaseBased
 		cfg.TickInterval = tick
 	}, false, func(id uint64, m *nodeMember) {

@@ -1,9 +1,11 @@
-package raft
+package raftnode
 
 import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/keelraft/raft"
 )
 
 // runLoop is the raft loop: the only goroutine that touches n.rn.
@@ -14,22 +16,22 @@ func (n *Node) runLoop() {
 	n.tickClock = nodeTickClock{interval: n.cfg.TickInterval, next: n.clock.Now()}
 	tickc, stopTicker := n.clock.NewTicker(n.cfg.TickInterval)
 	defer stopTicker()
-	prevSoft := n.rn.raft.softState()
-	prevTerm := n.rn.raft.Term
+	st := n.rn.BasicStatus()
+	prevSoft, prevTerm := st.SoftState, st.Term
 	n.watch.setLeader(prevSoft.Lead, prevTerm)
 	for {
 		for len(n.persistInflight) < nodeMaxInflight && n.applyInflight < nodeMaxInflight && n.rn.HasReady() {
 			n.handleReady()
 		}
-		if soft, term := n.rn.raft.softState(), n.rn.raft.Term; soft != prevSoft || term != prevTerm {
-			n.onRoleChange(soft, term)
-			prevSoft, prevTerm = soft, term
+		if st := n.rn.BasicStatus(); st.SoftState != prevSoft || st.Term != prevTerm {
+			n.onRoleChange(st.SoftState, st.Term)
+			prevSoft, prevTerm = st.SoftState, st.Term
 		}
 		select {
 		case <-n.stopc:
 			return
 		case <-tickc:
-			if mutated(mutationLeaseMissedTicks) {
+			if leaseMissedTicksMutated() {
 				n.tick() // one tick per wake-up, and no time missed
 			} else {
 				n.catchUp()
@@ -131,7 +133,7 @@ func (c *nodeTickClock) due(now time.Time) uint64 {
 // CPU while its transport received heartbeats would campaign, or a leader
 // whose followers did answer would step down.
 func (n *Node) catchUp() {
-	if mutated(mutationLeaseMissedTicks) {
+	if leaseMissedTicksMutated() {
 		return
 	}
 	k := n.tickClock.due(n.clock.Now())
@@ -139,7 +141,7 @@ func (n *Node) catchUp() {
 		return
 	}
 	if k > 1 {
-		n.rn.raft.missedTicks(k - 1)
+		n.rn.RecordMissedTicks(k - 1)
 	}
 	n.tick()
 }
@@ -152,7 +154,7 @@ func (n *Node) tick() {
 	n.reads.retry(n)
 }
 
-func (n *Node) step(m Message) {
+func (n *Node) step(m raft.Message) {
 	if err := n.rn.Step(m); err != nil {
 		n.logger.Debug("step failed", zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Error(err))
 	}
@@ -196,10 +198,10 @@ func (n *Node) handleReady() {
 
 // onRoleChange publishes a new leader or term and handles proposals whose
 // leader lost office.
-func (n *Node) onRoleChange(soft SoftState, term uint64) {
+func (n *Node) onRoleChange(soft raft.SoftState, term uint64) {
 	n.watch.setLeader(soft.Lead, term)
 	n.notifier.leaderChanged(soft.Lead, term)
-	n.props.leaderLost(n.ticks+2*uint64(n.cfg.Raft.ElectionTick), term, soft.RaftState == StateLeader)
+	n.props.leaderLost(n.ticks+2*uint64(n.cfg.Raft.ElectionTick), term, soft.RaftState == raft.StateLeader)
 }
 
 // finish runs when the loop returns: it waits for the other goroutines and

@@ -1,13 +1,16 @@
-package raft
+package raftnode
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/keelraft/raft"
 )
 
 // Defaults of NodeConfig.
@@ -38,16 +41,16 @@ type NodeConfig struct {
 	// carry (proposals of larger entries fail with ErrProposalTooLarge).
 	// With a larger frame limit in the transport (wire.CodecOptions), raise
 	// it to match.
-	Raft Config
+	Raft raft.Config
 
 	// Storage is the node's durable state; Raft.Storage is set to it. The
 	// Node never closes it: the host does, after Stop.
-	Storage LogStorage
+	Storage raft.LogStorage
 
 	// Transport sends the node's messages. It may be nil at NewNode, for
 	// transports whose constructor needs the Node as their handler: set it
 	// with SetTransport before Start. The Node never closes it.
-	Transport Transport
+	Transport raft.Transport
 
 	// StateMachine is the replicated application state.
 	StateMachine StateMachine
@@ -74,7 +77,7 @@ type NodeConfig struct {
 	// their own, never from the raft loop, so a slow callback delays only
 	// later callbacks; they must not call Stop.
 	OnLeaderChange func(leader, term uint64)
-	OnConfChange   func(cs ConfState)
+	OnConfChange   func(cs raft.ConfState)
 }
 
 // Node runs a RawNode with the goroutines, timers and I/O that the core
@@ -93,7 +96,7 @@ type NodeConfig struct {
 //     the persist goroutine and its snapshot and committed entries for the
 //     apply goroutine.
 //  2. The persist goroutine writes every Ready queued so far with one
-//     LogStorage.Save (one fsync), then sends their MessagesAfterPersist,
+//     raft.LogStorage.Save (one fsync), then sends their MessagesAfterPersist,
 //     then has the loop acknowledge them (AckPersisted) in the order they
 //     were taken. No vote, vote request or append acknowledgement leaves
 //     before the state it promises is durable.
@@ -139,24 +142,24 @@ type NodeConfig struct {
 //
 // # Failure
 //
-// An error from LogStorage.Save, CreateSnapshot or Compact (other than the
+// An error from raft.LogStorage.Save, CreateSnapshot or Compact (other than the
 // benign ones documented there), or from StateMachine.Restore or Snapshot,
 // stops the node: every pending and later call returns an error wrapping
 // it (Err returns it). A StateMachine panic is not recovered.
 type Node struct {
 	cfg       NodeConfig
 	id        uint64
-	storage   LogStorage
+	storage   raft.LogStorage
 	sm        StateMachine
 	logger    *zap.Logger
-	transport Transport
+	transport raft.Transport
 	clock     nodeClock
 
-	recvc      chan Message       // from the transport
+	recvc      chan raft.Message  // from the transport
 	reportc    chan nodeReport    // unreachable and snapshot reports
 	reqc       chan func()        // closures run on the loop
 	propc      chan *nodePropReq  // proposals, gathered by the loop
-	persistc   chan Ready         // loop -> persist
+	persistc   chan raft.Ready    // loop -> persist
 	persistedc chan int           // persist -> loop: number of Readies durable
 	applyc     chan nodeApplyTask // loop -> apply
 	appliedc   chan uint64        // apply -> loop: index applied
@@ -168,8 +171,8 @@ type Node struct {
 	watch    nodeWatch
 
 	// rn and the fields below it belong to the loop goroutine.
-	rn              *RawNode
-	persistInflight []Ready
+	rn              *raft.RawNode
+	persistInflight []raft.Ready
 	applyInflight   int
 	ticks           uint64
 	tickClock       nodeTickClock
@@ -192,21 +195,21 @@ type Node struct {
 type nodeReport struct {
 	id     uint64
 	snap   bool
-	status SnapshotStatus
+	status raft.SnapshotStatus
 }
 
-var _ TransportHandler = (*Node)(nil)
+var _ raft.TransportHandler = (*Node)(nil)
 
 // NewNode checks cfg and returns a Node ready to Start. It starts nothing.
 func NewNode(cfg NodeConfig) (*Node, error) {
 	if cfg.Storage == nil || isNilPointer(cfg.Storage) {
-		return nil, fmt.Errorf("%w: NodeConfig.Storage must be set", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: NodeConfig.Storage must be set", raft.ErrInvalidConfig)
 	}
 	if cfg.StateMachine == nil || isNilPointer(cfg.StateMachine) {
-		return nil, fmt.Errorf("%w: NodeConfig.StateMachine must be set", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: NodeConfig.StateMachine must be set", raft.ErrInvalidConfig)
 	}
 	if cfg.TickInterval < 0 {
-		return nil, fmt.Errorf("%w: NodeConfig.TickInterval must not be negative, got %v", ErrInvalidConfig, cfg.TickInterval)
+		return nil, fmt.Errorf("%w: NodeConfig.TickInterval must not be negative, got %v", raft.ErrInvalidConfig, cfg.TickInterval)
 	}
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = DefaultTickInterval
@@ -220,10 +223,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	cfg.Raft.Storage = cfg.Storage
 	cfg.Raft.PipelinedAcks = true
 	if cfg.Raft.MaxEntrySize == 0 {
-		cfg.Raft.MaxEntrySize = DefaultMaxEntrySize
+		cfg.Raft.MaxEntrySize = raft.DefaultMaxEntrySize
 	}
-	cfg.Raft = cfg.Raft.withDefaults()
-	if err := cfg.Raft.validate(); err != nil {
+	cfg.Raft = cfg.Raft.WithDefaults()
+	if err := cfg.Raft.Validate(); err != nil {
 		return nil, err
 	}
 	n := &Node{
@@ -234,11 +237,11 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		logger:     cfg.Raft.Logger,
 		transport:  cfg.Transport,
 		clock:      systemClock{},
-		recvc:      make(chan Message, nodeRecvQueue),
+		recvc:      make(chan raft.Message, nodeRecvQueue),
 		reportc:    make(chan nodeReport, 64),
 		reqc:       make(chan func(), 64),
 		propc:      make(chan *nodePropReq, nodeMaxPropBatch),
-		persistc:   make(chan Ready, nodeMaxInflight),
+		persistc:   make(chan raft.Ready, nodeMaxInflight),
 		persistedc: make(chan int, nodeMaxInflight),
 		applyc:     make(chan nodeApplyTask, nodeMaxInflight),
 		appliedc:   make(chan uint64, nodeMaxInflight),
@@ -261,7 +264,7 @@ func (n *Node) MaxEntrySize() uint64 { return n.cfg.Raft.MaxEntrySize }
 
 // SetTransport sets the transport, for a host whose transport needs the
 // Node as its handler before it exists. It must be called before Start.
-func (n *Node) SetTransport(t Transport) {
+func (n *Node) SetTransport(t raft.Transport) {
 	n.haltMu.Lock()
 	defer n.haltMu.Unlock()
 	if !n.started {
@@ -289,7 +292,7 @@ func (n *Node) Start(bootstrapVoters []uint64) error {
 
 func (n *Node) start(voters []uint64) error {
 	if n.transport == nil || isNilPointer(n.transport) {
-		return fmt.Errorf("%w: NodeConfig.Transport must be set before Start", ErrInvalidConfig)
+		return fmt.Errorf("%w: NodeConfig.Transport must be set before Start", raft.ErrInvalidConfig)
 	}
 	snap, err := n.storage.Snapshot()
 	if err != nil {
@@ -297,7 +300,7 @@ func (n *Node) start(voters []uint64) error {
 	}
 	rcfg := n.cfg.Raft
 	rcfg.Applied = snap.Metadata.Index
-	rn, err := NewRawNode(rcfg)
+	rn, err := raft.NewRawNode(rcfg)
 	if err != nil {
 		return err
 	}
@@ -410,7 +413,7 @@ func (n *Node) do(ctx context.Context, f func()) error {
 
 // HandleMessage implements TransportHandler: it queues m for the loop, or
 // drops it if the queue is full.
-func (n *Node) HandleMessage(m Message) {
+func (n *Node) HandleMessage(m raft.Message) {
 	select {
 	case n.recvc <- m:
 	default:
@@ -428,9 +431,16 @@ func (n *Node) ReportUnreachable(id uint64) {
 
 // ReportSnapshot implements TransportHandler. It waits for the loop (or
 // the node to stop): a leader must learn the outcome of every snapshot.
-func (n *Node) ReportSnapshot(id uint64, status SnapshotStatus) {
+func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	select {
 	case n.reportc <- nodeReport{id: id, snap: true, status: status}:
 	case <-n.stopc:
 	}
+}
+
+// isNilPointer reports whether v is a nil pointer stored in an interface,
+// which a nil check of the interface does not catch.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }

@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 func TestNodeProposeAndRead(t *testing.T) {
@@ -29,7 +31,7 @@ func TestNodeProposeAndRead(t *testing.T) {
 		}
 		t.Run(fmt.Sprintf("follower %d", id), func(t *testing.T) {
 			_, err := c.members[id].node.Propose(ctx, []byte("refused"))
-			var nle *raft.NotLeaderError
+			var nle *raftnode.NotLeaderError
 			require.ErrorAs(t, err, &nle)
 			assert.ErrorIs(t, err, raft.ErrNotLeader)
 			assert.Equal(t, lead, nle.Leader, "the hint names the leader")
@@ -79,10 +81,10 @@ func TestNodeRestartFromStorage(t *testing.T) {
 	old := c.members[follower]
 	c.stop(follower)
 	_, err := old.node.Propose(ctx, []byte("stopped"))
-	assert.ErrorIs(t, err, raft.ErrStopped)
-	assert.NotErrorIs(t, err, raft.ErrProposalUnknown, "a stopped node appends nothing")
-	assert.ErrorIs(t, old.node.Read(ctx), raft.ErrStopped)
-	assert.ErrorIs(t, old.node.Err(), raft.ErrStopped)
+	assert.ErrorIs(t, err, raftnode.ErrStopped)
+	assert.NotErrorIs(t, err, raftnode.ErrProposalUnknown, "a stopped node appends nothing")
+	assert.ErrorIs(t, old.node.Read(ctx), raftnode.ErrStopped)
+	assert.ErrorIs(t, old.node.Err(), raftnode.ErrStopped)
 
 	c.propose("while down")
 	last := c.propose("while down 2")
@@ -94,7 +96,7 @@ func TestNodeRestartFromStorage(t *testing.T) {
 }
 
 func TestNodeAddVoterFromSnapshot(t *testing.T) {
-	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
+	c := newNodeCluster(t, 3, func(cfg *raftnode.NodeConfig) {
 		cfg.SnapshotEvery = 8
 		cfg.CompactKeep = 2
 	})
@@ -131,7 +133,7 @@ func TestNodeAddVoterFromSnapshot(t *testing.T) {
 
 func TestNodeRemoveLeader(t *testing.T) {
 	var confs = make(chan raft.ConfState, 64)
-	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
+	c := newNodeCluster(t, 3, func(cfg *raftnode.NodeConfig) {
 		if cfg.Raft.ID == 1 {
 			cfg.OnConfChange = func(cs raft.ConfState) { confs <- cs }
 		}
@@ -200,7 +202,7 @@ func TestNodeTransferLeadership(t *testing.T) {
 
 func TestNodeStorageErrorStopsNode(t *testing.T) {
 	stores := map[uint64]*nodeFaultyStorage{}
-	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
+	c := newNodeCluster(t, 3, func(cfg *raftnode.NodeConfig) {
 		s := &nodeFaultyStorage{MemoryStorage: raft.NewMemoryStorage(), failOn: "lost"}
 		stores[cfg.Raft.ID] = s
 		cfg.Storage = s
@@ -211,11 +213,11 @@ func TestNodeStorageErrorStopsNode(t *testing.T) {
 	stores[lead].armed.Store(true)
 	_, err := c.members[lead].node.Propose(ctx, []byte("lost"))
 	require.ErrorIs(t, err, errNodeInjected)
-	assert.ErrorIs(t, err, raft.ErrProposalUnknown, "the entry was appended in memory before the write failed")
+	assert.ErrorIs(t, err, raftnode.ErrProposalUnknown, "the entry was appended in memory before the write failed")
 	assert.ErrorIs(t, c.members[lead].node.Err(), errNodeInjected)
 	_, err = c.members[lead].node.Propose(ctx, []byte("later"))
 	assert.ErrorIs(t, err, errNodeInjected)
-	assert.NotErrorIs(t, err, raft.ErrProposalUnknown)
+	assert.NotErrorIs(t, err, raftnode.ErrProposalUnknown)
 	assert.ErrorIs(t, c.members[lead].node.Read(ctx), errNodeInjected)
 	_, err = c.members[lead].node.Status(ctx)
 	assert.ErrorIs(t, err, errNodeInjected)
@@ -224,26 +226,26 @@ func TestNodeStorageErrorStopsNode(t *testing.T) {
 func TestNodeStartErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  raft.NodeConfig
+		cfg  raftnode.NodeConfig
 	}{
-		{name: "no storage", cfg: raft.NodeConfig{Raft: raft.Config{ID: 1}, StateMachine: &nodeTestSM{}}},
-		{name: "no state machine", cfg: raft.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage()}},
-		{name: "zero ID", cfg: raft.NodeConfig{Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}}},
-		{name: "negative tick", cfg: raft.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(),
+		{name: "no storage", cfg: raftnode.NodeConfig{Raft: raft.Config{ID: 1}, StateMachine: &nodeTestSM{}}},
+		{name: "no state machine", cfg: raftnode.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage()}},
+		{name: "zero ID", cfg: raftnode.NodeConfig{Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}}},
+		{name: "negative tick", cfg: raftnode.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(),
 			StateMachine: &nodeTestSM{}, TickInterval: -time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := raft.NewNode(tt.cfg)
+			_, err := raftnode.NewNode(tt.cfg)
 			assert.ErrorIs(t, err, raft.ErrInvalidConfig)
 		})
 	}
 	t.Run("no transport", func(t *testing.T) {
-		n, err := raft.NewNode(raft.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}})
+		n, err := raftnode.NewNode(raftnode.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}})
 		require.NoError(t, err)
 		assert.ErrorIs(t, n.Start([]uint64{1}), raft.ErrInvalidConfig)
 		n.Stop()
 		_, err = n.Propose(context.Background(), []byte("x"))
-		assert.ErrorIs(t, err, raft.ErrStopped)
+		assert.ErrorIs(t, err, raftnode.ErrStopped)
 	})
 }

@@ -1,20 +1,24 @@
-package raft
+package raftnode
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/keelraft/raft"
+)
 
 // nodeNotifier calls the Node's callbacks in order from a goroutine of its
 // own, so that a slow callback never blocks the loop. Its queue is
 // unbounded; leader changes and membership changes are rare.
 type nodeNotifier struct {
 	onLeader func(leader, term uint64)
-	onConf   func(ConfState)
+	onConf   func(raft.ConfState)
 
 	mu     sync.Mutex
 	queue  []func()
 	signal chan struct{}
 }
 
-func newNodeNotifier(onLeader func(leader, term uint64), onConf func(ConfState)) *nodeNotifier {
+func newNodeNotifier(onLeader func(leader, term uint64), onConf func(raft.ConfState)) *nodeNotifier {
 	return &nodeNotifier{onLeader: onLeader, onConf: onConf, signal: make(chan struct{}, 1)}
 }
 
@@ -34,7 +38,7 @@ func (nt *nodeNotifier) leaderChanged(leader, term uint64) {
 	}
 }
 
-func (nt *nodeNotifier) confChanged(cs ConfState) {
+func (nt *nodeNotifier) confChanged(cs raft.ConfState) {
 	if nt.onConf != nil {
 		nt.push(func() { nt.onConf(cs) })
 	}

@@ -1,11 +1,15 @@
-package raft
+package raftnode
+
+import (
+	"github.com/keelraft/raft"
+)
 
 // runPersist is the persist goroutine: it writes every queued Ready with
 // one Save, sends their MessagesAfterPersist, then has the loop acknowledge
 // them in order.
 func (n *Node) runPersist() {
 	defer n.wg.Done()
-	var batch []Ready
+	var batch []raft.Ready
 	for {
 		batch = batch[:0]
 		select {
@@ -45,12 +49,12 @@ func (n *Node) runPersist() {
 // would hold them after writing each Ready in turn (later entries replace
 // earlier ones at the same or higher indexes; a snapshot replaces the whole
 // log before it).
-func nodeMergeReadies(batch []Ready) (HardState, []Entry, Snapshot) {
+func nodeMergeReadies(batch []raft.Ready) (raft.HardState, []raft.Entry, raft.Snapshot) {
 	var (
-		hs    HardState
-		ents  []Entry
+		hs    raft.HardState
+		ents  []raft.Entry
 		owned bool
-		snap  Snapshot
+		snap  raft.Snapshot
 	)
 	for i := range batch {
 		rd := &batch[i]
@@ -72,7 +76,7 @@ func nodeMergeReadies(batch []Ready) (HardState, []Entry, Snapshot) {
 // entries at more[0].Index and after. It never writes into the backing
 // array of more, nor into that of ents unless owned reports that ents is
 // its own (made by an earlier call); it reports whether the result is.
-func nodeAppendEntries(ents []Entry, owned bool, more []Entry) ([]Entry, bool) {
+func nodeAppendEntries(ents []raft.Entry, owned bool, more []raft.Entry) ([]raft.Entry, bool) {
 	if len(ents) == 0 {
 		return more, false
 	}
@@ -86,7 +90,7 @@ func nodeAppendEntries(ents []Entry, owned bool, more []Entry) ([]Entry, bool) {
 	// Past the last entry a gap cannot happen between Readies of one
 	// node; it is passed on for the storage to refuse (ErrLogGap).
 	if !owned {
-		out := make([]Entry, len(ents), 2*(len(ents)+len(more)))
+		out := make([]raft.Entry, len(ents), 2*(len(ents)+len(more)))
 		copy(out, ents)
 		ents = out
 	}

@@ -1,56 +1,58 @@
-package raft
+package raftnode
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/keelraft/raft"
 )
 
-func nodeEnts(term uint64, indexes ...uint64) []Entry {
-	out := make([]Entry, len(indexes))
+func nodeEnts(term uint64, indexes ...uint64) []raft.Entry {
+	out := make([]raft.Entry, len(indexes))
 	for i, idx := range indexes {
-		out[i] = Entry{Term: term, Index: idx}
+		out[i] = raft.Entry{Term: term, Index: idx}
 	}
 	return out
 }
 
 func TestNodeMergeReadies(t *testing.T) {
-	snap := Snapshot{Metadata: SnapshotMetadata{Index: 10, Term: 3}}
+	snap := raft.Snapshot{Metadata: raft.SnapshotMetadata{Index: 10, Term: 3}}
 	tests := []struct {
 		name     string
-		batch    []Ready
-		wantHS   HardState
-		wantEnts []Entry
-		wantSnap Snapshot
+		batch    []raft.Ready
+		wantHS   raft.HardState
+		wantEnts []raft.Entry
+		wantSnap raft.Snapshot
 	}{
 		{name: "appends in order",
-			batch:    []Ready{{Entries: nodeEnts(1, 2, 3)}, {Entries: nodeEnts(1, 4)}},
+			batch:    []raft.Ready{{Entries: nodeEnts(1, 2, 3)}, {Entries: nodeEnts(1, 4)}},
 			wantEnts: nodeEnts(1, 2, 3, 4)},
 		{name: "later entries replace the overlap and what follows",
-			batch:    []Ready{{Entries: nodeEnts(1, 2, 3, 4)}, {Entries: nodeEnts(2, 3)}},
+			batch:    []raft.Ready{{Entries: nodeEnts(1, 2, 3, 4)}, {Entries: nodeEnts(2, 3)}},
 			wantEnts: append(nodeEnts(1, 2), nodeEnts(2, 3)...)},
 		{name: "later entries replace everything",
-			batch:    []Ready{{Entries: nodeEnts(1, 3, 4)}, {Entries: nodeEnts(2, 2, 3)}},
+			batch:    []raft.Ready{{Entries: nodeEnts(1, 3, 4)}, {Entries: nodeEnts(2, 2, 3)}},
 			wantEnts: nodeEnts(2, 2, 3)},
 		{name: "last non-empty hard state wins",
-			batch: []Ready{{HardState: HardState{Term: 2, Vote: 1, Commit: 3}},
-				{HardState: HardState{Term: 2, Vote: 1, Commit: 5}}, {}},
-			wantHS: HardState{Term: 2, Vote: 1, Commit: 5}},
+			batch: []raft.Ready{{HardState: raft.HardState{Term: 2, Vote: 1, Commit: 3}},
+				{HardState: raft.HardState{Term: 2, Vote: 1, Commit: 5}}, {}},
+			wantHS: raft.HardState{Term: 2, Vote: 1, Commit: 5}},
 		{name: "a snapshot drops earlier entries",
-			batch:    []Ready{{Entries: nodeEnts(1, 2, 3)}, {Snapshot: snap, Entries: nodeEnts(3, 11)}},
+			batch:    []raft.Ready{{Entries: nodeEnts(1, 2, 3)}, {Snapshot: snap, Entries: nodeEnts(3, 11)}},
 			wantEnts: nodeEnts(3, 11), wantSnap: snap},
 		{name: "entries after a snapshot are kept",
-			batch:    []Ready{{Snapshot: snap}, {Entries: nodeEnts(3, 11, 12)}},
+			batch:    []raft.Ready{{Snapshot: snap}, {Entries: nodeEnts(3, 11, 12)}},
 			wantEnts: nodeEnts(3, 11, 12), wantSnap: snap},
 		{name: "a gap is passed on for the storage to refuse",
-			batch:    []Ready{{Entries: nodeEnts(1, 2)}, {Entries: nodeEnts(1, 4)}},
+			batch:    []raft.Ready{{Entries: nodeEnts(1, 2)}, {Entries: nodeEnts(1, 4)}},
 			wantEnts: nodeEnts(1, 2, 4)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			inputs := make([][]Entry, len(tt.batch))
+			inputs := make([][]raft.Entry, len(tt.batch))
 			for i := range tt.batch {
-				inputs[i] = append([]Entry(nil), tt.batch[i].Entries...)
+				inputs[i] = append([]raft.Entry(nil), tt.batch[i].Entries...)
 			}
 			hs, ents, snap := nodeMergeReadies(tt.batch)
 			assert.Equal(t, tt.wantHS, hs)
@@ -64,20 +66,20 @@ func TestNodeMergeReadies(t *testing.T) {
 }
 
 func TestNodeMemoryStorageSave(t *testing.T) {
-	ms := NewMemoryStorage()
-	snap := Snapshot{Metadata: SnapshotMetadata{Index: 5, Term: 2, ConfState: ConfState{Voters: []uint64{1}}}}
-	assert.NoError(t, ms.Save(HardState{Term: 2, Vote: 1, Commit: 5}, nodeEnts(2, 6, 7), snap))
+	ms := raft.NewMemoryStorage()
+	snap := raft.Snapshot{Metadata: raft.SnapshotMetadata{Index: 5, Term: 2, ConfState: raft.ConfState{Voters: []uint64{1}}}}
+	assert.NoError(t, ms.Save(raft.HardState{Term: 2, Vote: 1, Commit: 5}, nodeEnts(2, 6, 7), snap))
 	first, _ := ms.FirstIndex()
 	last, _ := ms.LastIndex()
 	assert.Equal(t, uint64(6), first)
 	assert.Equal(t, uint64(7), last)
-	assert.Equal(t, HardState{Term: 2, Vote: 1, Commit: 5}, ms.HardState())
+	assert.Equal(t, raft.HardState{Term: 2, Vote: 1, Commit: 5}, ms.HardState())
 
-	assert.NoError(t, ms.Save(HardState{}, nodeEnts(3, 7), Snapshot{}), "an empty hard state is not written")
-	assert.Equal(t, HardState{Term: 2, Vote: 1, Commit: 5}, ms.HardState())
+	assert.NoError(t, ms.Save(raft.HardState{}, nodeEnts(3, 7), raft.Snapshot{}), "an empty hard state is not written")
+	assert.Equal(t, raft.HardState{Term: 2, Vote: 1, Commit: 5}, ms.HardState())
 	term, _ := ms.Term(7)
 	assert.Equal(t, uint64(3), term)
 
-	assert.ErrorIs(t, ms.Save(HardState{}, nil, snap), ErrSnapOutOfDate)
-	assert.ErrorIs(t, ms.Save(HardState{}, nodeEnts(3, 9), Snapshot{}), ErrLogGap)
+	assert.ErrorIs(t, ms.Save(raft.HardState{}, nil, snap), raft.ErrSnapOutOfDate)
+	assert.ErrorIs(t, ms.Save(raft.HardState{}, nodeEnts(3, 9), raft.Snapshot{}), raft.ErrLogGap)
 }

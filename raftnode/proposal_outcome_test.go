@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // nodeHasEntry reports whether storage holds an entry with data.
@@ -133,7 +135,7 @@ func TestNodeLostLeaderEntryCommits(t *testing.T) {
 
 	o := <-out
 	if o.err != nil {
-		require.ErrorIs(t, o.err, raft.ErrProposalUnknown, "a committed entry reported as failed")
+		require.ErrorIs(t, o.err, raftnode.ErrProposalUnknown, "a committed entry reported as failed")
 		assert.False(t, errors.Is(o.err, raft.ErrProposalDropped) || errors.Is(o.err, raft.ErrNotLeader))
 		t.Logf("outcome reported as unknown: %v", o.err)
 	} else {
@@ -164,7 +166,7 @@ func TestNodeOverwrittenProposalFails(t *testing.T) {
 
 	o := <-out
 	require.Error(t, o.err, "an overwritten entry reported as applied")
-	assert.True(t, errors.Is(o.err, raft.ErrProposalDropped) || errors.Is(o.err, raft.ErrProposalUnknown), "%v", o.err)
+	assert.True(t, errors.Is(o.err, raft.ErrProposalDropped) || errors.Is(o.err, raftnode.ErrProposalUnknown), "%v", o.err)
 	t.Logf("outcome: %v", o.err)
 	last := c.propose("after")
 	for _, id := range c.ids {
@@ -175,7 +177,7 @@ func TestNodeOverwrittenProposalFails(t *testing.T) {
 
 // TestNodeStopWithPendingProposal: a proposal appended but not applied when
 // the node stops is reported as unknown; a stopped node's calls fail with
-// ErrStopped.
+// raftnode.ErrStopped.
 func TestNodeStopWithPendingProposal(t *testing.T) {
 	c := newNodeCluster(t, 3, nil)
 	ctx := nodeCtx(t)
@@ -186,11 +188,11 @@ func TestNodeStopWithPendingProposal(t *testing.T) {
 	}, func(lead uint64, _ []uint64) uint64 { return lead })
 	c.stop(lead)
 	o := <-out
-	assert.ErrorIs(t, o.err, raft.ErrProposalUnknown)
-	assert.ErrorIs(t, o.err, raft.ErrStopped)
+	assert.ErrorIs(t, o.err, raftnode.ErrProposalUnknown)
+	assert.ErrorIs(t, o.err, raftnode.ErrStopped)
 	_, err := c.members[lead].node.Propose(ctx, []byte("x"))
-	assert.ErrorIs(t, err, raft.ErrStopped)
-	assert.ErrorIs(t, c.members[lead].node.WaitApplied(ctx, 1000), raft.ErrStopped)
-	assert.ErrorIs(t, c.members[lead].node.TransferLeadership(ctx, 1), raft.ErrStopped)
+	assert.ErrorIs(t, err, raftnode.ErrStopped)
+	assert.ErrorIs(t, c.members[lead].node.WaitApplied(ctx, 1000), raftnode.ErrStopped)
+	assert.ErrorIs(t, c.members[lead].node.TransferLeadership(ctx, 1), raftnode.ErrStopped)
 	c.members[lead].node.Stop() // again: harmless
 }

@@ -1,10 +1,12 @@
-package raft
+package raftnode
 
 import (
 	"context"
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/keelraft/raft"
 )
 
 // nodeProposal is a proposal appended to this leader's log at (term, index),
@@ -57,14 +59,14 @@ func (ps *nodeProposals) take(index uint64, p *nodeProposal) *nodeProposal {
 // applied completes the proposal at e's index: with val if the applied
 // entry is the proposed one (same term), or as overwritten if another
 // leader's entry took the index, which means the proposal certainly failed.
-func (ps *nodeProposals) applied(e *Entry, val any, err error) {
+func (ps *nodeProposals) applied(e *raft.Entry, val any, err error) {
 	p := ps.take(e.Index, nil)
 	if p == nil {
 		return
 	}
 	if p.term != e.Term {
 		err = fmt.Errorf("%w: the entry at index %d was overwritten by term %d (proposed in term %d)",
-			ErrProposalDropped, e.Index, e.Term, p.term)
+			raft.ErrProposalDropped, e.Index, e.Term, p.term)
 		val = nil
 	}
 	p.res <- nodeResult{val: val, err: err}
@@ -152,7 +154,7 @@ func (ps *nodeProposals) failAll(err error) {
 //     stopped. An entry whose leader lost office but that applies in time
 //     is reported as applied.
 func (n *Node) Propose(ctx context.Context, data []byte) (any, error) {
-	res, err := n.propose(ctx, []Entry{{Data: data}})
+	res, err := n.propose(ctx, []raft.Entry{{Data: data}})
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +169,7 @@ func (n *Node) ProposeBatch(ctx context.Context, data [][]byte) ([]any, error) {
 	if len(data) == 0 {
 		return nil, nil
 	}
-	ents := make([]Entry, len(data))
+	ents := make([]raft.Entry, len(data))
 	for i, d := range data {
 		ents[i].Data = d
 	}
@@ -187,7 +189,7 @@ func (n *Node) ProposeBatch(ctx context.Context, data [][]byte) ([]any, error) {
 // forwarding disabled, a leadership transfer running, the uncommitted tail
 // full), ErrStopped or ctx's error; the proposal then went nowhere.
 func (n *Node) ProposeUntracked(ctx context.Context, data []byte) error {
-	if err := oversizedEntry([]Entry{{Data: data}}, n.cfg.Raft.MaxEntrySize); err != nil {
+	if err := checkEntrySizes([]raft.Entry{{Data: data}}, n.cfg.Raft.MaxEntrySize); err != nil {
 		return err
 	}
 	var perr error
@@ -201,7 +203,7 @@ func (n *Node) ProposeUntracked(ctx context.Context, data []byte) error {
 // in props or err and closes done.
 type nodePropReq struct {
 	ctx   context.Context
-	ents  []Entry
+	ents  []raft.Entry
 	props []*nodeProposal
 	err   error
 	done  chan struct{}
@@ -212,11 +214,11 @@ type nodePropReq struct {
 const nodeMaxPropBatch = 1024
 
 // propose appends ents on the leader and waits for their results.
-func (n *Node) propose(ctx context.Context, ents []Entry) ([]any, error) {
+func (n *Node) propose(ctx context.Context, ents []raft.Entry) ([]any, error) {
 	// Checked here, not only in the core: the loop appends concurrent
 	// requests together, and one oversized entry must fail its own request
 	// only.
-	if err := oversizedEntry(ents, n.cfg.Raft.MaxEntrySize); err != nil {
+	if err := checkEntrySizes(ents, n.cfg.Raft.MaxEntrySize); err != nil {
 		return nil, err
 	}
 	req := &nodePropReq{ctx: ctx, ents: ents, done: make(chan struct{})}
@@ -270,20 +272,20 @@ gather:
 			break gather
 		}
 	}
-	r := n.rn.raft
+	soft := n.rn.BasicStatus().SoftState
 	var (
 		live []*nodePropReq
-		ents []Entry
+		ents []raft.Entry
 	)
 	for _, req := range batch {
 		switch {
 		case req.ctx.Err() != nil:
 			req.err = req.ctx.Err()
 			close(req.done)
-		case r.state != StateLeader:
-			req.err = &NotLeaderError{Leader: r.lead}
+		case soft.RaftState != raft.StateLeader:
+			req.err = &NotLeaderError{Leader: soft.Lead}
 			close(req.done)
-		case slices.ContainsFunc(req.ents, func(e Entry) bool { return e.Type == EntryConfChange }):
+		case slices.ContainsFunc(req.ents, func(e raft.Entry) bool { return e.Type == raft.EntryConfChange }):
 			n.appendProposals([]*nodePropReq{req}, req.ents)
 		default:
 			live = append(live, req)
@@ -299,11 +301,8 @@ gather:
 
 // appendProposals steps ents, the entries of reqs in order, as one
 // proposal and registers each entry's proposal.
-func (n *Node) appendProposals(reqs []*nodePropReq, ents []Entry) {
-	r := n.rn.raft
-	err := r.Step(Message{Type: MsgProp, From: r.id, Entries: ents})
-	last, term := r.raftLog.lastIndex(), r.Term
-	index := last - uint64(len(ents)) + 1
+func (n *Node) appendProposals(reqs []*nodePropReq, ents []raft.Entry) {
+	index, term, err := n.rn.ProposeEntries(ents)
 	for _, req := range reqs {
 		if err != nil {
 			req.err = err
@@ -337,4 +336,15 @@ func (n *Node) waitProposal(ctx context.Context, p *nodeProposal) nodeResult {
 		return <-p.res // completed meanwhile
 	}
 	return nodeResult{err: fmt.Errorf("%w: %w", ErrProposalUnknown, cause)}
+}
+
+// checkEntrySizes returns an error wrapping raft.ErrProposalTooLarge if an
+// entry of ents carries more than max bytes, as the leader would refuse it.
+func checkEntrySizes(ents []raft.Entry, max uint64) error {
+	for i := range ents {
+		if n := uint64(len(ents[i].Data)); n > max {
+			return fmt.Errorf("%w: entry %d carries %d bytes, the limit is %d", raft.ErrProposalTooLarge, i, n, max)
+		}
+	}
+	return nil
 }

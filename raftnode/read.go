@@ -1,9 +1,11 @@
-package raft
+package raftnode
 
 import (
 	"context"
 	"encoding/binary"
 	"sync"
+
+	"github.com/keelraft/raft"
 )
 
 // nodeRead is a linearizable read waiting for its read index.
@@ -47,7 +49,7 @@ func (rs *nodeReads) remove(rd *nodeRead) {
 }
 
 // answer completes the read that state answers, if it still waits.
-func (rs *nodeReads) answer(state ReadState) {
+func (rs *nodeReads) answer(state raft.ReadState) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rd := rs.m[string(state.RequestCtx)]

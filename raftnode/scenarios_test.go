@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // The core's fault scenarios, run through Node: it forces pipelined
@@ -123,7 +125,7 @@ func TestNodeFollowerCatchesUpAfterEveryAppendToItWasLost(t *testing.T) {
 
 func nodeFollowerCatchesUpAfterLostAppends(t testing.TB) {
 	wrappers := map[uint64]*nodeDropTransport{}
-	c := newNodeClusterPrepared(t, 3, func(cfg *raft.NodeConfig) {
+	c := newNodeClusterPrepared(t, 3, func(cfg *raftnode.NodeConfig) {
 		cfg.Raft.MaxInflightMsgs = 4
 	}, false, func(id uint64, m *nodeMember) {
 		w := &nodeDropTransport{Transport: m.tr}
@@ -160,7 +162,7 @@ func TestNodeRestartKeepsMembershipOfSnapshotWithConfChangesBelowIt(t *testing.T
 }
 
 func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
-	c := newNodeCluster(t, 3, func(cfg *raft.NodeConfig) {
+	c := newNodeCluster(t, 3, func(cfg *raftnode.NodeConfig) {
 		cfg.SnapshotEvery = 5
 	})
 	c.propose("first") // the leader has committed an entry of its term

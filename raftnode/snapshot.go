@@ -1,15 +1,17 @@
-package raft
+package raftnode
 
 import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/keelraft/raft"
 )
 
 // nodeSnapTask is a state machine image taken at index, to be written.
 type nodeSnapTask struct {
 	index uint64
-	cs    ConfState
+	cs    raft.ConfState
 	rc    io.ReadCloser
 }
 
@@ -62,7 +64,7 @@ func (n *Node) writeSnapshot(t nodeSnapTask) error {
 		return fmt.Errorf("reading the state machine snapshot at index %d: %w", t.index, err)
 	}
 	_, err = n.storage.CreateSnapshot(t.index, &t.cs, data)
-	if errors.Is(err, ErrSnapOutOfDate) || errors.Is(err, ErrCompacted) {
+	if errors.Is(err, raft.ErrSnapOutOfDate) || errors.Is(err, raft.ErrCompacted) {
 		return nil // a newer snapshot arrived from the leader meanwhile
 	}
 	if err != nil {
@@ -71,7 +73,7 @@ func (n *Node) writeSnapshot(t nodeSnapTask) error {
 	if t.index <= n.cfg.CompactKeep {
 		return nil
 	}
-	if err := n.storage.Compact(t.index - n.cfg.CompactKeep); err != nil && !errors.Is(err, ErrCompacted) {
+	if err := n.storage.Compact(t.index - n.cfg.CompactKeep); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return err
 	}
 	return nil

@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"os"
@@ -9,12 +9,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/wal"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // withWALIncarnation passes a wal storage's incarnation to the node.
-func withWALIncarnation(cfg *raft.NodeConfig) {
+func withWALIncarnation(cfg *raftnode.NodeConfig) {
 	if l, ok := cfg.Storage.(*wal.Log); ok {
 		cfg.Raft.Incarnation = l.Identity().Incarnation
 	}

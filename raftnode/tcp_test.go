@@ -1,4 +1,4 @@
-package raft_test
+package raftnode_test
 
 import (
 	"fmt"
@@ -12,13 +12,15 @@ import (
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/tcptransport"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // startTCPNodes starts Nodes 1..n over tcptransport on loopback (default
 // frame limit, peers authenticated by a shared secret), with the election
 // and heartbeat ticks of timing, and returns them with their state machines
 // once they agree on a leader. The test checks for leaked goroutines.
-func startTCPNodes(t *testing.T, n int, timing raft.Config, tick time.Duration) (map[uint64]*raft.Node, map[uint64]*nodeTestSM, uint64) {
+func startTCPNodes(t *testing.T, n int, timing raft.Config, tick time.Duration) (map[uint64]*raftnode.Node, map[uint64]*nodeTestSM, uint64) {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
@@ -31,11 +33,11 @@ func startTCPNodes(t *testing.T, n int, timing raft.Config, tick time.Duration) 
 		ids = append(ids, id)
 		lns[id], addrs[id] = ln, ln.Addr().String()
 	}
-	nodes := map[uint64]*raft.Node{}
+	nodes := map[uint64]*raftnode.Node{}
 	sms := map[uint64]*nodeTestSM{}
 	for _, id := range ids {
 		sms[id] = &nodeTestSM{}
-		node, err := raft.NewNode(raft.NodeConfig{
+		node, err := raftnode.NewNode(raftnode.NodeConfig{
 			Raft:         raft.Config{ID: id, ElectionTick: timing.ElectionTick, HeartbeatTick: timing.HeartbeatTick},
 			Storage:      raft.NewMemoryStorage(),
 			StateMachine: sms[id],

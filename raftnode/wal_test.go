@@ -1,17 +1,18 @@
-package raft_test
+package raftnode_test
 
 import (
 	"fmt"
 	"path/filepath"
 	"testing"
 
-	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/wal"
 	"github.com/keelraft/raft/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // walCluster is a nodeCluster whose members keep their state in wal
@@ -23,7 +24,7 @@ type walCluster struct {
 
 // nodeWALCluster starts three Nodes on wal in temporary directories; cleanup
 // stops them, closes the logs and checks for leaked goroutines.
-func nodeWALCluster(tb testing.TB, tune func(*raft.NodeConfig)) *walCluster {
+func nodeWALCluster(tb testing.TB, tune func(*raftnode.NodeConfig)) *walCluster {
 	tb.Helper()
 	before := goleak.IgnoreCurrent()
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })

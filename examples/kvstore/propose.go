@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/raftnode"
 )
 
 // Writes at a follower are forwarded to the leader over the leader's HTTP
 // API (POST /internal/propose with the encoded commands), because
-// raft.Node.Propose only runs on the leader. The follower learns the
+// raftnode.Node.Propose only runs on the leader. The follower learns the
 // leader's HTTP address from the log: every node that becomes leader
 // proposes an opNode entry with its addresses. The follower has already
 // fixed each command's Now, so the leader proposes exactly what the
@@ -84,7 +85,7 @@ func (s *server) proposeClient(ctx context.Context, data [][]byte) ([]*result, e
 	s.metrics.proposals.Add(uint64(len(data)))
 	for {
 		res, err := s.proposeLocal(ctx, data)
-		var nl *raft.NotLeaderError
+		var nl *raftnode.NotLeaderError
 		switch {
 		case err == nil:
 			return res, nil
@@ -114,7 +115,7 @@ func (s *server) proposeClient(ctx context.Context, data [][]byte) ([]*result, e
 			return nil, fmt.Errorf("%s: %v", tooLargePrefix, err)
 		case errors.Is(err, raft.ErrProposalDropped):
 			// Retry: a transfer in progress, or a full uncommitted tail.
-		case errors.Is(err, raft.ErrProposalUnknown):
+		case errors.Is(err, raftnode.ErrProposalUnknown):
 			return nil, errOutcomeUnknown
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 			return nil, errUnavailable
@@ -234,7 +235,7 @@ func (s *server) handleInternalPropose(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, res)
 	case errors.Is(err, raft.ErrNotLeader):
 		httpError(w, http.StatusMisdirectedRequest, err.Error())
-	case errors.Is(err, raft.ErrProposalDropped), errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, raft.ErrProposalUnknown):
+	case errors.Is(err, raft.ErrProposalDropped), errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, raftnode.ErrProposalUnknown):
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		httpError(w, http.StatusInternalServerError, errOutcomeUnknown.Error())
@@ -261,7 +262,7 @@ func (s *server) readBarrier(ctx context.Context, level string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	if err := s.node.Read(ctx); err != nil {
-		if errors.Is(err, raft.ErrStopped) {
+		if errors.Is(err, raftnode.ErrStopped) {
 			return fmt.Errorf("ERR %v", err)
 		}
 		return errUnavailable

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/raftnode"
 	"github.com/keelraft/raft/tcptransport"
 	"github.com/keelraft/raft/wal"
 )
@@ -67,7 +68,7 @@ type config struct {
 	Logger       *zap.Logger
 }
 
-// server is one kvstore node: a raft.Node on a wal.Log and a TCP transport,
+// server is one kvstore node: a raftnode.Node on a wal.Log and a TCP transport,
 // with the RESP and HTTP front ends. Its methods are safe for concurrent
 // use.
 type server struct {
@@ -75,7 +76,7 @@ type server struct {
 	log     *zap.Logger
 	wal     *wal.Log
 	tr      *tcptransport.Transport
-	node    *raft.Node
+	node    *raftnode.Node
 	kv      *kvStore
 	metrics *metrics
 
@@ -219,9 +220,9 @@ func newServer(cfg config) (*server, error) {
 	if cfg.LeaseReads {
 		rcfg.ReadOnlyOption = raft.ReadOnlyLeaseBased
 	}
-	s.node, err = raft.NewNode(raft.NodeConfig{
+	s.node, err = raftnode.NewNode(raftnode.NodeConfig{
 		Raft: rcfg, Storage: s.wal, StateMachine: s.kv, TickInterval: cfg.Tick,
-		SnapshotEvery: cfg.SnapshotEntries, CompactKeep: min(cfg.SnapshotEntries, raft.DefaultCompactKeep),
+		SnapshotEvery: cfg.SnapshotEntries, CompactKeep: min(cfg.SnapshotEntries, raftnode.DefaultCompactKeep),
 		OnLeaderChange: s.onLeaderChange, OnConfChange: s.onConfChange,
 	})
 	if err != nil {

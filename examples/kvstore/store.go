@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/raftnode"
 )
 
 // Kinds of a result.
@@ -80,7 +81,7 @@ type kvStore struct {
 
 const maxTombs = 100000
 
-var _ raft.StateMachine = (*kvStore)(nil)
+var _ raftnode.StateMachine = (*kvStore)(nil)
 
 func newKVStore(onPeer func(id uint64, addr string)) *kvStore {
 	return &kvStore{
@@ -89,7 +90,7 @@ func newKVStore(onPeer func(id uint64, addr string)) *kvStore {
 	}
 }
 
-// Apply implements raft.StateMachine.
+// Apply implements raftnode.StateMachine.
 func (s *kvStore) Apply(ents []raft.Entry) []any {
 	out := make([]any, len(ents))
 	s.mu.Lock()
@@ -307,7 +308,7 @@ func (s *kvStore) revision(k string) (uint64, <-chan struct{}) {
 	return s.floor, s.changed
 }
 
-// Snapshot implements raft.StateMachine: the image is encoded at once
+// Snapshot implements raftnode.StateMachine: the image is encoded at once
 // under the lock, so later Applies do not change it.
 //
 //	"KVS1" last(uvarint) nodes(uvarint) {id addrs(3 strings)}... keys(uvarint) {key val exp(varint) rev(uvarint)}...
@@ -348,7 +349,7 @@ func (s *kvStore) Snapshot() (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-// Restore implements raft.StateMachine.
+// Restore implements raftnode.StateMachine.
 func (s *kvStore) Restore(r io.Reader) error {
 	img, err := io.ReadAll(r)
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package nodebench runs the durable workload on this library's
-// batteries-included runner: three raft.Node on the in-memory transport
+// batteries-included runner: three raftnode.Node on the in-memory transport
 // (messages go through the wire codec), each on its own wal.Log, with
 // Window proposers calling Node.Propose concurrently on the leader — the
 // way a hashicorp/raft user drives raft.Apply.
@@ -19,6 +19,7 @@ import (
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/bench/internal/harness"
 	"github.com/keelraft/raft/memtransport"
+	"github.com/keelraft/raft/raftnode"
 	"github.com/keelraft/raft/wal"
 	"github.com/keelraft/raft/wire"
 )
@@ -54,7 +55,7 @@ func (m *sm) state() harness.SM {
 }
 
 type member struct {
-	node *raft.Node
+	node *raftnode.Node
 	tr   *memtransport.Transport
 	log  *wal.Log
 	sm   *sm
@@ -140,7 +141,7 @@ func start(w harness.Workload) ([]*member, error) {
 		}
 		m := &member{log: log, sm: &sm{}}
 		members = append(members, m)
-		m.node, err = raft.NewNode(raft.NodeConfig{
+		m.node, err = raftnode.NewNode(raftnode.NodeConfig{
 			Raft:          raft.Config{ID: id, ElectionTick: 20, HeartbeatTick: 2},
 			Storage:       log,
 			StateMachine:  m.sm,
@@ -163,7 +164,7 @@ func start(w harness.Workload) ([]*member, error) {
 }
 
 // waitLeader returns the Node that leads, once one does.
-func waitLeader(members []*member) (*raft.Node, error) {
+func waitLeader(members []*member) (*raftnode.Node, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for i, m := range members {
