@@ -67,7 +67,7 @@ func (kv *nodeExampleKV) get(k string) string {
 // A single-node cluster: propose writes, then read linearizably.
 func ExampleNode() {
 	kv := &nodeExampleKV{m: map[string]string{}}
-	node, err := raftnode.NewNode(raftnode.NodeConfig{
+	node, err := raftnode.New(raftnode.Config{
 		Raft:         raft.Config{ID: 1},
 		Storage:      raft.NewMemoryStorage(),
 		StateMachine: kv,

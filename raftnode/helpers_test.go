@@ -137,32 +137,32 @@ type nodeCluster struct {
 	net     *memtransport.Network
 	ids     []uint64 // every ID a transport knows as a peer
 	members map[uint64]*nodeMember
-	tune    func(*raftnode.NodeConfig)
+	tune    func(*raftnode.Config)
 	// countOnly makes the state machines keep no data.
 	countOnly bool
 	// prepare, if set, is called with each node (its node and transport
-	// set) after NewNode and before Start.
+	// set) after New and before Start.
 	prepare func(id uint64, m *nodeMember)
 }
 
 // newNodeCluster starts n bootstrapped Nodes with fast ticks. tune, if not
 // nil, adjusts each node's config. Cleanup stops everything and then checks
 // that no goroutine leaked.
-func newNodeCluster(tb testing.TB, n int, tune func(*raftnode.NodeConfig)) *nodeCluster {
+func newNodeCluster(tb testing.TB, n int, tune func(*raftnode.Config)) *nodeCluster {
 	tb.Helper()
 	return newNodeClusterSM(tb, n, tune, false)
 }
 
 // newNodeClusterSM is newNodeCluster with the choice of state machines
 // that keep no data.
-func newNodeClusterSM(tb testing.TB, n int, tune func(*raftnode.NodeConfig), countOnly bool) *nodeCluster {
+func newNodeClusterSM(tb testing.TB, n int, tune func(*raftnode.Config), countOnly bool) *nodeCluster {
 	tb.Helper()
 	return newNodeClusterPrepared(tb, n, tune, countOnly, nil)
 }
 
 // newNodeClusterPrepared is newNodeClusterSM with a prepare function (see
 // nodeCluster.prepare).
-func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raftnode.NodeConfig), countOnly bool,
+func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raftnode.Config), countOnly bool,
 	prepare func(id uint64, m *nodeMember)) *nodeCluster {
 	tb.Helper()
 	before := goleak.IgnoreCurrent() // goroutines of earlier tests
@@ -186,7 +186,7 @@ func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raftnode.NodeConfig
 func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64) *nodeMember {
 	c.tb.Helper()
 	m := &nodeMember{sm: &nodeTestSM{countOnly: c.countOnly}, storage: storage, leaders: make(chan [2]uint64, 1024)}
-	cfg := raftnode.NodeConfig{
+	cfg := raftnode.Config{
 		Raft:         raft.Config{ID: id, ElectionTick: 20, HeartbeatTick: 1},
 		Storage:      storage,
 		StateMachine: m.sm,
@@ -204,7 +204,7 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 	if c.tune != nil {
 		c.tune(&cfg)
 	}
-	node, err := raftnode.NewNode(cfg)
+	node, err := raftnode.New(cfg)
 	require.NoError(c.tb, err)
 	tr, err := c.net.NewTransport(id, c.ids, node, memtransport.Options{})
 	require.NoError(c.tb, err)

@@ -128,7 +128,7 @@ func runNodeLeasePause(t testing.TB, forwarded bool) leasePauseOutcome {
 	const tick = 5 * time.Millisecond
 	clocks := newNodeClocks(tick)
 	wrappers := map[uint64]*nodeDropTransport{}
-	c := newNodeClusterPrepared(t, 3, func(cfg *raftnode.NodeConfig) {
+	c := newNodeClusterPrepared(t, 3, func(cfg *raftnode.Config) {
 		cfg.Raft.ReadOnlyOption = raft.ReadOnlyLeaseBased
 		cfg.TickInterval = tick
 	}, false, func(id uint64, m *nodeMember) {

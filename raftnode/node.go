@@ -13,13 +13,13 @@ import (
 	"github.com/keelraft/raft"
 )
 
-// Defaults of NodeConfig.
+// Defaults of Config.
 const (
-	// DefaultTickInterval is NodeConfig.TickInterval when zero.
+	// DefaultTickInterval is Config.TickInterval when zero.
 	DefaultTickInterval = 100 * time.Millisecond
-	// DefaultSnapshotEvery is NodeConfig.SnapshotEvery when zero.
+	// DefaultSnapshotEvery is Config.SnapshotEvery when zero.
 	DefaultSnapshotEvery = 10000
-	// DefaultCompactKeep is NodeConfig.CompactKeep when zero.
+	// DefaultCompactKeep is Config.CompactKeep when zero.
 	DefaultCompactKeep = 1000
 )
 
@@ -32,8 +32,8 @@ const nodeMaxInflight = 256
 // messages are dropped (Raft recovers from loss).
 const nodeRecvQueue = 4096
 
-// NodeConfig holds a Node's parameters.
-type NodeConfig struct {
+// Config holds a Node's parameters.
+type Config struct {
 	// Raft configures the protocol. PipelinedAcks is forced on; Applied is
 	// set by Start from the storage's snapshot. A zero Raft.MaxEntrySize is
 	// DefaultMaxEntrySize, which fits the default frame limit of package
@@ -47,7 +47,7 @@ type NodeConfig struct {
 	// Node never closes it: the host does, after Stop.
 	Storage raft.LogStorage
 
-	// Transport sends the node's messages. It may be nil at NewNode, for
+	// Transport sends the node's messages. It may be nil at New, for
 	// transports whose constructor needs the Node as their handler: set it
 	// with SetTransport before Start. The Node never closes it.
 	Transport raft.Transport
@@ -147,7 +147,7 @@ type NodeConfig struct {
 // stops the node: every pending and later call returns an error wrapping
 // it (Err returns it). A StateMachine panic is not recovered.
 type Node struct {
-	cfg       NodeConfig
+	cfg       Config
 	id        uint64
 	storage   raft.LogStorage
 	sm        StateMachine
@@ -200,16 +200,16 @@ type nodeReport struct {
 
 var _ raft.TransportHandler = (*Node)(nil)
 
-// NewNode checks cfg and returns a Node ready to Start. It starts nothing.
-func NewNode(cfg NodeConfig) (*Node, error) {
+// New checks cfg and returns a Node ready to Start. It starts nothing.
+func New(cfg Config) (*Node, error) {
 	if cfg.Storage == nil || isNilPointer(cfg.Storage) {
-		return nil, fmt.Errorf("%w: NodeConfig.Storage must be set", raft.ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Config.Storage must be set", raft.ErrInvalidConfig)
 	}
 	if cfg.StateMachine == nil || isNilPointer(cfg.StateMachine) {
-		return nil, fmt.Errorf("%w: NodeConfig.StateMachine must be set", raft.ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: Config.StateMachine must be set", raft.ErrInvalidConfig)
 	}
 	if cfg.TickInterval < 0 {
-		return nil, fmt.Errorf("%w: NodeConfig.TickInterval must not be negative, got %v", raft.ErrInvalidConfig, cfg.TickInterval)
+		return nil, fmt.Errorf("%w: Config.TickInterval must not be negative, got %v", raft.ErrInvalidConfig, cfg.TickInterval)
 	}
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = DefaultTickInterval
@@ -292,7 +292,7 @@ func (n *Node) Start(bootstrapVoters []uint64) error {
 
 func (n *Node) start(voters []uint64) error {
 	if n.transport == nil || isNilPointer(n.transport) {
-		return fmt.Errorf("%w: NodeConfig.Transport must be set before Start", raft.ErrInvalidConfig)
+		return fmt.Errorf("%w: Config.Transport must be set before Start", raft.ErrInvalidConfig)
 	}
 	snap, err := n.storage.Snapshot()
 	if err != nil {

@@ -96,7 +96,7 @@ func TestNodeRestartFromStorage(t *testing.T) {
 }
 
 func TestNodeAddVoterFromSnapshot(t *testing.T) {
-	c := newNodeCluster(t, 3, func(cfg *raftnode.NodeConfig) {
+	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) {
 		cfg.SnapshotEvery = 8
 		cfg.CompactKeep = 2
 	})
@@ -133,7 +133,7 @@ func TestNodeAddVoterFromSnapshot(t *testing.T) {
 
 func TestNodeRemoveLeader(t *testing.T) {
 	var confs = make(chan raft.ConfState, 64)
-	c := newNodeCluster(t, 3, func(cfg *raftnode.NodeConfig) {
+	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) {
 		if cfg.Raft.ID == 1 {
 			cfg.OnConfChange = func(cs raft.ConfState) { confs <- cs }
 		}
@@ -202,7 +202,7 @@ func TestNodeTransferLeadership(t *testing.T) {
 
 func TestNodeStorageErrorStopsNode(t *testing.T) {
 	stores := map[uint64]*nodeFaultyStorage{}
-	c := newNodeCluster(t, 3, func(cfg *raftnode.NodeConfig) {
+	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) {
 		s := &nodeFaultyStorage{MemoryStorage: raft.NewMemoryStorage(), failOn: "lost"}
 		stores[cfg.Raft.ID] = s
 		cfg.Storage = s
@@ -226,22 +226,22 @@ func TestNodeStorageErrorStopsNode(t *testing.T) {
 func TestNodeStartErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  raftnode.NodeConfig
+		cfg  raftnode.Config
 	}{
-		{name: "no storage", cfg: raftnode.NodeConfig{Raft: raft.Config{ID: 1}, StateMachine: &nodeTestSM{}}},
-		{name: "no state machine", cfg: raftnode.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage()}},
-		{name: "zero ID", cfg: raftnode.NodeConfig{Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}}},
-		{name: "negative tick", cfg: raftnode.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(),
+		{name: "no storage", cfg: raftnode.Config{Raft: raft.Config{ID: 1}, StateMachine: &nodeTestSM{}}},
+		{name: "no state machine", cfg: raftnode.Config{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage()}},
+		{name: "zero ID", cfg: raftnode.Config{Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}}},
+		{name: "negative tick", cfg: raftnode.Config{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(),
 			StateMachine: &nodeTestSM{}, TickInterval: -time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := raftnode.NewNode(tt.cfg)
+			_, err := raftnode.New(tt.cfg)
 			assert.ErrorIs(t, err, raft.ErrInvalidConfig)
 		})
 	}
 	t.Run("no transport", func(t *testing.T) {
-		n, err := raftnode.NewNode(raftnode.NodeConfig{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}})
+		n, err := raftnode.New(raftnode.Config{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}})
 		require.NoError(t, err)
 		assert.ErrorIs(t, n.Start([]uint64{1}), raft.ErrInvalidConfig)
 		n.Stop()

@@ -125,7 +125,7 @@ func TestNodeFollowerCatchesUpAfterEveryAppendToItWasLost(t *testing.T) {
 
 func nodeFollowerCatchesUpAfterLostAppends(t testing.TB) {
 	wrappers := map[uint64]*nodeDropTransport{}
-	c := newNodeClusterPrepared(t, 3, func(cfg *raftnode.NodeConfig) {
+	c := newNodeClusterPrepared(t, 3, func(cfg *raftnode.Config) {
 		cfg.Raft.MaxInflightMsgs = 4
 	}, false, func(id uint64, m *nodeMember) {
 		w := &nodeDropTransport{Transport: m.tr}
@@ -162,7 +162,7 @@ func TestNodeRestartKeepsMembershipOfSnapshotWithConfChangesBelowIt(t *testing.T
 }
 
 func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
-	c := newNodeCluster(t, 3, func(cfg *raftnode.NodeConfig) {
+	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) {
 		cfg.SnapshotEvery = 5
 	})
 	c.propose("first") // the leader has committed an entry of its term

@@ -15,7 +15,7 @@ import (
 )
 
 // withWALIncarnation passes a wal storage's incarnation to the node.
-func withWALIncarnation(cfg *raftnode.NodeConfig) {
+func withWALIncarnation(cfg *raftnode.Config) {
 	if l, ok := cfg.Storage.(*wal.Log); ok {
 		cfg.Raft.Incarnation = l.Identity().Incarnation
 	}

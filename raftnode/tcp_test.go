@@ -37,7 +37,7 @@ func startTCPNodes(t *testing.T, n int, timing raft.Config, tick time.Duration) 
 	sms := map[uint64]*nodeTestSM{}
 	for _, id := range ids {
 		sms[id] = &nodeTestSM{}
-		node, err := raftnode.NewNode(raftnode.NodeConfig{
+		node, err := raftnode.New(raftnode.Config{
 			Raft:         raft.Config{ID: id, ElectionTick: timing.ElectionTick, HeartbeatTick: timing.HeartbeatTick},
 			Storage:      raft.NewMemoryStorage(),
 			StateMachine: sms[id],

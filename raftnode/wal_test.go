@@ -24,7 +24,7 @@ type walCluster struct {
 
 // nodeWALCluster starts three Nodes on wal in temporary directories; cleanup
 // stops them, closes the logs and checks for leaked goroutines.
-func nodeWALCluster(tb testing.TB, tune func(*raftnode.NodeConfig)) *walCluster {
+func nodeWALCluster(tb testing.TB, tune func(*raftnode.Config)) *walCluster {
 	tb.Helper()
 	before := goleak.IgnoreCurrent()
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })

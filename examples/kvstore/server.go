@@ -220,7 +220,7 @@ func newServer(cfg config) (*server, error) {
 	if cfg.LeaseReads {
 		rcfg.ReadOnlyOption = raft.ReadOnlyLeaseBased
 	}
-	s.node, err = raftnode.NewNode(raftnode.NodeConfig{
+	s.node, err = raftnode.New(raftnode.Config{
 		Raft: rcfg, Storage: s.wal, StateMachine: s.kv, TickInterval: cfg.Tick,
 		SnapshotEvery: cfg.SnapshotEntries, CompactKeep: min(cfg.SnapshotEntries, raftnode.DefaultCompactKeep),
 		OnLeaderChange: s.onLeaderChange, OnConfChange: s.onConfChange,

@@ -141,7 +141,7 @@ func start(w harness.Workload) ([]*member, error) {
 		}
 		m := &member{log: log, sm: &sm{}}
 		members = append(members, m)
-		m.node, err = raftnode.NewNode(raftnode.NodeConfig{
+		m.node, err = raftnode.New(raftnode.Config{
 			Raft:          raft.Config{ID: id, ElectionTick: 20, HeartbeatTick: 2},
 			Storage:       log,
 			StateMachine:  m.sm,
