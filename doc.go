@@ -10,12 +10,14 @@ and a seeded random source.
 
 # Node or RawNode
 
-Most hosts want Node (node.go): it owns the loop around a RawNode — ticks,
-the transport, pipelined persistence with group commit, a separate apply
-goroutine, automatic snapshots — and offers a blocking client API (Propose
-returns the state machine's result, Read is linearizable from any node).
-Hosts that want to drive everything themselves use RawNode, as described
-below; the rest of this page is about RawNode.
+Most hosts want raftnode.Node (package raftnode): it owns the loop around a
+RawNode — ticks, the transport, pipelined persistence with group commit, a
+separate apply goroutine, automatic snapshots — and offers a blocking client
+API (Propose returns the state machine's result, Read is linearizable from
+any node). Hosts that want to drive everything themselves use RawNode, as
+described below; the rest of this page is about RawNode. This package holds
+the core alone: it imports no serialisation library (package wire holds
+the frame format the transports share) and starts no goroutine.
 
 # Starting a node
 
@@ -35,7 +37,10 @@ the Snapshot of the first Ready, to be persisted like any snapshot.
 # The host loop
 
 The host runs a loop that calls Tick at a regular interval (say every 100 ms;
-ElectionTick and HeartbeatTick are counted in ticks), passes every message
+ElectionTick and HeartbeatTick are counted in ticks; a host that finds more
+intervals elapsed than it ticked, after a pause of its process, reports the
+extra ones with RecordMissedTicks so that they count against the leader
+lease), passes every message
 received from a peer to Step, and, whenever HasReady reports true, handles a
 Ready in these steps, in this order:
 

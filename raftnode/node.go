@@ -6,21 +6,10 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/keelraft/raft"
-)
-
-// Defaults of Config.
-const (
-	// DefaultTickInterval is Config.TickInterval when zero.
-	DefaultTickInterval = 100 * time.Millisecond
-	// DefaultSnapshotEvery is Config.SnapshotEvery when zero.
-	DefaultSnapshotEvery = 10000
-	// DefaultCompactKeep is Config.CompactKeep when zero.
-	DefaultCompactKeep = 1000
 )
 
 // nodeMaxInflight bounds the Readies a Node has handed to its persist
@@ -32,120 +21,11 @@ const nodeMaxInflight = 256
 // messages are dropped (Raft recovers from loss).
 const nodeRecvQueue = 4096
 
-// Config holds a Node's parameters.
-type Config struct {
-	// Raft configures the protocol. PipelinedAcks is forced on; Applied is
-	// set by Start from the storage's snapshot. A zero Raft.MaxEntrySize is
-	// DefaultMaxEntrySize, which fits the default frame limit of package
-	// tcptransport: a Node never appends an entry its transport cannot
-	// carry (proposals of larger entries fail with ErrProposalTooLarge).
-	// With a larger frame limit in the transport (wire.CodecOptions), raise
-	// it to match.
-	Raft raft.Config
-
-	// Storage is the node's durable state; Raft.Storage is set to it. The
-	// Node never closes it: the host does, after Stop.
-	Storage raft.LogStorage
-
-	// Transport sends the node's messages. It may be nil at New, for
-	// transports whose constructor needs the Node as their handler: set it
-	// with SetTransport before Start. The Node never closes it.
-	Transport raft.Transport
-
-	// StateMachine is the replicated application state.
-	StateMachine StateMachine
-
-	// TickInterval is the duration of one tick (Raft.ElectionTick and
-	// Raft.HeartbeatTick count ticks), on the monotonic clock: a pause of
-	// the process still counts against the leader lease (see Node's
-	// section Time). Default DefaultTickInterval.
-	TickInterval time.Duration
-
-	// SnapshotEvery is how many entries are applied between two automatic
-	// snapshots. Default DefaultSnapshotEvery.
-	SnapshotEvery uint64
-
-	// CompactKeep is how many entries before a snapshot's index stay in the
-	// log after compaction, so that a follower lagging by less catches up
-	// from the log rather than from a snapshot. Default DefaultCompactKeep.
-	CompactKeep uint64
-
-	// OnLeaderChange, if set, is called when the node learns of a new
-	// leader (None when it knows of none) or term. OnConfChange, if set,
-	// is called with the membership after each configuration change or
-	// snapshot is applied. Both are called in order from a goroutine of
-	// their own, never from the raft loop, so a slow callback delays only
-	// later callbacks; they must not call Stop.
-	OnLeaderChange func(leader, term uint64)
-	OnConfChange   func(cs raft.ConfState)
-}
-
 // Node runs a RawNode with the goroutines, timers and I/O that the core
-// leaves to its host, and offers a blocking client API. Its methods are
-// safe for concurrent use. It is the Transport's TransportHandler.
-//
-// # Goroutines and ordering
-//
-// A started Node runs four goroutines, and no other code of the package
-// runs concurrently with them besides the transport:
-//
-//  1. The raft loop owns the RawNode (it is the only goroutine that touches
-//     it). It ticks every TickInterval (see Time), steps received messages, serves
-//     client requests, and takes Readies: it sends rd.Messages at once (a
-//     leader's appends leave before its own write), queues the Ready for
-//     the persist goroutine and its snapshot and committed entries for the
-//     apply goroutine.
-//  2. The persist goroutine writes every Ready queued so far with one
-//     raft.LogStorage.Save (one fsync), then sends their MessagesAfterPersist,
-//     then has the loop acknowledge them (AckPersisted) in the order they
-//     were taken. No vote, vote request or append acknowledgement leaves
-//     before the state it promises is durable.
-//  3. The apply goroutine restores snapshots and applies committed entries
-//     in log order (they are durable locally before they are handed out),
-//     applies configuration changes through the loop (it waits for the
-//     resulting configuration before it goes on), completes the proposals
-//     and waiters, and has the loop acknowledge what it applied
-//     (AckApplied). Every SnapshotEvery entries it takes a StateMachine
-//     snapshot, which a fourth goroutine writes (CreateSnapshot) and
-//     compacts the log behind, leaving CompactKeep entries.
-//  4. The notifier calls OnLeaderChange and OnConfChange in order.
-//
-// # Time
-//
-// The leader lease follows the monotonic clock (time.Now's monotonic
-// reading), not the ticker's wake-ups: before the loop handles any event
-// (a received message, a read, a proposal, an acknowledgement, a ticker
-// wake-up), it counts the tick intervals elapsed since it last did. It
-// ticks the RawNode once, as the ticker would, and reports the other
-// intervals as missed, which the core counts against the lease alone. So
-// time the process did not see, because it was stopped (SIGSTOP),
-// descheduled (a virtual machine's stolen CPU time), stalled in a garbage
-// collection or busy in the loop, still counts: a leader that wakes after
-// more than its lease serves no lease read before a quorum has
-// acknowledged a heartbeat sent after the gap (deposed meanwhile, it learns
-// so from that round and steps down). The election, heartbeat and
-// CheckQuorum timers still advance one tick per wake-up, as before: slow
-// timers only delay an election or a step-down (a follower refusing votes
-// longer is safe for every lease), whereas firing them at once would have
-// a node whose loop was starved of CPU campaign, or step down, before it
-// handled the messages its transport queued meanwhile.
-//
-// This bounds lease reads (ReadOnlyLeaseBased) only as far as the
-// monotonic clock runs during the pause. On Linux, CLOCK_MONOTONIC
-// advances while a process is stopped or descheduled and during a
-// hypervisor's CPU steal, but not while the whole system is suspended
-// (suspend to RAM or disk); whether it advances while a virtual machine
-// is paused or migrated depends on the hypervisor's clock source. A leader
-// whose machine was suspended may serve stale lease reads on resuming;
-// where that can happen, use ReadOnlySafe. The clock drift bound of
-// ReadOnlyLeaseBased applies to the monotonic clocks' rates.
-//
-// # Failure
-//
-// An error from raft.LogStorage.Save, CreateSnapshot or Compact (other than the
-// benign ones documented there), or from StateMachine.Restore or Snapshot,
-// stops the node: every pending and later call returns an error wrapping
-// it (Err returns it). A StateMachine panic is not recovered.
+// leaves to its host, and offers a blocking client API (see the package
+// documentation for its goroutines, ordering guarantees and treatment of
+// time and failure). Its methods are safe for concurrent use. It is the
+// Transport's raft.TransportHandler.
 type Node struct {
 	cfg       Config
 	id        uint64

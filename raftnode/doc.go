@@ -1,0 +1,117 @@
+/*
+Package raftnode runs the core of package raft for a service: a Node owns
+the loop around a raft.RawNode (ticks, the transport, pipelined persistence
+with group commit, a separate apply goroutine, automatic snapshots and log
+compaction) and offers a blocking client API. Hosts that want to drive
+every step themselves use raft.RawNode directly; package raft's
+documentation describes that loop.
+
+# Using a Node
+
+Give New the protocol configuration, a durable raft.LogStorage (package wal
+on disk, raft.MemoryStorage in tests), a raft.Transport (package
+tcptransport between processes, memtransport within one) and the
+StateMachine to replicate, then Start it:
+
+	n, err := raftnode.New(raftnode.Config{
+		Raft:         raft.Config{ID: 1},
+		Storage:      storage,
+		Transport:    transport,
+		StateMachine: sm,
+	})
+	if err != nil { ... }
+	if err := n.Start([]uint64{1, 2, 3}); err != nil { ... } // nil on a restart
+	defer n.Stop()
+
+	result, err := n.Propose(ctx, command) // StateMachine.Apply's result
+	err = n.Read(ctx)                      // then read sm: linearizable
+
+The calls:
+
+  - Propose and ProposeBatch append commands on the leader and return
+    the StateMachine's results once applied here; a follower returns a
+    *NotLeaderError naming the leader. ProposeUntracked is forwarded from
+    any node and returns once appended, without waiting for the result.
+    ErrProposalUnknown says an appended command's fate was not seen (a
+    leader change, the context, a stop): it may still apply.
+  - Read waits until the local state machine reflects every write
+    committed before the call (ReadIndex, or the leader lease with
+    raft.ReadOnlyLeaseBased), from any node; WaitApplied and AppliedIndex
+    follow the applied index.
+  - AddVoter, AddLearner, Promote and Remove change the membership one
+    node at a time and return the configuration in force after it;
+    TransferLeadership hands office to a voter; Status and LeaderID
+    report the protocol state.
+  - Stop ends the goroutines; Err returns the error that stopped the node
+    on its own (storage, state machine), nil while it runs.
+
+The transport delivers what it receives with HandleMessage and reports
+failures with ReportUnreachable and ReportSnapshot: a Node is the
+transport's raft.TransportHandler.
+
+# Goroutines and ordering
+
+A started Node runs five goroutines, and no other code of the package
+runs concurrently with them besides the transport and the callers of its
+methods, whose requests the raft loop serves:
+
+ 1. The raft loop owns the RawNode (it is the only goroutine that touches
+    it). It ticks every TickInterval (see Time), steps received messages, serves
+    client requests, and takes Readies: it sends rd.Messages at once (a
+    leader's appends leave before its own write), queues the Ready for
+    the persist goroutine and its snapshot and committed entries for the
+    apply goroutine.
+ 2. The persist goroutine writes every Ready queued so far with one
+    raft.LogStorage.Save (one fsync), then sends their MessagesAfterPersist,
+    then has the loop acknowledge them (AckPersisted) in the order they
+    were taken. No vote, vote request or append acknowledgement leaves
+    before the state it promises is durable.
+ 3. The apply goroutine restores snapshots and applies committed entries
+    in log order (they are durable locally before they are handed out),
+    applies configuration changes through the loop (it waits for the
+    resulting configuration before it goes on), completes the proposals
+    and waiters, and has the loop acknowledge what it applied
+    (AckApplied). Every SnapshotEvery entries it takes a StateMachine
+    snapshot.
+ 4. The snapshotter writes that snapshot (CreateSnapshot) and compacts the
+    log behind it, leaving CompactKeep entries.
+ 5. The notifier calls OnLeaderChange and OnConfChange in order.
+
+# Time
+
+The leader lease follows the monotonic clock (time.Now's monotonic
+reading), not the ticker's wake-ups: before the loop handles any event
+(a received message, a read, a proposal, an acknowledgement, a ticker
+wake-up), it counts the tick intervals elapsed since it last did. It
+ticks the RawNode once, as the ticker would, and reports the other
+intervals as missed, which the core counts against the lease alone. So
+time the process did not see, because it was stopped (SIGSTOP),
+descheduled (a virtual machine's stolen CPU time), stalled in a garbage
+collection or busy in the loop, still counts: a leader that wakes after
+more than its lease serves no lease read before a quorum has
+acknowledged a heartbeat sent after the gap (deposed meanwhile, it learns
+so from that round and steps down). The election, heartbeat and
+CheckQuorum timers still advance one tick per wake-up, as before: slow
+timers only delay an election or a step-down (a follower refusing votes
+longer is safe for every lease), whereas firing them at once would have
+a node whose loop was starved of CPU campaign, or step down, before it
+handled the messages its transport queued meanwhile.
+
+This bounds lease reads (ReadOnlyLeaseBased) only as far as the
+monotonic clock runs during the pause. On Linux, CLOCK_MONOTONIC
+advances while a process is stopped or descheduled and during a
+hypervisor's CPU steal, but not while the whole system is suspended
+(suspend to RAM or disk); whether it advances while a virtual machine
+is paused or migrated depends on the hypervisor's clock source. A leader
+whose machine was suspended may serve stale lease reads on resuming;
+where that can happen, use ReadOnlySafe. The clock drift bound of
+ReadOnlyLeaseBased applies to the monotonic clocks' rates.
+
+# Failure
+
+An error from raft.LogStorage.Save, CreateSnapshot or Compact (other than the
+benign ones documented there), or from StateMachine.Restore or Snapshot,
+stops the node: every pending and later call returns an error wrapping
+it (Err returns it). A StateMachine panic is not recovered.
+*/
+package raftnode
