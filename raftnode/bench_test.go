@@ -16,7 +16,7 @@ import (
 // and returns its leader.
 func nodeBenchCluster(b *testing.B) (*nodeCluster, *raftnode.Node) {
 	b.Helper()
-	c := newNodeClusterSM(b, 3, func(cfg *raftnode.Config) { cfg.TickInterval = 10 * time.Millisecond }, true)
+	c := newNodeCluster(b, 3, withConfig(func(cfg *raftnode.Config) { cfg.TickInterval = 10 * time.Millisecond }), withCountingStateMachines())
 	lead := c.waitLeader()
 	c.propose("warm-up")
 	return c, c.members[lead].node
@@ -71,7 +71,7 @@ func benchNodePropose(b *testing.B, storage string, proposers int) {
 func nodeBenchLeader(b *testing.B, storage string) *raftnode.Node {
 	b.Helper()
 	if storage == "wal" {
-		c := nodeWALCluster(b, func(cfg *raftnode.Config) { cfg.TickInterval = 10 * time.Millisecond })
+		c := newNodeCluster(b, 3, onWAL(), withConfig(func(cfg *raftnode.Config) { cfg.TickInterval = 10 * time.Millisecond }))
 		lead := c.waitLeader()
 		c.propose("warm-up")
 		return c.members[lead].node

@@ -51,7 +51,7 @@ func TestNodeRefusesAnEntryTheTransportCannotCarry(t *testing.T) {
 // ProposeUntracked on a follower has the entry forwarded to the leader
 // over the transport and applied everywhere; an oversized one is refused.
 func TestNodeProposeUntrackedFromAFollowerIsForwardedAndApplied(t *testing.T) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	lead := c.waitLeader()
 	follower := lead%3 + 1
 	ctx := nodeCtx(t)

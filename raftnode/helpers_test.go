@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
+	"github.com/keelraft/raft/wal"
 	"github.com/keelraft/raft/wire"
 
 	"github.com/keelraft/raft/raftnode"
@@ -143,42 +146,75 @@ type nodeCluster struct {
 	// prepare, if set, is called with each node (its node and transport
 	// set) after New and before Start.
 	prepare func(id uint64, m *nodeMember)
+	// dirs holds each node's wal directory in a cluster on wal; nil for
+	// a cluster in memory.
+	dirs map[uint64]string
 }
 
-// newNodeCluster starts n bootstrapped Nodes with fast ticks. tune, if not
-// nil, adjusts each node's config. Cleanup stops everything and then checks
-// that no goroutine leaked.
-func newNodeCluster(tb testing.TB, n int, tune func(*raftnode.Config)) *nodeCluster {
-	tb.Helper()
-	return newNodeClusterSM(tb, n, tune, false)
+// clusterOption adjusts a nodeCluster before its nodes start.
+type clusterOption func(*nodeCluster)
+
+// withConfig has tune adjust each node's config.
+func withConfig(tune func(*raftnode.Config)) clusterOption {
+	return func(c *nodeCluster) { c.tune = tune }
 }
 
-// newNodeClusterSM is newNodeCluster with the choice of state machines
-// that keep no data.
-func newNodeClusterSM(tb testing.TB, n int, tune func(*raftnode.Config), countOnly bool) *nodeCluster {
-	tb.Helper()
-	return newNodeClusterPrepared(tb, n, tune, countOnly, nil)
+// withCountingStateMachines gives the nodes state machines that count
+// entries and keep no data (for benchmarks).
+func withCountingStateMachines() clusterOption {
+	return func(c *nodeCluster) { c.countOnly = true }
 }
 
-// newNodeClusterPrepared is newNodeClusterSM with a prepare function (see
+// withPrepare calls prepare with each node after New and before Start (see
 // nodeCluster.prepare).
-func newNodeClusterPrepared(tb testing.TB, n int, tune func(*raftnode.Config), countOnly bool,
-	prepare func(id uint64, m *nodeMember)) *nodeCluster {
+func withPrepare(prepare func(id uint64, m *nodeMember)) clusterOption {
+	return func(c *nodeCluster) { c.prepare = prepare }
+}
+
+// onWAL keeps each node's state in a wal directory of its own under a
+// temporary directory, instead of in memory.
+func onWAL() clusterOption {
+	return func(c *nodeCluster) { c.dirs = map[uint64]string{} }
+}
+
+// newNodeCluster starts n bootstrapped Nodes with fast ticks. Cleanup stops
+// everything (and closes the logs of a cluster on wal) and then checks that
+// no goroutine leaked.
+func newNodeCluster(tb testing.TB, n int, opts ...clusterOption) *nodeCluster {
 	tb.Helper()
 	before := goleak.IgnoreCurrent() // goroutines of earlier tests
 	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
 	net, err := memtransport.NewNetwork(wire.CodecOptions{})
 	require.NoError(tb, err)
-	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, tune: tune, countOnly: countOnly,
-		prepare: prepare}
+	c := &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}}
+	for _, opt := range opts {
+		opt(c)
+	}
 	for id := uint64(1); id <= uint64(n); id++ {
 		c.ids = append(c.ids, id)
 	}
-	for _, id := range c.ids {
-		c.start(id, raft.NewMemoryStorage(), c.ids)
-	}
 	tb.Cleanup(c.stopAll)
+	for _, id := range c.ids {
+		c.start(id, c.newStorage(id), c.ids)
+	}
 	return c
+}
+
+// newStorage returns fresh storage for node id: a wal directory of its own
+// for a cluster on wal, else memory.
+func (c *nodeCluster) newStorage(id uint64) raft.LogStorage {
+	if c.dirs == nil {
+		return raft.NewMemoryStorage()
+	}
+	c.dirs[id] = filepath.Join(c.tb.TempDir(), fmt.Sprintf("node%d", id))
+	return c.openWAL(id)
+}
+
+// openWAL opens node id's log directory (a cluster on wal).
+func (c *nodeCluster) openWAL(id uint64) *wal.Log {
+	l, err := wal.Open(c.dirs[id], wal.Options{SegmentSize: 1 << 16})
+	require.NoError(c.tb, err)
+	return l
 }
 
 // start starts node id on storage (bootstrapping voters if the storage is
@@ -225,10 +261,14 @@ func (c *nodeCluster) stop(id uint64) {
 	require.NoError(c.tb, m.tr.Close())
 }
 
+// stopAll stops every member and closes its transport, and its log on wal.
 func (c *nodeCluster) stopAll() {
 	for id, m := range c.members {
 		m.node.Stop()
 		_ = m.tr.Close()
+		if l, ok := m.storage.(*wal.Log); ok {
+			require.NoError(c.tb, l.Close())
+		}
 		delete(c.members, id)
 	}
 }

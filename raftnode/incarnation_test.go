@@ -16,7 +16,7 @@ import (
 // own, and a membership change asked for meanwhile waits for the slot
 // instead of failing with ErrPendingConfChange.
 func TestNodeRecordsIncarnationsAndMembershipWaitsForTheSlot(t *testing.T) {
-	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) { cfg.Raft.Incarnation = 0x100 + cfg.Raft.ID })
+	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) { cfg.Raft.Incarnation = 0x100 + cfg.Raft.ID }))
 	lead := c.waitLeader()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

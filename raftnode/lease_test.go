@@ -128,15 +128,15 @@ func runNodeLeasePause(t testing.TB, forwarded bool) leasePauseOutcome {
 	const tick = 5 * time.Millisecond
 	clocks := newNodeClocks(tick)
 	wrappers := map[uint64]*nodeDropTransport{}
-	c := newNodeClusterPrepared(t, 3, func(cfg *raftnode.Config) {
+	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		cfg.Raft.ReadOnlyOption = raft.ReadOnlyLeaseBased
 		cfg.TickInterval = tick
-	}, false, func(id uint64, m *nodeMember) {
+	}), withPrepare(func(id uint64, m *nodeMember) {
 		clocks.add(id, m)
 		w := &nodeDropTransport{Transport: m.tr}
 		m.node.SetTransport(w)
 		wrappers[id] = w
-	})
+	}))
 	clocks.start(t)
 	ctx := nodeCtx(t)
 

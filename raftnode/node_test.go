@@ -15,7 +15,7 @@ import (
 )
 
 func TestNodeProposeAndRead(t *testing.T) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 
@@ -70,7 +70,7 @@ func TestNodeProposeAndRead(t *testing.T) {
 }
 
 func TestNodeRestartFromStorage(t *testing.T) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 	c.propose("before")
@@ -96,10 +96,10 @@ func TestNodeRestartFromStorage(t *testing.T) {
 }
 
 func TestNodeAddVoterFromSnapshot(t *testing.T) {
-	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) {
+	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		cfg.SnapshotEvery = 8
 		cfg.CompactKeep = 2
-	})
+	}))
 	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 	var want []string
@@ -133,11 +133,11 @@ func TestNodeAddVoterFromSnapshot(t *testing.T) {
 
 func TestNodeRemoveLeader(t *testing.T) {
 	var confs = make(chan raft.ConfState, 64)
-	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) {
+	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		if cfg.Raft.ID == 1 {
 			cfg.OnConfChange = func(cs raft.ConfState) { confs <- cs }
 		}
-	})
+	}))
 	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 	c.propose("before")
@@ -173,7 +173,7 @@ func TestNodeRemoveLeader(t *testing.T) {
 }
 
 func TestNodeTransferLeadership(t *testing.T) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 	c.propose("before")
@@ -202,11 +202,11 @@ func TestNodeTransferLeadership(t *testing.T) {
 
 func TestNodeStorageErrorStopsNode(t *testing.T) {
 	stores := map[uint64]*nodeFaultyStorage{}
-	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) {
+	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		s := &nodeFaultyStorage{MemoryStorage: raft.NewMemoryStorage(), failOn: "lost"}
 		stores[cfg.Raft.ID] = s
 		cfg.Storage = s
-	})
+	}))
 	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 	c.propose("ok")

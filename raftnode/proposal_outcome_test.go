@@ -118,7 +118,7 @@ func (c *nodeCluster) waitReplicating(lead uint64) {
 // office; the entry commits under the next leader. The proposer must learn
 // success or "unknown", never failure (docs/reliability.md, S27).
 func TestNodeLostLeaderEntryCommits(t *testing.T) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	ctx := nodeCtx(t)
 	c.propose("before")
 	// The leader reaches one follower only; nothing reaches the leader.
@@ -152,7 +152,7 @@ func TestNodeLostLeaderEntryCommits(t *testing.T) {
 // an entry that a new leader's entries overwrite. The proposer must learn
 // failure or "unknown", never success, and the entry applies nowhere.
 func TestNodeOverwrittenProposalFails(t *testing.T) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	ctx := nodeCtx(t)
 	c.propose("before")
 	lead, out := c.appendCut(ctx, "doomed", func(lead uint64, others []uint64) {
@@ -179,7 +179,7 @@ func TestNodeOverwrittenProposalFails(t *testing.T) {
 // the node stops is reported as unknown; a stopped node's calls fail with
 // raftnode.ErrStopped.
 func TestNodeStopWithPendingProposal(t *testing.T) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	ctx := nodeCtx(t)
 	lead, out := c.appendCut(ctx, "pending", func(lead uint64, others []uint64) {
 		for _, id := range others {

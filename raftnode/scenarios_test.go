@@ -125,13 +125,13 @@ func TestNodeFollowerCatchesUpAfterEveryAppendToItWasLost(t *testing.T) {
 
 func nodeFollowerCatchesUpAfterLostAppends(t testing.TB) {
 	wrappers := map[uint64]*nodeDropTransport{}
-	c := newNodeClusterPrepared(t, 3, func(cfg *raftnode.Config) {
+	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		cfg.Raft.MaxInflightMsgs = 4
-	}, false, func(id uint64, m *nodeMember) {
+	}), withPrepare(func(id uint64, m *nodeMember) {
 		w := &nodeDropTransport{Transport: m.tr}
 		m.node.SetTransport(w)
 		wrappers[id] = w
-	})
+	}))
 	lead := c.waitLeader()
 	c.propose("first")
 	f := otherThan(c.ids, lead)[0]
@@ -162,9 +162,9 @@ func TestNodeRestartKeepsMembershipOfSnapshotWithConfChangesBelowIt(t *testing.T
 }
 
 func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
-	c := newNodeCluster(t, 3, func(cfg *raftnode.Config) {
+	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		cfg.SnapshotEvery = 5
-	})
+	}))
 	c.propose("first") // the leader has committed an entry of its term
 	ctx := nodeCtx(t)
 	explicit := raft.ConfChangeTransitionJointExplicit
@@ -230,7 +230,7 @@ func (c *nodeCluster) changeConf(ctx context.Context, cc raft.ConfChange, done f
 // startSingleVoter replaces the node of a one-node cluster with one on
 // storage.
 func startSingleVoter(t testing.TB, storage raft.LogStorage) (*nodeCluster, *nodeMember) {
-	c := newNodeCluster(t, 1, nil)
+	c := newNodeCluster(t, 1)
 	c.waitLeader()
 	c.stop(1)
 	return c, c.start(1, storage, nil)
@@ -251,13 +251,13 @@ func nodeTransferTargetWaitsForConfChanges(t testing.TB) {
 	release := func() { released.Do(func() { close(hold) }) }
 	defer release()
 	var target atomic.Uint64
-	c := newNodeClusterPrepared(t, 3, nil, false, func(id uint64, m *nodeMember) {
+	c := newNodeCluster(t, 3, withPrepare(func(id uint64, m *nodeMember) {
 		m.sm.beforeApply = func(ents []raft.Entry) {
 			if target.Load() == id && slices.ContainsFunc(ents, func(e raft.Entry) bool { return string(e.Data) == "hold" }) {
 				<-hold
 			}
 		}
-	})
+	}))
 	lead := c.waitLeader()
 	tgt := otherThan(c.ids, lead)[0]
 	target.Store(tgt)
@@ -370,7 +370,7 @@ func TestNodeElectsLeadersAfterAMessageAtTerm2To62(t *testing.T) {
 }
 
 func nodeElectsLeadersAfterLargestTerm(t testing.TB) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	lead := c.waitLeader()
 	c.propose("before")
 	f := otherThan(c.ids, lead)[0]
@@ -409,7 +409,7 @@ func TestNodeFollowerWhoseLogWentBackwardsCatchesUp(t *testing.T) {
 }
 
 func nodeFollowerWhoseLogWentBackwardsCatchesUp(t testing.TB) {
-	c := newNodeCluster(t, 3, nil)
+	c := newNodeCluster(t, 3)
 	lead := c.waitLeader()
 	f := otherThan(c.ids, lead)[0]
 	for i := range 5 {

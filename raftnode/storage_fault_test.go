@@ -22,14 +22,14 @@ func withWALIncarnation(cfg *raftnode.Config) {
 }
 
 // openSalvaging opens node id's log directory, salvaging a damaged log.
-func (c *walCluster) openSalvaging(id uint64) *wal.Log {
+func (c *nodeCluster) openSalvaging(id uint64) *wal.Log {
 	l, err := wal.Open(c.dirs[id], wal.Options{SegmentSize: 1 << 16, Salvage: true})
 	require.NoError(c.tb, err)
 	return l
 }
 
 // stopAndClose stops node id and closes its log.
-func (c *walCluster) stopAndClose(id uint64) {
+func (c *nodeCluster) stopAndClose(id uint64) {
 	c.stop(id)
 	require.NoError(c.tb, c.members[id].storage.(*wal.Log).Close())
 	delete(c.members, id)
@@ -56,7 +56,7 @@ func flipByteInSegment(t *testing.T, dir string) {
 }
 
 // waitRepaired waits until node id no longer recovers from a storage fault.
-func (c *walCluster) waitRepaired(t *testing.T, id uint64) {
+func (c *nodeCluster) waitRepaired(t *testing.T, id uint64) {
 	require.Eventually(t, func() bool {
 		st, err := c.members[id].node.Status(nodeCtx(t))
 		return err == nil && !st.HardState.Recovering
@@ -67,7 +67,7 @@ func (c *walCluster) waitRepaired(t *testing.T, id uint64) {
 // follower's log: the log salvages what precedes it, the node starts
 // recovering, and the leader repairs it with everything acknowledged.
 func TestNodeRepairsDamagedWAL(t *testing.T) {
-	c := nodeWALCluster(t, withWALIncarnation)
+	c := newNodeCluster(t, 3, onWAL(), withConfig(withWALIncarnation))
 	lead := c.waitLeader()
 	var acked []string
 	for i := range 30 {
@@ -97,7 +97,7 @@ func TestNodeRepairsDamagedWAL(t *testing.T) {
 // the first command would: its new incarnation is refused, it learns that
 // it must recover, and the leader repairs it and records the incarnation.
 func TestNodeWipedAndBootstrappedAgainIsRepaired(t *testing.T) {
-	c := nodeWALCluster(t, withWALIncarnation)
+	c := newNodeCluster(t, 3, onWAL(), withConfig(withWALIncarnation))
 	lead := c.waitLeader()
 	var acked []string
 	for _, v := range []string{"x", "y", "z"} {

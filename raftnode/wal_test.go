@@ -2,71 +2,20 @@ package raftnode_test
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 
-	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/wal"
-	"github.com/keelraft/raft/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
-
-	"github.com/keelraft/raft/raftnode"
 )
-
-// walCluster is a nodeCluster whose members keep their state in wal
-// directories.
-type walCluster struct {
-	*nodeCluster
-	dirs map[uint64]string
-}
-
-// nodeWALCluster starts three Nodes on wal in temporary directories; cleanup
-// stops them, closes the logs and checks for leaked goroutines.
-func nodeWALCluster(tb testing.TB, tune func(*raftnode.Config)) *walCluster {
-	tb.Helper()
-	before := goleak.IgnoreCurrent()
-	tb.Cleanup(func() { goleak.VerifyNone(tb, before) })
-	net, err := memtransport.NewNetwork(wire.CodecOptions{})
-	require.NoError(tb, err)
-	c := &walCluster{
-		nodeCluster: &nodeCluster{tb: tb, net: net, members: map[uint64]*nodeMember{}, ids: []uint64{1, 2, 3}, tune: tune},
-		dirs:        map[uint64]string{},
-	}
-	for _, id := range c.ids {
-		c.dirs[id] = filepath.Join(tb.TempDir(), fmt.Sprintf("node%d", id))
-	}
-	tb.Cleanup(c.closeWAL)
-	for _, id := range c.ids {
-		c.start(id, c.openWAL(id), c.ids)
-	}
-	return c
-}
-
-// openWAL opens node id's log directory.
-func (c *walCluster) openWAL(id uint64) *wal.Log {
-	l, err := wal.Open(c.dirs[id], wal.Options{SegmentSize: 1 << 16})
-	require.NoError(c.tb, err)
-	return l
-}
-
-// closeWAL stops every member and closes its log.
-func (c *walCluster) closeWAL() {
-	for id, m := range c.members {
-		c.stop(id)
-		require.NoError(c.tb, m.storage.(*wal.Log).Close())
-		delete(c.members, id)
-	}
-}
 
 // TestNodeOnWAL runs three Nodes on wal in temporary directories: it
 // commits, stops one node without any flushing of its own, reopens its
 // directory and checks that it catches up, then restarts the whole cluster
 // from disk and checks that nothing acknowledged was lost.
 func TestNodeOnWAL(t *testing.T) {
-	c := nodeWALCluster(t, nil)
-	open, closeAll := c.openWAL, c.closeWAL
+	c := newNodeCluster(t, 3, onWAL())
+	open, closeAll := c.openWAL, c.stopAll
 	lead := c.waitLeader()
 	var acked []string
 	for i := range 20 {
