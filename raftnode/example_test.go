@@ -10,9 +10,8 @@ import (
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
-	"github.com/keelraft/raft/wire"
-
 	"github.com/keelraft/raft/raftnode"
+	"github.com/keelraft/raft/wire"
 )
 
 // nodeExampleKV is a tiny replicated state machine: "key=value" commands.

@@ -23,10 +23,9 @@ import (
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
+	"github.com/keelraft/raft/raftnode"
 	"github.com/keelraft/raft/wal"
 	"github.com/keelraft/raft/wire"
-
-	"github.com/keelraft/raft/raftnode"
 )
 
 // nodeWaitTimeout bounds every wait of the Node tests. Only tests that

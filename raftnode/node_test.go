@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
-
 	"github.com/keelraft/raft/raftnode"
 )
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/keelraft/raft"
 	"github.com/keelraft/raft/memtransport"
-
 	"github.com/keelraft/raft/raftnode"
 )
 

@@ -9,9 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keelraft/raft/wal"
-
 	"github.com/keelraft/raft/raftnode"
+	"github.com/keelraft/raft/wal"
 )
 
 // withWALIncarnation passes a wal storage's incarnation to the node.

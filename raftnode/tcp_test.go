@@ -11,9 +11,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/keelraft/raft"
-	"github.com/keelraft/raft/tcptransport"
-
 	"github.com/keelraft/raft/raftnode"
+	"github.com/keelraft/raft/tcptransport"
 )
 
 // startTCPNodes starts Nodes 1..n over tcptransport on loopback (default

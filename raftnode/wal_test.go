@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/keelraft/raft/wal"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keelraft/raft/wal"
 )
 
 // TestNodeOnWAL runs three Nodes on wal in temporary directories: it
