@@ -76,6 +76,10 @@ var (
 	// cannot be decoded. The configuration is unchanged.
 	ErrInvalidConfChange = errors.New("raft: invalid configuration change")
 
+	// ErrCannotCampaign is returned by Campaign when no election can start
+	// now; the error says why (see RawNode.Campaign).
+	ErrCannotCampaign = errors.New("raft: cannot campaign")
+
 	// ErrInvalidTransfer is returned by TransferLeader when the target is
 	// not a voter of the configuration or already leads.
 	ErrInvalidTransfer = errors.New("raft: invalid leadership transfer")

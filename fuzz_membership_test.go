@@ -440,7 +440,7 @@ func (f *mfFuzzer) checkRequestErr(h *mfHost, what string, err error) {
 // isRefusal reports whether err is a documented refusal of a request.
 func isRefusal(err error) bool {
 	for _, want := range []error{ErrProposalDropped, ErrTransferInProgress, ErrPendingConfChange,
-		ErrInvalidConfChange, ErrInvalidTransfer, ErrNotLeader} {
+		ErrInvalidConfChange, ErrInvalidTransfer, ErrNotLeader, ErrCannotCampaign} {
 		if errors.Is(err, want) {
 			return true
 		}

@@ -99,6 +99,8 @@ func runPipelined(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 11))
 	hosts := newPipeCluster(t, 3)
 	ids := []uint64{1, 2, 3}
+	hosts[1].collect(t)
+	hosts[1].sync(t) // the bootstrap configuration is durable and applied
 	require.NoError(t, hosts[1].rn.Campaign())
 	proposed := 0
 	for step := 0; step < 3000; step++ {

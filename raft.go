@@ -639,6 +639,29 @@ func (r *raft) electionAllowed(what string) bool {
 	return true
 }
 
+// campaignRefusal says why an election this node starts on the host's
+// request would not begin now, or returns "" if it would (or if this node
+// leads already, when the request does nothing).
+func (r *raft) campaignRefusal() string {
+	switch {
+	case r.state == StateLeader:
+		return ""
+	case r.isRecovering():
+		return "this node is recovering from a storage fault, until the leader repairs it"
+	case r.raftLog.hasNextOrInProgressSnapshot():
+		return "its configuration is in a snapshot not yet persisted and applied: handle the pending Ready first"
+	case len(r.trk.voterIDs()) == 0:
+		return "it has no configuration yet: Bootstrap a new cluster, or wait for the leader's snapshot"
+	case !r.mayCampaign():
+		return "it is not a voter of its configuration"
+	case r.Term >= maxCampaignTerm:
+		return "the term space is exhausted"
+	case r.hasUnappliedConfChanges():
+		return "committed configuration changes are not yet applied"
+	}
+	return ""
+}
+
 // campaignType says which kind of election a node starts.
 type campaignType uint8
 

@@ -127,6 +127,9 @@ func (rn *RawNode) Bootstrap(voters []uint64) (err error) {
 	if slices.Contains(voters, None) {
 		return fmt.Errorf("%w: Bootstrap voters %v include ID 0", ErrInvalidConfig, voters)
 	}
+	if !slices.Contains(voters, r.id) {
+		return fmt.Errorf("%w: Bootstrap voters %v do not include this node (ID %d); a node that joins an existing cluster starts without Bootstrap and learns the configuration from the leader", ErrInvalidConfig, voters, r.id)
+	}
 	snap := Snapshot{Metadata: SnapshotMetadata{
 		Index:     1,
 		Term:      1,
@@ -152,12 +155,20 @@ func (rn *RawNode) Tick() {
 }
 
 // Campaign makes the node start an election now (with a pre-vote first
-// unless disabled).
+// unless disabled); on the leader it does nothing. It returns an error
+// wrapping ErrCannotCampaign, saying why, when no election can start: the
+// node has no configuration yet, its bootstrap or other snapshot is not yet
+// persisted and applied (handle the pending Ready first), it is not a
+// voter, it recovers from a storage fault, or committed configuration
+// changes are not yet applied.
 func (rn *RawNode) Campaign() (err error) {
 	if rn.err != nil {
 		return rn.err
 	}
 	defer rn.recoverStorage(&err)
+	if reason := rn.raft.campaignRefusal(); reason != "" {
+		return fmt.Errorf("%w: %s", ErrCannotCampaign, reason)
+	}
 	return rn.raft.Step(Message{Type: MsgHup, From: rn.raft.id})
 }
 

@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
+	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/raftnode"
+	"github.com/keelraft/raft/wire"
 )
 
 func TestNodeProposeAndRead(t *testing.T) {
@@ -246,5 +248,19 @@ func TestNodeStartErrors(t *testing.T) {
 		n.Stop()
 		_, err = n.Propose(context.Background(), []byte("x"))
 		assert.ErrorIs(t, err, raftnode.ErrStopped)
+	})
+	t.Run("voters without this node", func(t *testing.T) {
+		net, err := memtransport.NewNetwork(wire.CodecOptions{})
+		require.NoError(t, err)
+		n, err := raftnode.New(raftnode.Config{Raft: raft.Config{ID: 4}, Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}})
+		require.NoError(t, err)
+		tr, err := net.NewTransport(4, []uint64{1, 2, 3}, n, memtransport.Options{})
+		require.NoError(t, err)
+		defer tr.Close()
+		n.SetTransport(tr)
+		err = n.Start([]uint64{1, 2, 3})
+		assert.ErrorIs(t, err, raft.ErrInvalidConfig)
+		assert.Contains(t, err.Error(), "do not include this node")
+		n.Stop()
 	})
 }
