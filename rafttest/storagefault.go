@@ -197,7 +197,12 @@ func (s *sim) damageStorage() bool {
 	}
 	kinds := []damageKind{damageTruncate}
 	if s.incarnationRecorded(n) {
-		kinds = append(kinds, damageWipeJoin, damageWipeBootstrap)
+		kinds = append(kinds, damageWipeJoin)
+		if slices.Contains(s.ids[:s.cfg.Nodes], n.id) {
+			// Only a node of the first configuration was started with a
+			// command line that bootstraps; a node added later joined.
+			kinds = append(kinds, damageWipeBootstrap)
+		}
 	}
 	if snap, _ := n.disk.durable.Snapshot(); snap.Metadata.Index > 1 {
 		kinds = append(kinds, damageLostSnapshot)
