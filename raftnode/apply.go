@@ -22,6 +22,9 @@ type nodeApplier struct {
 	applied, snapIndex uint64
 	cs                 raft.ConfState
 	batch              []raft.Entry
+	// member is whether this node belonged to a configuration applied
+	// so far (see noteMembership).
+	member bool
 }
 
 func (a *nodeApplier) run() {
@@ -50,6 +53,7 @@ func (a *nodeApplier) apply(t nodeApplyTask) bool {
 		a.applied, a.snapIndex, a.cs = idx, idx, t.snap.Metadata.ConfState
 		n.props.unknownUpTo(idx)
 		n.notifier.confChanged(a.cs)
+		a.noteMembership(a.cs, idx)
 	}
 	for i := range t.ents {
 		e := &t.ents[i]
@@ -114,6 +118,7 @@ func (a *nodeApplier) applyConfChange(e *raft.Entry) bool {
 	}
 	a.cs = cs
 	n.notifier.confChanged(cs)
+	a.noteMembership(cs, e.Index)
 	n.props.applied(e, cs, nil)
 	return true
 }

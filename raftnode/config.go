@@ -62,4 +62,16 @@ type Config struct {
 	// later callbacks; they must not call Stop.
 	OnLeaderChange func(leader, term uint64)
 	OnConfChange   func(cs raft.ConfState)
+
+	// OnRemoved, if set, is called once when this node applies a
+	// configuration that leaves it out, having belonged to one before
+	// (from the notifier goroutine, as the callbacks above). From then on
+	// the node's calls return ErrRemoved.
+	OnRemoved func()
+
+	// StopWhenRemoved makes a removed node stop itself (Err then returns
+	// ErrRemoved), once it no longer leads: a leader that removed itself
+	// first hands office to a remaining voter. Without it, a removed node
+	// keeps running, answering every call with ErrRemoved, until Stop.
+	StopWhenRemoved bool
 }

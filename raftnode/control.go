@@ -78,6 +78,9 @@ func (n *Node) changeMembership(ctx context.Context, t raft.ConfChangeType, id u
 // transfer did not complete in time (the leader abandons it after an
 // election timeout).
 func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
+	if err := n.removedErr(); err != nil {
+		return err
+	}
 	var terr error
 	if err := n.do(ctx, func() {
 		if n.rn.BasicStatus().Lead == id {

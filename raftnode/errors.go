@@ -22,6 +22,12 @@ var (
 	// the node stopped. The entry may or may not apply later; a client
 	// that retries must make its command idempotent.
 	ErrProposalUnknown = errors.New("raftnode: proposal outcome unknown")
+
+	// ErrRemoved is returned by the calls of a node that applied a
+	// configuration that no longer includes it: it belongs to the cluster
+	// no more, and does nothing it is asked until a later configuration
+	// adds it back (see Config.StopWhenRemoved and OnRemoved).
+	ErrRemoved = errors.New("raftnode: this node was removed from the cluster")
 )
 
 // NotLeaderError is returned by Node calls that only the leader can serve

@@ -23,9 +23,13 @@ func (n *Node) runLoop() {
 		for len(n.persistInflight) < nodeMaxInflight && n.applyInflight < nodeMaxInflight && n.rn.HasReady() {
 			n.handleReady()
 		}
-		if st := n.rn.BasicStatus(); st.SoftState != prevSoft || st.Term != prevTerm {
+		st := n.rn.BasicStatus()
+		if st.SoftState != prevSoft || st.Term != prevTerm {
 			n.onRoleChange(st.SoftState, st.Term)
 			prevSoft, prevTerm = st.SoftState, st.Term
+		}
+		if n.maybeStopRemoved(st.RaftState) {
+			return
 		}
 		select {
 		case <-n.stopc:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -57,6 +58,10 @@ type Node struct {
 	ticks           uint64
 	tickClock       nodeTickClock
 	propBatch       []*nodePropReq
+
+	// removed is set once this node applied a configuration that leaves
+	// it out (see noteMembership).
+	removed atomic.Bool
 
 	startOnce sync.Once
 	doneOnce  sync.Once
@@ -126,7 +131,7 @@ func New(cfg Config) (*Node, error) {
 		applyc:     make(chan nodeApplyTask, nodeMaxInflight),
 		appliedc:   make(chan uint64, nodeMaxInflight),
 		snapc:      make(chan nodeSnapTask, 1),
-		notifier:   newNodeNotifier(cfg.OnLeaderChange, cfg.OnConfChange),
+		notifier:   newNodeNotifier(&cfg),
 		stopc:      make(chan struct{}),
 		donec:      make(chan struct{}),
 		loopDonec:  make(chan struct{}),
@@ -199,7 +204,7 @@ func (n *Node) start(voters []uint64) error {
 	n.haltMu.Lock()
 	n.started = true
 	n.haltMu.Unlock()
-	ap := &nodeApplier{n: n, applied: snap.Metadata.Index, snapIndex: snap.Metadata.Index, cs: cs}
+	ap := &nodeApplier{n: n, applied: snap.Metadata.Index, snapIndex: snap.Metadata.Index, cs: cs, member: isMember(cs, n.id)}
 	n.wg.Add(4)
 	go n.notifier.run(&n.wg, n.stopc)
 	go n.runPersist()

@@ -10,16 +10,18 @@ import (
 // own, so that a slow callback never blocks the loop. Its queue is
 // unbounded; leader changes and membership changes are rare.
 type nodeNotifier struct {
-	onLeader func(leader, term uint64)
-	onConf   func(raft.ConfState)
+	onLeader  func(leader, term uint64)
+	onConf    func(raft.ConfState)
+	onRemoved func()
 
 	mu     sync.Mutex
 	queue  []func()
 	signal chan struct{}
 }
 
-func newNodeNotifier(onLeader func(leader, term uint64), onConf func(raft.ConfState)) *nodeNotifier {
-	return &nodeNotifier{onLeader: onLeader, onConf: onConf, signal: make(chan struct{}, 1)}
+func newNodeNotifier(cfg *Config) *nodeNotifier {
+	return &nodeNotifier{onLeader: cfg.OnLeaderChange, onConf: cfg.OnConfChange, onRemoved: cfg.OnRemoved,
+		signal: make(chan struct{}, 1)}
 }
 
 func (nt *nodeNotifier) push(f func()) {
@@ -41,6 +43,12 @@ func (nt *nodeNotifier) leaderChanged(leader, term uint64) {
 func (nt *nodeNotifier) confChanged(cs raft.ConfState) {
 	if nt.onConf != nil {
 		nt.push(func() { nt.onConf(cs) })
+	}
+}
+
+func (nt *nodeNotifier) removed() {
+	if nt.onRemoved != nil {
+		nt.push(nt.onRemoved)
 	}
 }
 

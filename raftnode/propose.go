@@ -189,6 +189,9 @@ func (n *Node) ProposeBatch(ctx context.Context, data [][]byte) ([]any, error) {
 // forwarding disabled, a leadership transfer running, the uncommitted tail
 // full), ErrStopped or ctx's error; the proposal then went nowhere.
 func (n *Node) ProposeUntracked(ctx context.Context, data []byte) error {
+	if err := n.removedErr(); err != nil {
+		return err
+	}
 	if err := checkEntrySizes([]raft.Entry{{Data: data}}, n.cfg.Raft.MaxEntrySize); err != nil {
 		return err
 	}
@@ -215,6 +218,9 @@ const nodeMaxPropBatch = 1024
 
 // propose appends ents on the leader and waits for their results.
 func (n *Node) propose(ctx context.Context, ents []raft.Entry) ([]any, error) {
+	if err := n.removedErr(); err != nil {
+		return nil, err
+	}
 	// Checked here, not only in the core: the loop appends concurrent
 	// requests together, and one oversized entry must fail its own request
 	// only.

@@ -90,6 +90,9 @@ func (rs *nodeReads) failAll(err error) {
 // error if no leader answered in time (requests are re-sent every
 // election timeout meanwhile), or the stop error.
 func (n *Node) Read(ctx context.Context) error {
+	if err := n.removedErr(); err != nil {
+		return err
+	}
 	var rd *nodeRead
 	err := n.do(ctx, func() {
 		rd = n.reads.add(n.id)

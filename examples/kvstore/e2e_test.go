@@ -195,7 +195,18 @@ func TestE2ECluster(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 		assert.Equal(t, []uint64{1, 2, 3}, out["voters"])
 		assert.Eventually(t, func() bool { return len(c.status(1).Voters) == 3 }, 5*time.Second, 10*time.Millisecond)
-		c.stop(4)
+		// The removed node exits by itself, successfully (a supervisor
+		// must not restart it), saying why.
+		select {
+		case <-nd.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the removed node 4 is still running")
+		}
+		assert.True(t, nd.cmd.ProcessState.Success(), "exit status %v", nd.cmd.ProcessState)
+		nd.cmd = nil
+		log4, err = os.ReadFile(nd.logPath)
+		require.NoError(t, err)
+		assert.Contains(t, string(log4), "node 4 was removed from the cluster")
 		assert.Equal(t, "OK", clients[3].must("SET", "after-removal", "1"))
 	})
 

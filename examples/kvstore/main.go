@@ -30,6 +30,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/keelraft/raft/raftnode"
 )
 
 // localSegmentSize is the write-ahead log segment size of the local
@@ -225,6 +227,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		s.Close()
 	}
 	servers = nil
+	if failed != nil && errors.Is(failed.haltErr, raftnode.ErrRemoved) {
+		// Not a failure: a supervisor must not restart it.
+		fmt.Fprintf(stdout, "node %d was removed from the cluster; to bring it back, wipe its data directory and start it with --join\n", failed.cfg.ID)
+		return nil
+	}
 	if failed != nil {
 		return fmt.Errorf("node %d stopped on an error: %w", failed.cfg.ID, failed.haltErr)
 	}

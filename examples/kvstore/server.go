@@ -224,6 +224,7 @@ func newServer(cfg config) (*server, error) {
 		Raft: rcfg, Storage: s.wal, StateMachine: s.kv, TickInterval: cfg.Tick,
 		SnapshotEvery: cfg.SnapshotEntries, CompactKeep: min(cfg.SnapshotEntries, raftnode.DefaultCompactKeep),
 		OnLeaderChange: s.onLeaderChange, OnConfChange: s.onConfChange,
+		StopWhenRemoved: true,
 	})
 	if err != nil {
 		return nil, err
@@ -329,8 +330,12 @@ func (s *server) watchHalt() {
 			return // Close stopped it
 		default:
 		}
-		s.log.Error("the node stopped on an error; exiting so that it is restarted (the data directory is checked and recovered at start)",
-			zap.Error(err))
+		if errors.Is(err, raftnode.ErrRemoved) {
+			s.log.Info("this node was removed from the cluster; exiting")
+		} else {
+			s.log.Error("the node stopped on an error; exiting so that it is restarted (the data directory is checked and recovered at start)",
+				zap.Error(err))
+		}
 		s.haltErr = err
 		_ = s.respLn.Close()
 		_ = s.httpLn.Close()
