@@ -67,6 +67,9 @@ type RawNode struct {
 	raft       *raft
 	prevSoftSt SoftState
 	prevHardSt HardState
+	// confApply notices committed configuration changes the host never
+	// passes to ApplyConfChange.
+	confApply confApplyTracker
 	// err is set once the storage failed (it wraps ErrStorage); from then
 	// on the node does nothing and every call returns it.
 	err error
@@ -281,6 +284,7 @@ func (rn *RawNode) ApplyConfChange(cc ConfChange) (cs ConfState, err error) {
 		return rn.raft.trk.confState(), rn.err
 	}
 	defer rn.recoverStorage(&err)
+	rn.confApply.applied()
 	cs, err = rn.raft.applyConfChange(cc)
 	rn.raft.checkInvariants()
 	return cs, err
@@ -408,6 +412,7 @@ func (rn *RawNode) Ready() (rd Ready) {
 	}
 	r.raftLog.unstable.acceptInProgress()
 	if n := len(rd.CommittedEntries); n > 0 {
+		rn.confApply.handedOut(rd.CommittedEntries)
 		r.raftLog.acceptApplying(rd.CommittedEntries[n-1].Index)
 		r.reduceUncommittedSize(payloadsSize(rd.CommittedEntries))
 	}
@@ -496,6 +501,7 @@ func (rn *RawNode) ackApplied(index uint64) {
 	if index <= r.raftLog.applied {
 		return
 	}
+	rn.confApply.checkAcked(r, index)
 	r.raftLog.appliedTo(min(index, r.raftLog.applying))
 	r.maybeAutoLeave()
 	r.maybeRecordIncarnations()
