@@ -56,11 +56,31 @@ Ready in these steps, in this order:
     requests, votes and append acknowledgements: each promises state that
     must survive a crash, so sending one before its state is on disk can elect
     two leaders in one term or lose committed entries.
- 4. Apply rd.CommittedEntries to the state machine, in order. They may include
-    entries from rd.Entries, which is why they apply only after step 1.
- 5. Call Advance(rd). The node then counts what was persisted (a leader's own
+ 4. Apply. If rd.Snapshot is not empty, replace the application state with
+    its data first. Then apply rd.CommittedEntries in order (they may include
+    entries from rd.Entries, which is why they apply only after step 1): an
+    EntryNormal with data goes to the state machine (an empty one is a new
+    leader's marker); an EntryConfChange is decoded with
+    ConfChange.Unmarshal and passed to ApplyConfChange, which changes the
+    membership the node counts votes and replicates in. A host that applies
+    it like any other entry runs with a stale membership: the node logs a
+    warning when such an entry is acknowledged as applied (and panics in
+    builds with the invariants tag).
+ 5. Serve rd.ReadStates: each answers a ReadIndex call (matched by its
+    RequestCtx), and the read may be served from the state machine once it
+    has applied the ReadState's Index.
+ 6. Now and then (say every few thousand entries) take a snapshot of the
+    application state at the applied index, with the membership in force
+    there, and compact the log behind it (MemoryStorage.CreateSnapshot and
+    Compact; package wal does the same on disk). A follower that lags behind
+    the compacted log then gets the snapshot from the leader.
+ 7. Call Advance(rd). The node then counts what was persisted (a leader's own
     log, a candidate's own vote) and applied, and may reuse the Ready's
     message slices.
+
+rd.SoftState, when not nil, says that the leader or this node's role
+changed; it needs no action. ExampleRawNode runs this loop, every step
+included.
 
 A candidate counts its own vote only once the hard state recording it is
 durable: a single voter that campaigns therefore leads only after the Ready
@@ -96,7 +116,7 @@ AckPersisted, and never hands out committed entries beyond what is durable.
 If the process crashes at any point of the loop, the node restarts from its
 storage with no loss of safety provided the storage returns a prefix of what
 was written (entries are durable no later than the hard state that commits
-them) and steps 2 to 5 never ran ahead of step 1 as described above.
+them) and steps 3 to 7 never ran ahead of step 1 as described above.
 Config.Applied tells a restarted node how far the state machine got, so that
 committed entries are not handed out again; the node restores its
 configuration as of that index from the snapshot's ConfState and the
