@@ -33,7 +33,9 @@ type Config struct {
 
 	// Transport sends the node's messages. It may be nil at New, for
 	// transports whose constructor needs the Node as their handler: set it
-	// with SetTransport before Start. The Node never closes it.
+	// with SetTransport before Start. A node that is the single voter of
+	// its cluster needs none: left nil, Start accepts it for such a node
+	// only. The Node never closes it.
 	Transport raft.Transport
 
 	// StateMachine is the replicated application state.

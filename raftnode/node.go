@@ -176,12 +176,19 @@ func (n *Node) Start(bootstrapVoters []uint64) error {
 }
 
 func (n *Node) start(voters []uint64) error {
-	if n.transport == nil || isNilPointer(n.transport) {
-		return fmt.Errorf("%w: Config.Transport must be set before Start", raft.ErrInvalidConfig)
-	}
 	snap, err := n.storage.Snapshot()
 	if err != nil {
-		return fmt.Errorf("raft: reading the snapshot: %w", err)
+		return fmt.Errorf("raftnode: reading the snapshot: %w", err)
+	}
+	if n.transport == nil || isNilPointer(n.transport) {
+		// Only a single voter needs none. Its configuration lies in the
+		// snapshot, or the bootstrap voters (the configuration changes
+		// after the snapshot, if any, could only add members: it then
+		// warns on the first message it cannot send).
+		if !soloVoter(snap.Metadata.ConfState, voters, n.id) {
+			return fmt.Errorf("%w: Config.Transport must be set before Start, unless this node is the single voter", raft.ErrInvalidConfig)
+		}
+		n.transport = &soloTransport{logger: n.logger, warned: map[uint64]bool{}}
 	}
 	rcfg := n.cfg.Raft
 	rcfg.Applied = snap.Metadata.Index

@@ -241,10 +241,12 @@ func TestNodeStartErrors(t *testing.T) {
 			assert.ErrorIs(t, err, raft.ErrInvalidConfig)
 		})
 	}
-	t.Run("no transport", func(t *testing.T) {
+	t.Run("no transport for several voters", func(t *testing.T) {
 		n, err := raftnode.New(raftnode.Config{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}})
 		require.NoError(t, err)
-		assert.ErrorIs(t, n.Start([]uint64{1}), raft.ErrInvalidConfig)
+		err = n.Start([]uint64{1, 2, 3})
+		assert.ErrorIs(t, err, raft.ErrInvalidConfig)
+		assert.ErrorContains(t, err, "Config.Transport must be set")
 		n.Stop()
 		_, err = n.Propose(context.Background(), []byte("x"))
 		assert.ErrorIs(t, err, raftnode.ErrStopped)

@@ -93,27 +93,33 @@ func (n *Node) Read(ctx context.Context) error {
 	if err := n.removedErr(); err != nil {
 		return err
 	}
+	index, err := n.readIndex(ctx)
+	if err != nil {
+		return err
+	}
+	return n.WaitApplied(ctx, index)
+}
+
+// readIndex asks for a read index (ReadIndex) and waits for the answer: the
+// commit index at the call, confirmed by a leader.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
 	var rd *nodeRead
 	err := n.do(ctx, func() {
 		rd = n.reads.add(n.id)
 		n.rn.ReadIndex(rd.rctx)
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	var res nodeReadResult
 	select {
-	case res = <-rd.res:
+	case res := <-rd.res:
+		return res.index, res.err
 	case <-ctx.Done():
 		n.reads.remove(rd)
-		return ctx.Err()
+		return 0, ctx.Err()
 	case <-n.donec:
-		return n.stopErr()
+		return 0, n.stopErr()
 	}
-	if res.err != nil {
-		return res.err
-	}
-	return n.WaitApplied(ctx, res.index)
 }
 
 // AppliedIndex returns the index up to which the state machine has applied
