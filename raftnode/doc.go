@@ -10,8 +10,8 @@ documentation describes that loop.
 
 Give New the protocol configuration, a durable raft.LogStorage (package wal
 on disk, raft.MemoryStorage in tests), a raft.Transport (package
-tcptransport between processes, memtransport within one) and the
-StateMachine to replicate, then Start it:
+tcptransport between processes, memtransport within one; a single voter
+needs none) and the StateMachine to replicate, then Start it:
 
 	n, err := raftnode.New(raftnode.Config{
 		Raft:         raft.Config{ID: 1},
@@ -38,10 +38,15 @@ The calls:
     committed before the call (ReadIndex, or the leader lease with
     raft.ReadOnlyLeaseBased), from any node; WaitApplied and AppliedIndex
     follow the applied index.
+  - Barrier waits on the leader until everything appended before it is
+    applied; VerifyLeader confirms with a quorum that this node still
+    leads; WaitLeader waits until a leader is known.
   - AddVoter, AddLearner, Promote and Remove change the membership one
     node at a time and return the configuration in force after it;
     TransferLeadership hands office to a voter; Status and LeaderID
-    report the protocol state.
+    report the protocol state. A node that applies a configuration
+    without itself answers every call with ErrRemoved, calls OnRemoved,
+    and stops with Config.StopWhenRemoved.
   - Stop ends the goroutines; Err returns the error that stopped the node
     on its own (storage, state machine), nil while it runs.
 
