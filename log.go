@@ -379,7 +379,7 @@ func (l *raftLog) maybeCommit(maxIndex, t uint64) bool {
 
 // restore resets the log to the snapshot s.
 func (l *raftLog) restore(s Snapshot) {
-	l.logger.Info("log starts to restore snapshot",
+	l.logger.Debug("log starts to restore snapshot",
 		zap.Uint64("index", s.Metadata.Index), zap.Uint64("term", s.Metadata.Term))
 	l.committed = s.Metadata.Index
 	l.unstable.restore(s)

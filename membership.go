@@ -40,7 +40,11 @@ func (r *raft) applyConfChange(cc ConfChange) (ConfState, error) {
 		r.logger.Warn("refused a configuration change", zap.Stringer("change", cc), zap.Error(err))
 		return cs, err
 	}
-	r.logger.Info("applied a configuration change", zap.Stringer("change", cc),
+	lvl := zap.InfoLevel
+	if onlyRecordsIncarnations(cc) {
+		lvl = zap.DebugLevel // bookkeeping: the membership is the same
+	}
+	r.logger.Log(lvl, "applied a configuration change", zap.Stringer("change", cc),
 		zap.Uint64s("voters", cs.Voters), zap.Uint64s("outgoing", cs.VotersOutgoing),
 		zap.Uint64s("learners", cs.Learners))
 	r.switchToConfig(cs)
@@ -180,4 +184,15 @@ func (r *raft) restoreAppliedConfChanges(start, applied uint64) error {
 		lo = ents[len(ents)-1].Index + 1
 	}
 	return nil
+}
+
+// onlyRecordsIncarnations reports whether cc changes nothing but recorded
+// storage incarnations.
+func onlyRecordsIncarnations(cc ConfChange) bool {
+	for _, c := range cc.Changes {
+		if c.Type != ConfChangeRecordIncarnation {
+			return false
+		}
+	}
+	return len(cc.Changes) > 0
 }

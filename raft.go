@@ -444,7 +444,7 @@ func (r *raft) becomeFollower(term, lead uint64) {
 		r.caretakeAsked = false
 	}
 	r.state = StateFollower
-	r.logger.Info("became follower", zap.Uint64("term", r.Term), zap.Uint64("leader", lead))
+	r.logger.Debug("became follower", zap.Uint64("term", r.Term), zap.Uint64("leader", lead))
 }
 
 func (r *raft) becomeCandidate() {
@@ -456,7 +456,7 @@ func (r *raft) becomeCandidate() {
 	r.tick = r.tickElection
 	r.Vote = r.id
 	r.state = StateCandidate
-	r.logger.Info("became candidate", zap.Uint64("term", r.Term))
+	r.logger.Debug("became candidate", zap.Uint64("term", r.Term))
 }
 
 // becomePreCandidate asks for pre-votes without changing term or vote.
@@ -469,7 +469,7 @@ func (r *raft) becomePreCandidate() {
 	r.tick = r.tickElection
 	r.lead = None
 	r.state = StatePreCandidate
-	r.logger.Info("became pre-candidate", zap.Uint64("term", r.Term))
+	r.logger.Debug("became pre-candidate", zap.Uint64("term", r.Term))
 }
 
 func (r *raft) becomeLeader() {
@@ -493,7 +493,7 @@ func (r *raft) becomeLeader() {
 	if !r.appendEntry(Entry{}) {
 		panic("raft: the empty entry of a new leader was refused")
 	}
-	r.logger.Info("became leader", zap.Uint64("term", r.Term), zap.Uint64("last_index", r.raftLog.lastIndex()))
+	r.logger.Debug("became leader", zap.Uint64("term", r.Term), zap.Uint64("last_index", r.raftLog.lastIndex()))
 	r.incarnationsUnrecorded = r.incarnation != 0
 	if !r.trk.isVoter(r.id) {
 		// A caretaker: hand off once a voter has caught up, as a leader
@@ -719,7 +719,7 @@ func (r *raft) campaign(t campaignType) {
 		if id == r.id {
 			continue
 		}
-		r.logger.Info("sent vote request", zap.Stringer("type", voteMsg), zap.Uint64("to", id),
+		r.logger.Debug("sent vote request", zap.Stringer("type", voteMsg), zap.Uint64("to", id),
 			zap.Uint64("term", term), zap.Uint64("last_index", lastIndex), zap.Uint64("last_term", lastTerm))
 		r.send(Message{To: id, Term: term, Type: voteMsg, Index: lastIndex, LogTerm: lastTerm, Context: ctx})
 	}
@@ -738,7 +738,7 @@ func (r *raft) onHardStateDurable(hs HardState) {
 		return
 	}
 	granted, rejected, res := r.poll(r.id, true)
-	r.logger.Info("own vote is durable", zap.Uint64("term", r.Term),
+	r.logger.Debug("own vote is durable", zap.Uint64("term", r.Term),
 		zap.Int("granted", granted), zap.Int("rejected_votes", rejected))
 	r.actOnVoteResult(res)
 }

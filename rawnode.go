@@ -394,6 +394,11 @@ func (rn *RawNode) Ready() (rd Ready) {
 		// allocated, not every Ready's.
 		changed := softSt
 		rd.SoftState = &changed
+		if softSt.Lead != rn.prevSoftSt.Lead && softSt.Lead != None {
+			// The one line an operator needs about elections.
+			r.logger.Info("leader changed", zap.Uint64("leader", softSt.Lead), zap.Uint64("term", r.Term),
+				zap.Stringer("state", softSt.RaftState))
+		}
 		rn.prevSoftSt = softSt
 	}
 	if hardSt := r.hardState(); hardSt != rn.prevHardSt {

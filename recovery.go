@@ -247,7 +247,7 @@ func (r *raft) maybeRecordIncarnations() {
 		return
 	}
 	r.pendingConfIndex = r.raftLog.lastIndex()
-	r.logger.Info("proposed recording storage incarnations", zap.Stringer("change", cc),
+	r.logger.Debug("proposed recording storage incarnations", zap.Stringer("change", cc),
 		zap.Uint64("index", r.pendingConfIndex))
 	r.bcastAppend()
 }

@@ -67,7 +67,7 @@ func oversizedEntry(ents []Entry, max uint64) error {
 // stepHigherTerm handles a message from a later term. It reports whether the
 // message should still be processed.
 func (r *raft) stepHigherTerm(m Message) bool {
-	r.logger.Info("received a message with higher term",
+	r.logger.Debug("received a message with higher term",
 		zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),
 		zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
 	if (m.Type == MsgVote || m.Type == MsgPreVote) && !isTransferVote(m) && r.inLease() &&
@@ -77,7 +77,7 @@ func (r *raft) stepHigherTerm(m Message) bool {
 		// honouring it would depose a healthy leader. A request from that
 		// leader itself is honoured: it no longer leads (it campaigns), and
 		// the lease is its own to give up.
-		r.logger.Info("ignored a vote request within the leader lease",
+		r.logger.Debug("ignored a vote request within the leader lease",
 			zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term),
 			zap.Uint64("leader", r.lead), zap.Int("elapsed_ticks", r.electionElapsed))
 		return false
@@ -143,7 +143,7 @@ func (r *raft) handleVoteRequest(m Message) {
 	canVote := r.Vote == m.From || (r.Vote == None && r.lead == None) ||
 		(m.Type == MsgPreVote && m.Term > r.Term)
 	if canVote && r.raftLog.isUpToDate(m.Index, m.LogTerm) {
-		r.logger.Info("granted vote", zap.Stringer("type", m.Type), zap.Uint64("to", m.From),
+		r.logger.Debug("granted vote", zap.Stringer("type", m.Type), zap.Uint64("to", m.From),
 			zap.Uint64("term", m.Term), zap.Uint64("candidate_last_index", m.Index),
 			zap.Uint64("candidate_last_term", m.LogTerm))
 		// The response carries the term asked for: for a pre-vote that is
@@ -158,7 +158,7 @@ func (r *raft) handleVoteRequest(m Message) {
 	if !r.trk.isVoter(r.id) && r.trk.isVoter(m.From) && !r.raftLog.isUpToDate(m.Index, m.LogTerm) {
 		r.caretakeAsked = true
 	}
-	r.logger.Info("rejected vote", zap.Stringer("type", m.Type), zap.Uint64("to", m.From), zap.Uint64("term", r.Term),
+	r.logger.Debug("rejected vote", zap.Stringer("type", m.Type), zap.Uint64("to", m.From), zap.Uint64("term", r.Term),
 		zap.Uint64("vote", r.Vote), zap.Uint64("candidate_last_index", m.Index),
 		zap.Uint64("candidate_last_term", m.LogTerm), zap.Uint64("last_index", r.raftLog.lastIndex()),
 		zap.Uint64("last_term", r.raftLog.lastTerm()))
@@ -446,7 +446,7 @@ func (r *raft) handleVoteResponse(m Message) {
 	// A recovering voter refuses; a grant that says otherwise is not
 	// counted.
 	granted, rejected, res := r.poll(m.From, !m.Reject && (!senderRecovering(&m) || mutated(mutationIgnoreRecovering)))
-	r.logger.Info("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
+	r.logger.Debug("received vote response", zap.Stringer("type", m.Type), zap.Uint64("from", m.From),
 		zap.Bool("rejected", m.Reject), zap.Int("granted", granted), zap.Int("rejected_votes", rejected),
 		zap.Uint64("term", r.Term))
 	r.actOnVoteResult(res)

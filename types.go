@@ -288,6 +288,21 @@ const (
 )
 
 // String returns the role's name.
+// MarshalText encodes s as its name (as String), so that JSON shows
+// "StateLeader" rather than a number.
+func (s StateType) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a name that MarshalText wrote.
+func (s *StateType) UnmarshalText(b []byte) error {
+	for t := StateFollower; t <= StatePreCandidate; t++ {
+		if t.String() == string(b) {
+			*s = t
+			return nil
+		}
+	}
+	return fmt.Errorf("raft: unknown node state %q", b)
+}
+
 func (s StateType) String() string {
 	switch s {
 	case StateFollower:

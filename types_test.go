@@ -1,10 +1,12 @@
 package raft
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestEnumStrings(t *testing.T) {
@@ -153,4 +155,17 @@ func TestEntrySize(t *testing.T) {
 			assert.Equal(t, 2*tt.wantPayload, payloadsSize(ents))
 		})
 	}
+}
+
+func TestStateTypeJSONUsesNames(t *testing.T) {
+	for _, st := range []StateType{StateFollower, StateCandidate, StateLeader, StatePreCandidate} {
+		b, err := json.Marshal(BasicStatus{SoftState: SoftState{RaftState: st}})
+		require.NoError(t, err)
+		assert.Contains(t, string(b), `"RaftState":"`+st.String()+`"`)
+		var back BasicStatus
+		require.NoError(t, json.Unmarshal(b, &back))
+		assert.Equal(t, st, back.RaftState)
+	}
+	var st StateType
+	assert.Error(t, st.UnmarshalText([]byte("StateKing")))
 }

@@ -119,7 +119,7 @@ func New(cfg Config) (*Node, error) {
 		id:         cfg.Raft.ID,
 		storage:    cfg.Storage,
 		sm:         cfg.StateMachine,
-		logger:     cfg.Raft.Logger,
+		logger:     cfg.Raft.Logger.With(zap.Uint64("raft_id", cfg.Raft.ID)),
 		transport:  cfg.Transport,
 		clock:      systemClock{},
 		recvc:      make(chan raft.Message, nodeRecvQueue),
@@ -255,7 +255,7 @@ func (n *Node) halt(err error) {
 	n.halted = true
 	n.err = err
 	if !errors.Is(err, ErrStopped) {
-		n.logger.Error("node stopped on an error", zap.Uint64("id", n.id), zap.Error(err))
+		n.logger.Error("node stopped on an error", zap.Error(err))
 	}
 	close(n.stopc)
 }

@@ -31,8 +31,7 @@ func (a *nodeApplier) noteMembership(cs raft.ConfState, index uint64) {
 	}
 	n := a.n
 	n.removed.Store(true)
-	n.logger.Info("this node was removed from the cluster",
-		zap.Uint64("raft_id", n.id), zap.Uint64("index", index))
+	n.logger.Info("this node was removed from the cluster", zap.Uint64("index", index))
 	n.notifier.removed()
 }
 

@@ -184,6 +184,10 @@ func (l *lane) run() {
 	t := l.p.t
 	defer t.wg.Done()
 	log := t.log.With(zap.Uint64("peer", l.p.id), zap.Stringer("stream", l.kind))
+	// everUp is whether a connection ever succeeded: until then, failures
+	// are the peers of a starting cluster coming up one by one, which is
+	// no news for an operator (Debug, not Info).
+	everUp := false
 	backoff := t.cfg.MinBackoff
 	for {
 		conn, err := t.dial(l.p.ctx, l.p.id, l.p.addr, l.kind)
@@ -196,7 +200,11 @@ func (l *lane) run() {
 				return
 			}
 			if !l.down.Load() {
-				log.Info("tcptransport: peer unreachable", zap.String("addr", l.p.addr), zap.Error(err))
+				lvl := zap.DebugLevel
+				if everUp {
+					lvl = zap.InfoLevel
+				}
+				log.Log(lvl, "tcptransport: peer unreachable", zap.String("addr", l.p.addr), zap.Error(err))
 			}
 			l.setDown()
 			var goOn bool
@@ -209,9 +217,10 @@ func (l *lane) run() {
 		case <-l.wakec: // connected: an earlier wake-up is moot
 		default:
 		}
-		if l.down.Swap(false) {
+		if l.down.Swap(false) && everUp {
 			log.Info("tcptransport: peer reachable again", zap.String("addr", l.p.addr))
 		}
+		everUp = true
 		connected := time.Now()
 		err = l.serve(conn)
 		l.setConn(nil)

@@ -100,7 +100,7 @@ func New(cfg Config) (*Transport, error) {
 	t := &Transport{
 		cfg:     cfg,
 		codec:   c,
-		log:     cfg.Logger.With(zap.Uint64("node", cfg.ID)),
+		log:     cfg.Logger.With(zap.Uint64("raft_id", cfg.ID)),
 		ln:      ln,
 		done:    make(chan struct{}),
 		snapSem: make(chan struct{}, cfg.MaxSnapshotStreams),

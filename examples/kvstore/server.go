@@ -167,7 +167,7 @@ func newServer(cfg config) (*server, error) {
 			cfg.MaxBulk, int64(defaultMaxBulk), int64(raft.DefaultMaxEntrySize))
 	}
 	s := &server{
-		cfg: cfg, log: cfg.Logger.With(zap.Uint64("node", cfg.ID)), metrics: newMetrics(),
+		cfg: cfg, log: cfg.Logger.With(zap.Uint64("raft_id", cfg.ID)), metrics: newMetrics(),
 		stopc: make(chan struct{}), halted: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
 		preAuthAt: map[net.Conn]*list.Element{}, authLimit: newAuthLimiter(cfg.AuthAttempts),
 		fwdc: make(chan *fwdReq, fwdQueue),
@@ -214,7 +214,7 @@ func newServer(cfg config) (*server, error) {
 
 	s.kv = newKVStore(s.onPeer)
 	rcfg := raft.Config{
-		ID: cfg.ID, ElectionTick: 10, HeartbeatTick: 1, Logger: s.log,
+		ID: cfg.ID, ElectionTick: 10, HeartbeatTick: 1, Logger: cfg.Logger, // the core adds raft_id
 		Seed: uint64(time.Now().UnixNano()), Incarnation: s.wal.Identity().Incarnation,
 	}
 	if cfg.LeaseReads {
@@ -244,7 +244,7 @@ func newServer(cfg config) (*server, error) {
 	}
 	s.tr, err = tcptransport.New(tcptransport.Config{
 		ID: cfg.ID, ClusterID: cfg.ClusterID, Listener: raftLn, Peers: peers,
-		Handler: s.node, TLS: raftTLS, Logger: s.log,
+		Handler: s.node, TLS: raftTLS, Logger: cfg.Logger, // the transport adds raft_id
 		PeerSecret: cfg.PeerSecret, Insecure: peerAuthInsecure(cfg, raftTLS, s.log), SnapshotDir: cfg.DataDir,
 	})
 	if err != nil {
@@ -357,7 +357,7 @@ func (s *server) onPeer(id uint64, addr string) {
 
 func (s *server) onLeaderChange(leader, term uint64) {
 	s.metrics.leaderChanges.Add(1)
-	s.log.Info("leader", zap.Uint64("leader", leader), zap.Uint64("term", term))
+	s.log.Debug("leader", zap.Uint64("leader", leader), zap.Uint64("term", term)) // the core logs changes at Info
 	if leader != s.cfg.ID {
 		return
 	}
@@ -427,7 +427,9 @@ func (s *server) onConfChange(cs raft.ConfState) {
 			s.tr.RemovePeer(id)
 		}
 	}
-	s.log.Info("membership", zap.Uint64s("voters", cs.Voters), zap.Uint64s("learners", cs.Learners))
+	if !slices.Equal(old.Voters, cs.Voters) || !slices.Equal(old.Learners, cs.Learners) {
+		s.log.Info("membership", zap.Uint64s("voters", cs.Voters), zap.Uint64s("learners", cs.Learners))
+	}
 }
 
 // ctx returns a context that ends after d or when the server stops.

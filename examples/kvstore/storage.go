@@ -64,7 +64,11 @@ func openStorage(cfg config, log *zap.Logger) (*wal.Log, bool, error) {
 				"until a leader has brought it up to date", zap.Uint64("term", hs.Term), zap.Uint64("commit", hs.Commit))
 		}
 	}
-	log.Info("storage", zap.String("dir", dir), zap.Bool("empty", empty), zap.Bool("created", l.Created()),
+	lvl := zap.InfoLevel
+	if l.Created() {
+		lvl = zap.DebugLevel // the log said it initialised the directory
+	}
+	log.Log(lvl, "storage", zap.String("dir", dir), zap.Bool("empty", empty), zap.Bool("created", l.Created()),
 		zap.Stringer("identity", id), zap.Bool("recovering", l.HardState().Recovering))
 	ok = true
 	return l, empty, nil
