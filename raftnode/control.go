@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/keelraft/raft"
@@ -73,10 +74,12 @@ func (n *Node) changeMembership(ctx context.Context, t raft.ConfChangeType, id u
 
 // TransferLeadership asks the leader (this node or, forwarded, the one it
 // knows) to hand leadership to voter id, and waits until this node learns
-// that id leads. It returns ErrInvalidTransfer for a target that is not a
-// voter, ErrNotLeader if no leader is known, and ctx's error if the
-// transfer did not complete in time (the leader abandons it after an
-// election timeout).
+// that id leads. It returns raft.ErrInvalidTransfer for a target that is
+// not a voter, raft.ErrNotLeader if no leader is known, and ctx's error if
+// the transfer did not complete in time. Called on the leader, it returns
+// an error wrapping ErrTransferAbandoned as soon as the leader abandons the
+// transfer, after an election timeout without the target taking over (it
+// is down, cut off, or too far behind to catch up in time).
 func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
 	if err := n.removedErr(); err != nil {
 		return err
@@ -93,6 +96,9 @@ func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
 	if terr != nil {
 		return terr
 	}
+	// On the leader, look every tick for an abandoned transfer.
+	poll := time.NewTicker(n.cfg.TickInterval)
+	defer poll.Stop()
 	for {
 		lead, ch := n.watch.leaderAndChan()
 		if lead == id {
@@ -100,12 +106,30 @@ func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
 		}
 		select {
 		case <-ch:
+		case <-poll.C:
+			if err := n.transferAbandoned(ctx, id); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-n.stopc:
 			return n.stopErr()
 		}
 	}
+}
+
+// transferAbandoned returns an error wrapping ErrTransferAbandoned if this
+// node still leads but no longer transfers leadership to id.
+func (n *Node) transferAbandoned(ctx context.Context, id uint64) error {
+	var st raft.BasicStatus
+	if err := n.do(ctx, func() { st = n.rn.BasicStatus() }); err != nil {
+		return err
+	}
+	if st.RaftState != raft.StateLeader || st.LeadTransferee == id || st.Lead == id {
+		return nil
+	}
+	return fmt.Errorf("%w: node %d did not take over within an election timeout (it may be down, cut off, or too far behind)",
+		ErrTransferAbandoned, id)
 }
 
 // Status returns the node's protocol state, with per-peer progress on the

@@ -28,6 +28,12 @@ var (
 	// no more, and does nothing it is asked until a later configuration
 	// adds it back (see Config.StopWhenRemoved and OnRemoved).
 	ErrRemoved = errors.New("raftnode: this node was removed from the cluster")
+
+	// ErrTransferAbandoned is returned by TransferLeadership on the leader
+	// when the leader gave the transfer up: the target did not take over
+	// within an election timeout. The leader leads on and accepts
+	// proposals again.
+	ErrTransferAbandoned = errors.New("raftnode: leadership transfer abandoned")
 )
 
 // NotLeaderError is returned by Node calls that only the leader can serve

@@ -266,3 +266,22 @@ func TestNodeStartErrors(t *testing.T) {
 		n.Stop()
 	})
 }
+
+// A transfer to a node that is down fails with ErrTransferAbandoned once
+// the leader gives up, not with the caller's deadline; the leader leads on.
+func TestNodeTransferToADownNodeIsAbandoned(t *testing.T) {
+	c := newNodeCluster(t, 3)
+	lead := c.waitLeader()
+	target := c.ids[0]
+	if target == lead {
+		target = c.ids[1]
+	}
+	c.stop(target)
+	ctx := nodeCtx(t)
+	err := c.members[lead].node.TransferLeadership(ctx, target)
+	require.ErrorIs(t, err, raftnode.ErrTransferAbandoned)
+	assert.NoError(t, ctx.Err(), "the error came before the deadline")
+	assert.Contains(t, err.Error(), fmt.Sprintf("node %d did not take over", target))
+	_, err = c.members[lead].node.Propose(ctx, []byte("after"))
+	assert.NoError(t, err, "the leader accepts proposals again")
+}
