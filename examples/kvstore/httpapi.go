@@ -63,7 +63,9 @@ func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // an API, not a web page: "&" stays "&"
+	_ = enc.Encode(v)
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

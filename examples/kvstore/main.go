@@ -106,6 +106,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	)
 	fs.Usage = func() { usage(fs) }
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // the usage was printed: asking for it is no failure
+		}
 		return err
 	}
 	log, err := newLogger(*logLevel, stderr)
