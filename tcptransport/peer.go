@@ -199,7 +199,14 @@ func (l *lane) run() {
 			if l.p.stopped() {
 				return
 			}
-			if !l.down.Load() {
+			var ref *refusal
+			switch {
+			case errors.As(err, &ref):
+				// A misconfiguration (cluster ID, secret, certificate)
+				// that waiting will not cure: always worth a warning.
+				t.warn(log, peerKey(l.p.id)+" refused "+l.kind.String(), "tcptransport: peer refused the connection",
+					zap.String("addr", l.p.addr), zap.Error(err))
+			case !l.down.Load():
 				lvl := zap.DebugLevel
 				if everUp {
 					lvl = zap.InfoLevel
