@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/keelraft/raft"
 )
@@ -51,6 +52,8 @@ func (a *nodeApplier) apply(t nodeApplyTask) bool {
 		}
 		idx := t.snap.Metadata.Index
 		a.applied, a.snapIndex, a.cs = idx, idx, t.snap.Metadata.ConfState
+		n.counters.snapshotsRestored.Add(1)
+		n.counters.snapshotIndex.Store(idx)
 		n.props.unknownUpTo(idx)
 		n.notifier.confChanged(a.cs)
 		a.noteMembership(a.cs, idx)
@@ -84,7 +87,12 @@ func (a *nodeApplier) flush() {
 	if len(a.batch) == 0 {
 		return
 	}
+	c := &a.n.counters
+	start := time.Now()
 	results := a.n.sm.Apply(a.batch)
+	c.applyNanos.Add(uint64(time.Since(start)))
+	c.applyCount.Add(1)
+	c.appliedEntries.Add(uint64(len(a.batch)))
 	for i := range a.batch {
 		var val any
 		if i < len(results) {

@@ -59,6 +59,9 @@ type Node struct {
 	tickClock       nodeTickClock
 	propBatch       []*nodePropReq
 
+	// counters are the measurements Metrics reports.
+	counters nodeCounters
+
 	// removed is set once this node applied a configuration that leaves
 	// it out (see noteMembership).
 	removed atomic.Bool
@@ -208,6 +211,7 @@ func (n *Node) start(voters []uint64) error {
 	}
 	n.rn = rn
 	n.watch.setApplied(snap.Metadata.Index)
+	n.counters.snapshotIndex.Store(snap.Metadata.Index)
 	n.haltMu.Lock()
 	n.started = true
 	n.haltMu.Unlock()
@@ -309,6 +313,7 @@ func (n *Node) HandleMessage(m raft.Message) {
 	select {
 	case n.recvc <- m:
 	default:
+		n.counters.droppedMessages.Add(1)
 		n.logger.Debug("receive queue full; dropped a message", zap.Stringer("type", m.Type), zap.Uint64("from", m.From))
 	}
 }

@@ -1,6 +1,8 @@
 package raftnode
 
 import (
+	"time"
+
 	"github.com/keelraft/raft"
 )
 
@@ -29,10 +31,14 @@ func (n *Node) runPersist() {
 		}
 		hs, ents, snap := nodeMergeReadies(batch)
 		if !hs.IsEmpty() || len(ents) > 0 || !snap.IsEmpty() {
+			start := time.Now()
 			if err := n.storage.Save(hs, ents, snap); err != nil {
 				n.fail("saving to storage", err)
 				return
 			}
+			n.counters.persistNanos.Add(uint64(time.Since(start)))
+			n.counters.persistCount.Add(1)
+			n.counters.persistedReadies.Add(uint64(len(batch)))
 		}
 		for i := range batch {
 			if len(batch[i].MessagesAfterPersist) > 0 {

@@ -70,6 +70,8 @@ func (n *Node) writeSnapshot(t nodeSnapTask) error {
 	if err != nil {
 		return err
 	}
+	n.counters.snapshotsTaken.Add(1)
+	n.counters.snapshotIndex.Store(t.index)
 	if t.index <= n.cfg.CompactKeep {
 		return nil
 	}

@@ -218,6 +218,8 @@ func TestE2ECluster(t *testing.T) {
 		var b [1 << 16]byte
 		n, _ := resp.Body.Read(b[:])
 		assert.Contains(t, string(b[:n]), "kvstore_raft_term ")
+		assert.Contains(t, string(b[:n]), "kvstore_raft_persist_total ", "the Node's own measurements are exported")
+		assert.Contains(t, string(b[:n]), "kvstore_raft_applied_entries_total ")
 	})
 
 	t.Run("SIGTERM and restart keep the data", func(t *testing.T) {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -64,6 +66,34 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		metric("kvstore_raft_voters", "gauge", "Number of voters.", len(st.Voters))
 	}
 	metric("kvstore_raft_applied_index", "gauge", "Highest index applied here.", s.node.AppliedIndex())
+	if nm, err := s.node.Metrics(r.Context()); err == nil {
+		metric("kvstore_raft_last_index", "gauge", "Last index in the log.", nm.LastIndex)
+		metric("kvstore_raft_snapshot_index", "gauge", "Index of the last snapshot taken or restored.", nm.SnapshotIndex)
+		metric("kvstore_raft_persist_total", "counter", "Storage writes (one fsync each).", nm.Persist.Count)
+		metric("kvstore_raft_persist_seconds_total", "counter", "Time spent in storage writes.", nm.Persist.Total.Seconds())
+		metric("kvstore_raft_persisted_readies_total", "counter", "Readies the storage writes covered.", nm.PersistedReadies)
+		metric("kvstore_raft_apply_total", "counter", "Batches applied to the state machine.", nm.Apply.Count)
+		metric("kvstore_raft_apply_seconds_total", "counter", "Time spent applying batches.", nm.Apply.Total.Seconds())
+		metric("kvstore_raft_applied_entries_total", "counter", "Entries applied to the state machine.", nm.AppliedEntries)
+		metric("kvstore_raft_snapshots_taken_total", "counter", "Snapshots written.", nm.SnapshotsTaken)
+		metric("kvstore_raft_snapshots_restored_total", "counter", "Snapshots restored.", nm.SnapshotsRestored)
+		metric("kvstore_raft_dropped_messages_total", "counter", "Received messages dropped on a full queue.", nm.DroppedMessages)
+		if len(nm.Peers) > 0 {
+			peers := slices.Sorted(maps.Keys(nm.Peers))
+			b.WriteString("# HELP kvstore_raft_peer_lag_entries How far each peer's log is behind the leader's.\n# TYPE kvstore_raft_peer_lag_entries gauge\n")
+			for _, id := range peers {
+				fmt.Fprintf(&b, "kvstore_raft_peer_lag_entries{peer=\"%d\"} %d\n", id, nm.Peers[id].Lag)
+			}
+			b.WriteString("# HELP kvstore_raft_peer_active 1 if the peer answered within an election timeout.\n# TYPE kvstore_raft_peer_active gauge\n")
+			for _, id := range peers {
+				active := 0
+				if nm.Peers[id].RecentActive {
+					active = 1
+				}
+				fmt.Fprintf(&b, "kvstore_raft_peer_active{peer=\"%d\"} %d\n", id, active)
+			}
+		}
+	}
 	metric("kvstore_keys", "gauge", "Number of live keys.", s.kv.count(time.Now().UnixMilli()))
 	s.mu.Lock()
 	conns := len(s.conns)
