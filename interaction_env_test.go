@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keelraft/raft/internal/script"
 )
 
 // scenEnv is the host and network of the scripted scenarios. Unlike the
@@ -61,12 +63,12 @@ func newScenEnv(t testing.TB) *scenEnv {
 
 func (e *scenEnv) printf(format string, args ...any) { fmt.Fprintf(&e.out, format, args...) }
 
-// run executes one command and returns its output. An error means the
-// command itself is malformed (a bug in the script, not in raft).
-func (e *scenEnv) run(cmd string) (string, error) {
+// run executes one command and returns its output: it is the
+// script.Handler of the scenarios. An error means the command itself is
+// malformed (a bug in the script, not in raft).
+func (e *scenEnv) run(cmd script.Command) (string, error) {
 	e.out.Reset()
-	f := strings.Fields(cmd)
-	name, args := f[0], f[1:]
+	name, args := cmd.Name, cmd.Args
 	var err error
 	switch name {
 	case "add-nodes":
