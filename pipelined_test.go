@@ -10,82 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// pipeHost drives one node in pipelined mode: Readies pile up unpersisted
-// until the host "syncs", which persists all of them at once (one fsync for
-// many Readies) and acknowledges them in order.
-type pipeHost struct {
-	id      uint64
-	rn      *RawNode
-	storage *MemoryStorage
-	pending []Ready // taken, not yet durable
-	applied []Entry
-	outbox  []Message
-}
-
-func newPipeCluster(t *testing.T, n int) map[uint64]*pipeHost {
-	t.Helper()
-	ids := make([]uint64, n)
-	for i := range ids {
-		ids[i] = uint64(i + 1)
-	}
-	hosts := map[uint64]*pipeHost{}
-	for _, id := range ids {
-		s := NewMemoryStorage()
-		cfg := testConfig(id, s)
-		cfg.PipelinedAcks = true
-		rn, err := NewRawNode(cfg)
-		require.NoError(t, err)
-		require.NoError(t, rn.Bootstrap(ids))
-		hosts[id] = &pipeHost{id: id, rn: rn, storage: s}
-	}
-	return hosts
-}
-
-// collect takes every available Ready: leader messages leave at once,
-// committed entries are applied at once (they are durable already).
-func (h *pipeHost) collect(t *testing.T) {
-	t.Helper()
-	for h.rn.HasReady() {
-		rd := h.rn.Ready()
-		h.outbox = append(h.outbox, rd.Messages...)
-		persisted, _ := h.storage.LastIndex()
-		for _, e := range rd.CommittedEntries {
-			require.LessOrEqual(t, e.Index, persisted, "node %d: pipelined mode hands out only durable entries", h.id)
-			h.applied = append(h.applied, e)
-		}
-		if n := len(rd.CommittedEntries); n > 0 {
-			h.rn.AckApplied(rd.CommittedEntries[n-1].Index)
-		}
-		h.pending = append(h.pending, rd)
-	}
-}
-
-// sync persists every pending Ready with one "fsync", then sends their
-// MessagesAfterPersist and acknowledges them in order.
-func (h *pipeHost) sync(t *testing.T) {
-	t.Helper()
-	batch := h.pending
-	h.pending = nil
-	for _, rd := range batch {
-		if !rd.Snapshot.IsEmpty() {
-			require.NoError(t, h.storage.ApplySnapshot(rd.Snapshot))
-		}
-		require.NoError(t, h.storage.Append(rd.Entries))
-		if !rd.HardState.IsEmpty() {
-			require.NoError(t, h.storage.SetHardState(rd.HardState))
-		}
-	}
-	for _, rd := range batch {
-		for _, m := range rd.MessagesAfterPersist {
-			require.NoError(t, checkDurable(h.storage, m))
-		}
-		h.outbox = append(h.outbox, rd.MessagesAfterPersist...)
-		h.rn.AckPersisted(rd)
-		if !rd.Snapshot.IsEmpty() {
-			h.rn.AckApplied(rd.Snapshot.Metadata.Index)
-		}
-	}
-}
+// Hosts in pipelined mode (Config.PipelinedAcks) on the test cluster of
+// newPipelinedCluster: Readies pile up unpersisted until the host syncs,
+// which persists all of them at once (one fsync for many Readies) and
+// acknowledges them in order.
 
 func TestPipelinedAcksReplicateAndCommit(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
@@ -95,58 +23,57 @@ func TestPipelinedAcksReplicateAndCommit(t *testing.T) {
 	}
 }
 
+// runPipelined drives a pipelined cluster of three from seed: each step
+// one host collects its Readies, collects and syncs, delivers the oldest
+// message it sent, proposes (if it leads) or ticks.
 func runPipelined(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 11))
-	hosts := newPipeCluster(t, 3)
+	c := newPipelinedCluster(t, 3)
 	ids := []uint64{1, 2, 3}
-	hosts[1].collect(t)
-	hosts[1].sync(t) // the bootstrap configuration is durable and applied
-	require.NoError(t, hosts[1].rn.Campaign())
+	c.collect(1)
+	c.sync(1) // the bootstrap configuration is durable and applied
+	require.NoError(t, c.node(1).Campaign())
 	proposed := 0
 	for step := 0; step < 3000; step++ {
-		h := hosts[ids[rng.IntN(3)]]
+		id := ids[rng.IntN(3)]
 		switch k := rng.IntN(10); {
 		case k < 3:
-			h.collect(t)
+			c.collect(id)
 		case k < 5:
-			h.collect(t)
-			h.sync(t)
+			c.collect(id)
+			c.sync(id)
 		case k < 8:
-			// Deliver one message from h's outbox.
-			if len(h.outbox) > 0 {
-				m := h.outbox[0]
-				h.outbox = h.outbox[1:]
-				_ = hosts[m.To].rn.Step(m)
+			// Deliver the oldest message id sent.
+			if i := slices.IndexFunc(c.queue, func(m Message) bool { return m.From == id }); i >= 0 {
+				m := c.queue[i]
+				c.queue = slices.Delete(c.queue, i, i+1)
+				c.deliverMsg(m)
 			}
 		case k < 9:
-			if proposed < 30 && h.rn.raft.state == StateLeader {
-				if h.rn.Propose(fmt.Appendf(nil, "v%d", proposed)) == nil {
+			if proposed < 30 && c.raft(id).state == StateLeader {
+				if c.node(id).Propose(fmt.Appendf(nil, "v%d", proposed)) == nil {
 					proposed++
 				}
 			}
 		default:
-			h.rn.Tick()
+			c.node(id).Tick()
 		}
 	}
 	// Drain: sync and deliver everything.
 	for range 200 {
 		for _, id := range ids {
-			h := hosts[id]
-			h.collect(t)
-			h.sync(t)
-			for _, m := range h.outbox {
-				_ = hosts[m.To].rn.Step(m)
-			}
-			h.outbox = nil
+			c.collect(id)
+			c.sync(id)
+			c.deliver(func(m Message) bool { return m.From == id })
 		}
 		for _, id := range ids {
-			hosts[id].rn.Tick()
+			c.node(id).Tick()
 		}
 	}
 	require.Positive(t, proposed, "seed %d: nothing was proposed", seed)
-	want := hosts[1].applied
+	want := c.nodes[1].applied
 	for _, id := range ids[1:] {
-		got := hosts[id].applied
+		got := c.nodes[id].applied
 		n := min(len(want), len(got))
 		require.True(t, slices.EqualFunc(want[:n], got[:n], func(a, b Entry) bool {
 			return a.Index == b.Index && a.Term == b.Term && string(a.Data) == string(b.Data)
@@ -162,28 +89,23 @@ func runPipelined(t *testing.T, seed uint64) {
 }
 
 func TestPipelinedLeaderCountsOwnEntryOnlyWhenDurable(t *testing.T) {
-	s := NewMemoryStorage()
-	cfg := testConfig(1, s)
-	cfg.PipelinedAcks = true
-	rn, err := NewRawNode(cfg)
-	require.NoError(t, err)
-	require.NoError(t, rn.Bootstrap([]uint64{1}))
-	h := &pipeHost{id: 1, rn: rn, storage: s}
-	h.collect(t)
-	h.sync(t)
+	c := newPipelinedCluster(t, 1)
+	rn, h := c.node(1), c.nodes[1]
+	c.collect(1)
+	c.sync(1)
 	require.NoError(t, rn.Campaign())
 	// The candidate leads once its vote is durable.
-	h.collect(t)
+	c.collect(1)
 	assert.Equal(t, StateCandidate, rn.raft.state)
-	h.sync(t)
+	c.sync(1)
 	require.Equal(t, StateLeader, rn.raft.state)
 	require.NoError(t, rn.Propose([]byte("x")))
-	h.collect(t)
-	h.collect(t)
+	c.collect(1)
+	c.collect(1)
 	assert.Empty(t, h.applied, "S07: nothing applies before it is durable")
 	assert.Equal(t, uint64(1), rn.raft.raftLog.committed)
-	h.sync(t)
-	h.collect(t)
+	c.sync(1)
+	c.collect(1)
 	require.Len(t, h.applied, 2)
 	assert.Equal(t, "x", string(h.applied[1].Data))
 }
