@@ -67,10 +67,15 @@ type testCluster struct {
 	// onReady, if set, sees every Ready a node hands out, before its host
 	// carries it out.
 	onReady func(n *testNode, rd *Ready)
+	// onConfChange, if set, sees the outcome of every configuration change
+	// a host applies: the configuration it led to, or the refusal.
+	onConfChange func(n *testNode, e Entry, cs ConfState, err error)
 
 	clusterModes
 
-	// report reports a violation; see clusterModes.record.
+	// report reports a violation: it fails the test at once, unless the
+	// cluster records violations (clusterModes.record) or a test sets it
+	// otherwise (the scripted scenarios report them with t.Errorf).
 	report     func(format string, args ...any)
 	violations []string
 	stats      clusterStats
@@ -737,10 +742,13 @@ func (c *testCluster) apply(n *testNode, e Entry) error {
 	cs, err := n.rn.ApplyConfChange(cc)
 	if err != nil {
 		n.refusedConfChanges = append(n.refusedConfChanges, e.Index)
-		return err
+	} else {
+		n.confState = cs
 	}
-	n.confState = cs
-	return nil
+	if c.onConfChange != nil {
+		c.onConfChange(n, e, cs, err)
+	}
+	return err
 }
 
 // deliverOne delivers the oldest queued message. It reports false if the

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/keelraft/raft/internal/script"
-	"github.com/stretchr/testify/require"
 )
 
 // Scripted protocol scenarios.
@@ -64,48 +63,4 @@ func TestInteraction(t *testing.T) {
 func scenRunFile(t testing.TB, file string) {
 	t.Helper()
 	script.RunFile(t, file, newScenEnv(t).run)
-}
-
-func TestInteractionDurableCheck(t *testing.T) {
-	tests := []struct {
-		name    string
-		durable HardState
-		last    uint64
-		msg     Message
-		wantErr bool
-	}{
-		{"grant with the vote durable", HardState{Term: 2, Vote: 1}, 1,
-			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2}, false},
-		{"grant before the term is durable", HardState{Term: 1}, 1,
-			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2}, true},
-		{"grant while another vote is durable", HardState{Term: 2, Vote: 3}, 1,
-			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2}, true},
-		{"grant overtaken by a later durable term", HardState{Term: 3, Vote: 3}, 1,
-			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2}, false},
-		{"refusal promises nothing", HardState{Term: 1}, 1,
-			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2, Reject: true}, false},
-		{"request with the own vote durable", HardState{Term: 2, Vote: 1}, 1,
-			Message{Type: MsgVote, From: 1, To: 2, Term: 2}, false},
-		{"request before the own vote is durable", HardState{Term: 1}, 1,
-			Message{Type: MsgVote, From: 1, To: 2, Term: 2}, true},
-		{"ack of a durable index", HardState{Term: 2}, 3,
-			Message{Type: MsgAppResp, From: 2, To: 1, Term: 2, Index: 3}, false},
-		{"ack beyond the durable log", HardState{Term: 2}, 2,
-			Message{Type: MsgAppResp, From: 2, To: 1, Term: 2, Index: 3}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := NewMemoryStorage()
-			require.NoError(t, s.SetHardState(tt.durable))
-			for i := uint64(1); i <= tt.last; i++ {
-				require.NoError(t, s.Append([]Entry{{Term: 1, Index: i}}))
-			}
-			err := scenCheckDurable(s, tt.msg)
-			if tt.wantErr {
-				require.Error(t, err)
-			} else {
-				require.NoError(t, err)
-			}
-		})
-	}
 }
