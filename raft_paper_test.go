@@ -58,15 +58,6 @@ func paperStorage(t testing.TB, voters []uint64, lg paperLog) *MemoryStorage {
 	return s
 }
 
-// paperIDs returns 1..n.
-func paperIDs(n int) []uint64 {
-	ids := make([]uint64, n)
-	for i := range ids {
-		ids[i] = uint64(i + 1)
-	}
-	return ids
-}
-
 // paperNewNode starts node id of a cluster of voters from the state lg,
 // alone: the test drives it by hand, stepping messages into it and
 // collecting what it sends (drain). Its host carries out every Ready as the
@@ -386,7 +377,7 @@ func TestPaperFollowerCampaignsAfterRandomizedTimeout(t *testing.T) {
 func TestPaperCandidateVotesForItselfAndAsksAllVoters(t *testing.T) {
 	for _, size := range []int{3, 5} {
 		t.Run(fmt.Sprintf("voters=%d", size), func(t *testing.T) {
-			n := paperNewNode(t, 1, paperIDs(size), paperLog{terms: []uint64{1, 2}},
+			n := paperNewNode(t, 1, clusterIDs(size), paperLog{terms: []uint64{1, 2}},
 				func(c *Config) { c.DisablePreVote = true })
 			require.NoError(t, n.rn.Campaign())
 			rd := n.rn.Ready()
@@ -402,7 +393,7 @@ func TestPaperCandidateVotesForItselfAndAsksAllVoters(t *testing.T) {
 				assert.Equal(t, uint64(2), m.LogTerm, "last term")
 				asked = append(asked, m.To)
 			}
-			assert.Equal(t, paperIDs(size)[1:], asked)
+			assert.Equal(t, clusterIDs(size)[1:], asked)
 		})
 	}
 }
@@ -482,7 +473,7 @@ func TestPaperCandidateElectionOutcome(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := paperNewNode(t, 1, paperIDs(tt.size), paperLog{}, func(c *Config) { c.DisablePreVote = true })
+			n := paperNewNode(t, 1, clusterIDs(tt.size), paperLog{}, func(c *Config) { c.DisablePreVote = true })
 			require.NoError(t, n.rn.Campaign())
 			n.drain()
 			for _, id := range tt.grants {
@@ -783,7 +774,7 @@ func TestPaperLeaderCommitsOnMajority(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := paperNewNode(t, 1, paperIDs(tt.size), paperLog{})
+			n := paperNewNode(t, 1, clusterIDs(tt.size), paperLog{})
 			n.campaignAndWin()
 			n.propose("x")
 			for _, id := range tt.acks {

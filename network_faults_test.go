@@ -1,8 +1,8 @@
 package raft
 
-// Scenarios on the in-memory test network: crashes, partitions, a badly
-// diverged follower and lossy links. The network itself checks election
-// safety, state-machine safety and the Ready contract throughout.
+// Scenarios of network faults on the test cluster: crashes, partitions, a
+// badly diverged follower and lossy links. The cluster itself checks
+// election safety, state-machine safety and the Ready contract throughout.
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ import (
 // are handed out again and applied in order.
 func paperNewNetwork(t testing.TB, logs []paperLog, opts ...configOption) *testCluster {
 	t.Helper()
-	ids := paperIDs(len(logs))
+	ids := clusterIDs(len(logs))
 	return buildCluster(t, clusterSpec{
 		ids:     ids,
 		storage: func(id uint64) *MemoryStorage { return paperStorage(t, ids, logs[id-1]) },
