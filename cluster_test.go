@@ -317,7 +317,8 @@ func newPipelinedCluster(t testing.TB, n int) *testCluster {
 // startNode starts node id over storage, bootstrapped with voters unless
 // voters is nil (then the node starts from what storage holds, or, if it is
 // empty, waits for a snapshot). The host's state machine starts as of the
-// storage's snapshot.
+// storage's snapshot, or of Config.Applied if that is later (its recorded
+// configuration is the snapshot's in either case).
 func (c *testCluster) startNode(id uint64, storage *MemoryStorage, voters []uint64, opts ...configOption) *testNode {
 	c.t.Helper()
 	cfg := testConfig(id, storage)
@@ -333,8 +334,8 @@ func (c *testCluster) startNode(id uint64, storage *MemoryStorage, voters []uint
 	require.NoError(c.t, err)
 	n := &testNode{
 		c: c, id: id, rn: rn, storage: storage, cfg: cfg,
-		lastApplied: snap.Metadata.Index, confState: snap.Metadata.ConfState,
-		handedOut: map[[2]uint64]bool{}, handedCommit: snap.Metadata.Index,
+		lastApplied: max(snap.Metadata.Index, cfg.Applied), confState: snap.Metadata.ConfState,
+		handedOut: map[[2]uint64]bool{}, handedCommit: max(snap.Metadata.Index, cfg.Applied),
 	}
 	c.nodes[id] = n
 	if !slices.Contains(c.ids, id) {
