@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keelraft/raft/internal/failrecord"
+	"github.com/keelraft/raft/internal/script"
 )
 
 // TestFixesAreNeeded switches each fault fix of the core off in turn and
@@ -78,5 +79,7 @@ func TestFixesAreNeeded(t *testing.T) {
 // scriptScenario returns a scenario that runs testdata/name.txt against its
 // recording.
 func scriptScenario(name string) func(testing.TB) {
-	return func(t testing.TB) { scenRunFile(t, filepath.Join("testdata", name+".txt")) }
+	return func(t testing.TB) {
+		script.RunFile(t, filepath.Join("testdata", name+".txt"), newScenEnv(t).run)
+	}
 }

@@ -56,11 +56,3 @@ func TestInteraction(t *testing.T) {
 		return newScenEnv(t).run
 	})
 }
-
-// scenRunFile runs one script on a fresh scenEnv, reporting every output
-// that differs from its recording (or rewriting the recordings with
-// -update).
-func scenRunFile(t testing.TB, file string) {
-	t.Helper()
-	script.RunFile(t, file, newScenEnv(t).run)
-}
