@@ -33,10 +33,16 @@ import (
 //     a test can assert that a broken host is caught.
 //   - newPipelinedCluster: the hosts use PipelinedAcks, and Readies and
 //     messages move only when the test says (collect, sync, deliver).
-//   - paperNewNetwork, paperNewNode: nodes start from hand-written logs;
-//     a paper node is driven by hand, the test stepping messages into it.
+//   - paperNewNetwork, paperNewNode, newRemovedNode (next to their tests):
+//     nodes start from hand-written storage; a lone node is driven by hand,
+//     the test stepping messages into it and draining what it sends.
 //   - the scripted scenarios (scenEnv) run a manual cluster: nothing happens
 //     unless a command does it.
+//
+// The benchmarks keep their own minimal host (benchCluster, bench_test.go):
+// they measure the core, and this cluster's bookkeeping (t.Helper, the
+// safety maps, a record of every applied entry) would show in their timings
+// and in the allocation counts TestAllocationsOnHotPaths pins.
 type testCluster struct {
 	t     testing.TB
 	nodes map[uint64]*testNode
