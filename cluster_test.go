@@ -285,14 +285,6 @@ func newCluster(t testing.TB, n int, opts ...configOption) *testCluster {
 	return buildCluster(t, clusterSpec{ids: clusterIDs(n), opts: opts})
 }
 
-// newReadNetwork is newCluster: every cluster collects the ReadStates its
-// nodes hand out (testCluster.reads). The Node runner's tests still call it
-// by this name.
-func newReadNetwork(t testing.TB, n int, opts ...configOption) *testCluster {
-	t.Helper()
-	return newCluster(t, n, opts...)
-}
-
 // newRelCluster bootstraps n voters with IDs 1..n on strict hosts that
 // record violations and keep their state machine across crashes (the
 // reliability scenarios). CheckQuorum is off unless an option turns it on:
