@@ -17,8 +17,9 @@ import (
 
 // relRecordingTB is a testing.TB whose Fatal and Fatalf record the failure
 // and return, so that a test can run the cluster of newCluster (whose
-// violations fail the test at once) with a broken host and assert that its checks fire. Every other method,
-// including Errorf and FailNow (used by require), fails the real test.
+// violations fail the test at once) with a broken host and assert that its
+// checks fire. Every other method, including Errorf and FailNow (used by
+// require), fails the real test.
 type relRecordingTB struct {
 	testing.TB
 	failures []string

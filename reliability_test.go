@@ -14,9 +14,9 @@ import (
 // Scenarios S01–S10 of docs/reliability.md, each asserting its "must hold"
 // column. They run on the strict cluster of newRelCluster (cluster_test.go),
 // whose hosts carry out a Ready step by step so that a node can crash
-// between any two steps and lose what it had not made durable. Unless a test says
-// otherwise, PreVote is on and CheckQuorum off (the scenarios elect leaders
-// with explicit campaigns).
+// between any two steps and lose what it had not made durable. Unless a
+// test says otherwise, PreVote is on and CheckQuorum off (the scenarios
+// elect leaders with explicit campaigns).
 
 // relHasEntryOfTerm reports whether m carries an entry of term t.
 func relHasEntryOfTerm(m Message, t uint64) bool {
