@@ -57,7 +57,7 @@ func TestSingleVoterLeadsOnlyOnceItsVoteIsDurable(t *testing.T) {
 func TestSingleVoterNeverLeadsOneTermTwice(t *testing.T) { singleVoterNeverLeadsOneTermTwice(t) }
 
 func singleVoterNeverLeadsOneTermTwice(t testing.TB) {
-	nw := newNetwork(t, 1)
+	nw := newCluster(t, 1)
 	nw.electLeader(1)
 	nw.addNode(2, nil)
 	nw.proposeConfChange(1, ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeAddLearnerNode, NodeID: 2}}})

@@ -24,7 +24,7 @@ func TestRefusedVoteRequestKeepsElectionTimer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			nw := newNetwork(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
+			nw := newCluster(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
 			nw.electLeader(1)
 			require.NoError(t, nw.propose(1, "a"))
 			r := nw.raft(3)

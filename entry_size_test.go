@@ -13,7 +13,7 @@ import (
 // before appending anything, a follower refuses to forward it, and the
 // entries of the right size around it still commit everywhere.
 func TestProposalOverMaxEntrySizeIsNeitherAppendedNorForwarded(t *testing.T) {
-	nw := newNetwork(t, 3, func(c *Config) { c.MaxEntrySize = 100 })
+	nw := newCluster(t, 3, func(c *Config) { c.MaxEntrySize = 100 })
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "before"))
 	nw.stabilize()
@@ -38,7 +38,7 @@ func TestProposalOverMaxEntrySizeIsNeitherAppendedNorForwarded(t *testing.T) {
 // A proposal a peer forwards is checked by the leader too: a follower
 // configured without a limit cannot get an oversized entry appended.
 func TestLeaderRefusesAnOversizedProposalForwardedByAPeer(t *testing.T) {
-	nw := newNetwork(t, 3, func(c *Config) {
+	nw := newCluster(t, 3, func(c *Config) {
 		if c.ID == 1 {
 			c.MaxEntrySize = 10
 		}
@@ -52,7 +52,7 @@ func TestLeaderRefusesAnOversizedProposalForwardedByAPeer(t *testing.T) {
 
 // Without MaxEntrySize a RawNode keeps the etcd behaviour: any size goes.
 func TestZeroMaxEntrySizeMeansNoLimitForARawNode(t *testing.T) {
-	nw := newNetwork(t, 1)
+	nw := newCluster(t, 1)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, strings.Repeat("x", 1<<20)))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keelraft/raft/internal/failrecord"
+	"github.com/keelraft/raft/internal/script"
 )
 
 // TestFixesAreNeeded switches each fault fix of the core off in turn and
@@ -25,8 +26,8 @@ func TestFixesAreNeeded(t *testing.T) {
 			"leave-joint then enter-joint below the snapshot": restartKeepsConfigurationOfSnapshot,
 		}},
 		{"transfer-ignores-conf-changes", map[string]func(testing.TB){
-			"removal":  script("transfer_target_unapplied_removal"),
-			"demotion": script("transfer_target_unapplied_demotion"),
+			"removal":  scriptScenario("transfer_target_unapplied_removal"),
+			"demotion": scriptScenario("transfer_target_unapplied_demotion"),
 		}},
 		{"single-voter-read-shortcut", map[string]func(testing.TB){
 			"restart with a lost commit update": readIndexSingleVoterWaitsForCommitInItsTerm,
@@ -75,8 +76,10 @@ func TestFixesAreNeeded(t *testing.T) {
 	}
 }
 
-// script returns a scenario that runs testdata/name.txt against its
+// scriptScenario returns a scenario that runs testdata/name.txt against its
 // recording.
-func script(name string) func(testing.TB) {
-	return func(t testing.TB) { scenRunFile(t, filepath.Join("testdata", name+".txt")) }
+func scriptScenario(name string) func(testing.TB) {
+	return func(t testing.TB) {
+		script.RunFile(t, filepath.Join("testdata", name+".txt"), newScenEnv(t).run)
+	}
 }

@@ -189,7 +189,7 @@ func badMessageBytes(to uint64, m Message) []byte {
 // safety properties after every operation.
 type badFuzzer struct {
 	t    testing.TB
-	nw   *network
+	nw   *testCluster
 	logs map[uint64]*observer.ObservedLogs
 
 	// byzantine is set once a forged message that can carry a leader's or
@@ -233,7 +233,7 @@ func newBadFuzzer(t testing.TB, opts byte) *badFuzzer {
 		cores[id], f.logs[id] = observer.New(zapcore.WarnLevel)
 		f.committed[id] = map[uint64]uint64{}
 	}
-	f.nw = newNetwork(t, badFuzzNodes, func(c *Config) {
+	f.nw = newCluster(t, badFuzzNodes, func(c *Config) {
 		c.Logger = zap.New(cores[c.ID])
 		c.Seed = c.ID * 7919
 		c.DisablePreVote = opts&1 != 0
@@ -290,12 +290,12 @@ func (f *badFuzzer) step(in *badInput) {
 		if err != nil && !errors.Is(err, ErrProposalDropped) {
 			f.t.Fatalf("Propose at node %d: %v", id, err)
 		}
-		nw.handleReady(nw.nodes[id])
+		nw.handleReady(id)
 	case 8:
 		if err := nw.node(id).Campaign(); err != nil && !errors.Is(err, ErrCannotCampaign) {
 			f.t.Fatalf("Campaign at node %d: %v", id, err)
 		}
-		nw.handleReady(nw.nodes[id])
+		nw.handleReady(id)
 	case 9:
 		nw.crash(id)
 	default:
@@ -323,7 +323,7 @@ func (f *badFuzzer) deliver(k int, dup bool) {
 	if err != nil && !errors.Is(err, ErrProposalDropped) && !f.byzantine && m.Term <= maxTerm {
 		f.t.Fatalf("node %d refused a message from a correct node: %v\n%+v", m.To, err, m)
 	}
-	nw.handleReady(n)
+	nw.handleReady(n.id)
 }
 
 // inject steps a forged message into node id and checks that a refused one
@@ -358,7 +358,7 @@ func (f *badFuzzer) inject(id uint64, m Message) {
 	default:
 		f.t.Fatalf("unexpected error from Step: %v\n%+v", err, m)
 	}
-	f.nw.handleReady(n)
+	f.nw.handleReady(n.id)
 }
 
 func badStatesEqual(a, b badState) bool {
@@ -549,7 +549,7 @@ func TestStepRandomGarbage(t *testing.T) {
 // TestBadMessageBytes checks that the seed corpus's forged messages decode to
 // exactly what the seeds say.
 func TestBadMessageBytes(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	r := nw.raft(2)
 	for _, m := range []Message{
 		{Type: MsgHeartbeat, From: 2, To: 2, Term: 2, Commit: math.MaxUint64},

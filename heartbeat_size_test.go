@@ -14,12 +14,12 @@ import (
 // is as small as on a fresh cluster (catch-up never ships the state in
 // heartbeats).
 func TestHeartbeatEncodedSizeIsConstant(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	heartbeatSize := func() int {
 		t.Helper()
 		var size int
-		nw.onReady = func(n *testNode, rd Ready) {
+		nw.onReady = func(n *testNode, rd *Ready) {
 			for i := range rd.Messages {
 				if m := rd.Messages[i]; m.Type == MsgHeartbeat && n.id == 1 {
 					size = max(size, msgpackSize(t, &m))

@@ -6,73 +6,52 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keelraft/raft/internal/script"
 )
 
-// scenEnv is the host and network of the scripted scenarios. Unlike the
-// test network of network_test.go, nothing happens on its own: a node's
-// Ready is handled only by process-ready or stabilize, and a message moves
-// only by deliver or stabilize, so a script shows every step. The host
-// follows the Ready contract (persist, then send MessagesAfterPersist,
-// apply, Advance) and checks it with scenCheckDurable; the environment also
-// checks election safety and state-machine safety on every Ready.
+// scenEnv runs the scripted scenarios on a manual test cluster
+// (cluster_test.go): nothing happens on its own there, a node's Ready is
+// handled only by process-ready or stabilize, and a message moves only by
+// deliver or stabilize, so a script shows every step. The hosts follow the
+// Ready contract (persist, then send MessagesAfterPersist, apply, Advance)
+// and the cluster checks it, with election safety and state-machine safety,
+// on every Ready; a violation fails the test but the script goes on. A
+// host's state machine survives a crash.
 type scenEnv struct {
-	t     testing.TB
-	out   strings.Builder
-	nodes map[uint64]*scenNode
-	ids   []uint64
+	t   testing.TB
+	c   *testCluster
+	out strings.Builder
 
-	// queue holds the messages sent and not yet delivered, in send order.
-	queue []Message
 	// held holds messages the network delays (delay, duplicate) until a
-	// release command puts them back at the end of queue.
+	// release command puts them back at the end of the cluster's queue.
 	held []Message
-	// cut[{from, to}] drops every message on that link at delivery.
-	cut map[[2]uint64]bool
-
-	// leaders is the leader seen for each term; applied the entry applied
-	// at each index by any node.
-	leaders map[uint64]uint64
-	applied map[uint64]Entry
-}
-
-// scenNode is one node: its durable storage survives a crash, its RawNode
-// does not.
-type scenNode struct {
-	id      uint64
-	cfg     Config
-	storage *MemoryStorage
-	rn      *RawNode // nil while the node is down
-	// applied is the index of the last entry the host applied.
-	applied uint64
-	// confState is the configuration as of applied, as the host tracks it
-	// from snapshots and ApplyConfChange; snapshot stores it.
-	confState ConfState
+	// indent prefixes what the hosts print while a Ready is carried out.
+	indent string
 }
 
 func newScenEnv(t testing.TB) *scenEnv {
-	return &scenEnv{
-		t:       t,
-		nodes:   map[uint64]*scenNode{},
-		cut:     map[[2]uint64]bool{},
-		leaders: map[uint64]uint64{},
-		applied: map[uint64]Entry{},
-	}
+	e := &scenEnv{t: t}
+	e.c = buildCluster(t, clusterSpec{modes: clusterModes{manual: true, durableApply: true}})
+	e.c.report = t.Errorf
+	e.c.onConfChange = e.printConfChange
+	return e
 }
 
 func (e *scenEnv) printf(format string, args ...any) { fmt.Fprintf(&e.out, format, args...) }
 
-// run executes one command and returns its output. An error means the
-// command itself is malformed (a bug in the script, not in raft).
-func (e *scenEnv) run(cmd string) (string, error) {
+// run executes one command and returns its output: it is the
+// script.Handler of the scenarios. An error means the command itself is
+// malformed (a bug in the script, not in raft).
+func (e *scenEnv) run(cmd script.Command) (string, error) {
 	e.out.Reset()
-	f := strings.Fields(cmd)
-	name, args := f[0], f[1:]
+	name, args := cmd.Name, cmd.Args
 	var err error
 	switch name {
 	case "add-nodes":
 		err = e.cmdAddNodes(args)
 	case "campaign":
-		err = e.withNode(args, 1, func(n *scenNode) {
+		err = e.withNode(args, 1, func(n *testNode) {
 			if err := n.rn.Campaign(); err != nil {
 				e.printf("error: %v\n", err)
 			}
@@ -82,7 +61,7 @@ func (e *scenEnv) run(cmd string) (string, error) {
 		if len(args) != 2 {
 			return "", fmt.Errorf("usage: propose ID DATA")
 		}
-		err = e.withNode(args[:1], 1, func(n *scenNode) {
+		err = e.withNode(args[:1], 1, func(n *testNode) {
 			if err := n.rn.Propose([]byte(args[1])); err != nil {
 				e.printf("error: %v\n", err)
 			} else {
@@ -104,18 +83,18 @@ func (e *scenEnv) run(cmd string) (string, error) {
 	case "partition":
 		err = e.cmdPartition(args)
 	case "isolate":
-		err = e.withNode(args, 1, func(n *scenNode) { e.cmdIsolate(n.id) })
+		err = e.withNode(args, 1, func(n *testNode) { e.cmdIsolate(n.id) })
 	case "heal":
-		clear(e.cut)
+		e.c.heal()
 		e.printf("all links restored\n")
 	case "stabilize":
 		err = e.cmdStabilize(args)
 	case "status":
-		err = e.forNodes(args, func(n *scenNode) { e.printStatus(n) })
+		err = e.forNodes(args, func(n *testNode) { e.printStatus(n) })
 	case "raft-log":
-		err = e.forNodes(args, func(n *scenNode) { e.printLog(n) })
+		err = e.forNodes(args, func(n *testNode) { e.printLog(n) })
 	case "crash":
-		err = e.withNode(args, 1, func(n *scenNode) { e.crash(n) })
+		err = e.withNode(args, 1, func(n *testNode) { e.crash(n) })
 	case "restart":
 		err = e.cmdRestart(args)
 	default:
@@ -128,12 +107,12 @@ func (e *scenEnv) run(cmd string) (string, error) {
 }
 
 // node returns the node with the given ID argument.
-func (e *scenEnv) node(arg string) (*scenNode, error) {
+func (e *scenEnv) node(arg string) (*testNode, error) {
 	id, err := strconv.ParseUint(arg, 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("bad node ID %q", arg)
 	}
-	n, ok := e.nodes[id]
+	n, ok := e.c.nodes[id]
 	if !ok {
 		return nil, fmt.Errorf("no node %d", id)
 	}
@@ -142,7 +121,7 @@ func (e *scenEnv) node(arg string) (*scenNode, error) {
 
 // withNode runs fn on the running node named by args[0]; args must hold
 // exactly want arguments. A node that is down prints as such.
-func (e *scenEnv) withNode(args []string, want int, fn func(*scenNode)) error {
+func (e *scenEnv) withNode(args []string, want int, fn func(*testNode)) error {
 	if len(args) != want {
 		return fmt.Errorf("want %d arguments, got %v", want, args)
 	}
@@ -159,8 +138,8 @@ func (e *scenEnv) withNode(args []string, want int, fn func(*scenNode)) error {
 }
 
 // forNodes runs fn on each node named in args, or on every node if none.
-func (e *scenEnv) forNodes(args []string, fn func(*scenNode)) error {
-	ids := e.ids
+func (e *scenEnv) forNodes(args []string, fn func(*testNode)) error {
+	ids := e.c.ids
 	if len(args) > 0 {
 		ids = nil
 		for _, a := range args {
@@ -172,7 +151,7 @@ func (e *scenEnv) forNodes(args []string, fn func(*scenNode)) error {
 		}
 	}
 	for _, id := range ids {
-		fn(e.nodes[id])
+		fn(e.c.nodes[id])
 	}
 	return nil
 }
@@ -231,10 +210,23 @@ func scenApplyOption(cfg *Config, kv string) error {
 	return nil
 }
 
+// scenOptions returns the Config changes that key=value script arguments
+// ask for, or the error of the first bad one.
+func scenOptions(kvs []string) ([]configOption, error) {
+	var opts []configOption
+	for _, kv := range kvs {
+		if err := scenApplyOption(&Config{}, kv); err != nil {
+			return nil, err
+		}
+		opts = append(opts, func(cfg *Config) { _ = scenApplyOption(cfg, kv) })
+	}
+	return opts, nil
+}
+
 // cmdAddNodes: add-nodes N [key=value...] bootstraps voters 1..N and
 // persists the bootstrap Ready of each.
 func (e *scenEnv) cmdAddNodes(args []string) error {
-	if len(args) < 1 || len(e.nodes) > 0 {
+	if len(args) < 1 || len(e.c.nodes) > 0 {
 		return fmt.Errorf("usage: add-nodes N [options], once per script")
 	}
 	count, err := strconv.Atoi(args[0])
@@ -245,35 +237,21 @@ func (e *scenEnv) cmdAddNodes(args []string) error {
 	for i := range voters {
 		voters[i] = uint64(i + 1)
 	}
+	opts, err := scenOptions(args[1:])
+	if err != nil {
+		return err
+	}
 	for _, id := range voters {
-		storage := NewMemoryStorage()
-		cfg := testConfig(id, storage)
-		for _, o := range args[1:] {
-			if err := scenApplyOption(&cfg, o); err != nil {
-				return err
-			}
-		}
-		rn, err := NewRawNode(cfg)
-		if err != nil {
-			return err
-		}
-		if err := rn.Bootstrap(voters); err != nil {
-			return err
-		}
-		n := &scenNode{id: id, cfg: cfg, storage: storage, rn: rn, confState: ConfState{Voters: voters}}
-		e.nodes[id] = n
-		e.ids = append(e.ids, id)
+		n := e.c.startNode(id, NewMemoryStorage(), voters, opts...)
 		// The bootstrap Ready only persists the initial configuration.
-		rd := rn.Ready()
-		e.persist(n, rd)
-		rn.Advance(rd)
+		e.c.handleReady(id)
 		e.printRole(n, fmt.Sprintf(" voters=%v", voters))
 	}
 	return nil
 }
 
 // printRole prints a node's one-line summary.
-func (e *scenEnv) printRole(n *scenNode, extra string) {
+func (e *scenEnv) printRole(n *testNode, extra string) {
 	st := n.rn.BasicStatus()
 	e.printf("%d: %s term=%d vote=%d commit=%d lead=%d%s\n",
 		n.id, st.RaftState, st.Term, st.Vote, st.Commit, st.Lead, extra)
@@ -305,7 +283,7 @@ func (e *scenEnv) cmdTickAll(args []string) error {
 	if err != nil {
 		return err
 	}
-	e.tick(e.ids, count)
+	e.tick(e.c.ids, count)
 	return nil
 }
 
@@ -325,7 +303,7 @@ func scenCount(args []string) (int, error) {
 func (e *scenEnv) tick(ids []uint64, count int) {
 	for i := 1; i <= count; i++ {
 		for _, id := range ids {
-			n := e.nodes[id]
+			n := e.c.nodes[id]
 			if n.rn == nil {
 				continue
 			}
@@ -358,7 +336,7 @@ func (e *scenEnv) cmdProcessReady(args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("usage: process-ready ID...")
 	}
-	return e.forNodes(args, func(n *scenNode) {
+	return e.forNodes(args, func(n *testNode) {
 		switch {
 		case n.rn == nil:
 			e.printf("%d is down\n", n.id)
@@ -370,11 +348,12 @@ func (e *scenEnv) cmdProcessReady(args []string) error {
 	})
 }
 
-// processReady prints one Ready of n and carries it out as a host following
-// the contract: persist the snapshot, entries and hard state; send Messages
-// and, now that the writes are durable, MessagesAfterPersist; apply the
-// committed entries; Advance.
-func (e *scenEnv) processReady(n *scenNode, header bool) {
+// processReady prints one Ready of n and has the cluster's host carry it
+// out as the contract asks: persist the snapshot, entries and hard state;
+// send Messages and, now that the writes are durable, MessagesAfterPersist;
+// apply the committed entries (printing what configuration changes did);
+// Advance.
+func (e *scenEnv) processReady(n *testNode, header bool) {
 	rd := n.rn.Ready()
 	indent := ""
 	if header {
@@ -411,85 +390,9 @@ func (e *scenEnv) processReady(n *scenNode, header bool) {
 		}
 	}
 
-	if rd.SoftState != nil && rd.RaftState == StateLeader {
-		term := n.rn.BasicStatus().Term
-		if prev, ok := e.leaders[term]; ok && prev != n.id {
-			e.t.Errorf("election safety violated: %d and %d both lead term %d", prev, n.id, term)
-		}
-		e.leaders[term] = n.id
-	}
-	e.persist(n, rd)
-	e.queue = append(e.queue, rd.Messages...)
-	for _, m := range rd.MessagesAfterPersist {
-		if err := scenCheckDurable(n.storage, m); err != nil {
-			e.t.Errorf("Ready contract violated by %d: %v", n.id, err)
-		}
-		e.queue = append(e.queue, m)
-	}
-	for _, ent := range rd.CommittedEntries {
-		e.apply(n, ent)
-		if ent.Type == EntryConfChange {
-			e.applyConfChange(n, ent, indent)
-		}
-	}
+	e.indent = indent
+	e.c.processReady(n, rd)
 	n.rn.Advance(rd)
-}
-
-// scenCheckDurable reports an error if m, about to be sent, promises state
-// that storage does not hold. A vote request or grant for term T promises
-// that the sender votes for no one else in T: that holds if the durable
-// term is T with that vote, or any later term (the node never returns to T).
-// An append ack for index i promises that the log is durable up to i.
-func scenCheckDurable(s *MemoryStorage, m Message) error {
-	hs := s.HardState()
-	voted := m.To
-	switch {
-	case m.Type == MsgVote:
-		voted = m.From
-		fallthrough
-	case m.Type == MsgVoteResp && !m.Reject:
-		if hs.Term < m.Term || (hs.Term == m.Term && hs.Vote != voted) {
-			return fmt.Errorf("%s for %d in term %d sent while durable term=%d vote=%d", m.Type, voted, m.Term, hs.Term, hs.Vote)
-		}
-	case m.Type == MsgAppResp && !m.Reject:
-		if last, _ := s.LastIndex(); last < m.Index {
-			return fmt.Errorf("append ack of index %d sent while durable last index is %d", m.Index, last)
-		}
-	}
-	return nil
-}
-
-// persist writes a Ready's snapshot, entries and hard state to storage.
-func (e *scenEnv) persist(n *scenNode, rd Ready) {
-	if !rd.Snapshot.IsEmpty() {
-		if err := n.storage.ApplySnapshot(rd.Snapshot); err != nil {
-			e.t.Fatalf("%d: applying snapshot: %v", n.id, err)
-		}
-		n.applied = rd.Snapshot.Metadata.Index
-		n.confState = rd.Snapshot.Metadata.ConfState
-	}
-	if err := n.storage.Append(rd.Entries); err != nil {
-		e.t.Fatalf("%d: appending entries: %v", n.id, err)
-	}
-	if !rd.HardState.IsEmpty() {
-		if err := n.storage.SetHardState(rd.HardState); err != nil {
-			e.t.Fatalf("%d: saving hard state: %v", n.id, err)
-		}
-	}
-}
-
-// apply applies a committed entry, checking that entries are applied in
-// order and that no two nodes apply different entries at one index.
-func (e *scenEnv) apply(n *scenNode, ent Entry) {
-	if ent.Index != n.applied+1 {
-		e.t.Errorf("%d applied index %d after %d", n.id, ent.Index, n.applied)
-	}
-	if prev, ok := e.applied[ent.Index]; ok && (prev.Term != ent.Term || string(prev.Data) != string(ent.Data)) {
-		e.t.Errorf("state-machine safety violated at index %d: %s vs %s",
-			ent.Index, scenFormatEntry(prev), scenFormatEntry(ent))
-	}
-	e.applied[ent.Index] = ent
-	n.applied = ent.Index
 }
 
 func (e *scenEnv) printEntries(indent, title string, ents []Entry) {
@@ -570,16 +473,16 @@ func (e *scenEnv) stabilize() error {
 			return fmt.Errorf("no quiescence after %d rounds", round)
 		}
 		active := false
-		for _, id := range e.ids {
-			n := e.nodes[id]
+		for _, id := range e.c.ids {
+			n := e.c.nodes[id]
 			if n.rn != nil && n.rn.HasReady() {
 				e.processReady(n, true)
 				active = true
 			}
 		}
-		if len(e.queue) > 0 {
-			msgs := e.queue
-			e.queue = nil
+		if len(e.c.queue) > 0 {
+			msgs := e.c.queue
+			e.c.queue = nil
 			e.printf("> delivering messages\n")
 			e.deliver(msgs, "  ")
 			active = true
@@ -595,7 +498,7 @@ func (e *scenEnv) stabilize() error {
 
 // printStatus prints a node's Status; a leader also prints each peer's
 // progress ("inactive": not heard from since the last quorum check).
-func (e *scenEnv) printStatus(n *scenNode) {
+func (e *scenEnv) printStatus(n *testNode) {
 	if n.rn == nil {
 		e.printf("%d is down\n", n.id)
 		return
@@ -630,7 +533,7 @@ func (e *scenEnv) printStatus(n *scenNode) {
 
 // printLog prints a node's log: the entries a running node holds (marking
 // those not yet durable), or what the storage of a node that is down holds.
-func (e *scenEnv) printLog(n *scenNode) {
+func (e *scenEnv) printLog(n *testNode) {
 	var snapIndex, snapTerm, committed uint64
 	var ents []Entry
 	unstableFrom := ^uint64(0)
@@ -654,7 +557,7 @@ func (e *scenEnv) printLog(n *scenNode) {
 		unstableFrom = l.unstable.offset
 		e.printf("%d: ", n.id)
 	}
-	e.printf("snapshot=%d/%d committed=%d applied=%d\n", snapTerm, snapIndex, committed, n.applied)
+	e.printf("snapshot=%d/%d committed=%d applied=%d\n", snapTerm, snapIndex, committed, n.lastApplied)
 	if len(ents) == 0 {
 		e.printf("  no entries\n")
 	}
@@ -669,12 +572,12 @@ func (e *scenEnv) printLog(n *scenNode) {
 
 // crash stops a node: what its RawNode held in memory and had not handed to
 // the host is lost; its storage keeps what the host persisted.
-func (e *scenEnv) crash(n *scenNode) {
+func (e *scenEnv) crash(n *testNode) {
 	lost := ""
 	if n.rn.HasReady() {
 		lost = " (an unhandled Ready is lost)"
 	}
-	n.rn = nil
+	e.c.stop(n.id)
 	hs := n.storage.HardState()
 	last, _ := n.storage.LastIndex()
 	e.printf("%d crashed%s; durable: term=%d vote=%d commit=%d last=%d\n", n.id, lost, hs.Term, hs.Vote, hs.Commit, last)
@@ -698,14 +601,11 @@ func (e *scenEnv) cmdRestart(args []string) error {
 			return err
 		}
 	}
-	cfg := n.cfg
-	cfg.Applied = min(n.applied, n.storage.HardState().Commit)
-	rn, err := NewRawNode(cfg)
-	if err != nil {
+	if err := e.c.start(n.id); err != nil {
 		e.printf("error: %v\n", err)
 		return nil
 	}
-	n.rn = rn
+	rn := n.rn
 	e.printRole(n, fmt.Sprintf(" applied=%d last=%d", rn.BasicStatus().Applied, rn.raft.raftLog.lastIndex()))
 	// The host's state machine, as of applied, records the configuration
 	// in force there; the node must come back with the same one.

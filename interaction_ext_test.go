@@ -46,7 +46,7 @@ func (e *scenEnv) runExt(name string, args []string) (bool, error) {
 		if len(args) != 2 {
 			return true, fmt.Errorf("usage: read-index ID CTX")
 		}
-		err = e.withNode(args[:1], 1, func(n *scenNode) {
+		err = e.withNode(args[:1], 1, func(n *testNode) {
 			n.rn.ReadIndex([]byte(args[1]))
 			e.printf("%d asked to read %q\n", n.id, args[1])
 		})
@@ -59,7 +59,7 @@ func (e *scenEnv) runExt(name string, args []string) (bool, error) {
 	case "propose-conf-change":
 		err = e.cmdProposeConfChange(args)
 	case "leave-joint":
-		err = e.withNode(args, 1, func(n *scenNode) { e.proposeConfChange(n, ConfChange{}) })
+		err = e.withNode(args, 1, func(n *testNode) { e.proposeConfChange(n, ConfChange{}) })
 	case "add-node":
 		err = e.cmdAddNode(args)
 	case "delay":
@@ -76,7 +76,7 @@ func (e *scenEnv) runExt(name string, args []string) (bool, error) {
 		for _, m := range e.held {
 			e.printf("queued %s\n", scenFormatMessage(m))
 		}
-		e.queue = append(e.queue, e.held...)
+		e.c.queue = append(e.c.queue, e.held...)
 		e.held = nil
 	default:
 		return false, nil
@@ -86,7 +86,7 @@ func (e *scenEnv) runExt(name string, args []string) (bool, error) {
 
 // cmdElect campaigns at n and runs the cluster until it is quiet, printing
 // only the outcome: the steps are those of election_commit_3_nodes.txt.
-func (e *scenEnv) cmdElect(n *scenNode) {
+func (e *scenEnv) cmdElect(n *testNode) {
 	if err := n.rn.Campaign(); err != nil {
 		e.printf("error: %v\n", err)
 		return
@@ -119,9 +119,9 @@ func (e *scenEnv) cmdStabilize(args []string) error {
 
 // printRoles prints the one-line summary of every running node.
 func (e *scenEnv) printRoles() {
-	for _, id := range e.ids {
-		if n := e.nodes[id]; n.rn != nil {
-			e.printRole(n, fmt.Sprintf(" applied=%d", n.applied))
+	for _, id := range e.c.ids {
+		if n := e.c.nodes[id]; n.rn != nil {
+			e.printRole(n, fmt.Sprintf(" applied=%d", n.lastApplied))
 		} else {
 			e.printf("%d is down\n", id)
 		}
@@ -137,7 +137,7 @@ func (e *scenEnv) cmdTransferLeader(args []string) error {
 	if err != nil {
 		return fmt.Errorf("bad target %q", args[1])
 	}
-	return e.withNode(args[:1], 1, func(n *scenNode) {
+	return e.withNode(args[:1], 1, func(n *testNode) {
 		if err := n.rn.TransferLeader(to); err != nil {
 			e.printf("error: %v\n", err)
 			return
@@ -149,15 +149,15 @@ func (e *scenEnv) cmdTransferLeader(args []string) error {
 // cmdSnapshot: snapshot ID. The host records a snapshot of its state
 // machine at its applied index, with the configuration in force there, and
 // discards the log up to that index.
-func (e *scenEnv) cmdSnapshot(n *scenNode) {
+func (e *scenEnv) cmdSnapshot(n *testNode) {
 	cs := n.confState
-	data := []byte(fmt.Sprintf("state of %d at %d", n.id, n.applied))
-	snap, err := n.storage.CreateSnapshot(n.applied, &cs, data)
+	data := []byte(fmt.Sprintf("state of %d at %d", n.id, n.lastApplied))
+	snap, err := n.storage.CreateSnapshot(n.lastApplied, &cs, data)
 	if err != nil {
 		e.printf("error: %v\n", err)
 		return
 	}
-	if err := n.storage.Compact(n.applied); err != nil {
+	if err := n.storage.Compact(n.lastApplied); err != nil {
 		e.printf("error: %v\n", err)
 		return
 	}
@@ -179,7 +179,7 @@ func (e *scenEnv) cmdReport(args []string, snapshot bool) error {
 		return fmt.Errorf("bad peer %q", args[1])
 	}
 	if !snapshot {
-		return e.withNode(args[:1], 1, func(n *scenNode) {
+		return e.withNode(args[:1], 1, func(n *testNode) {
 			n.rn.ReportUnreachable(peer)
 			e.printStatusOf(n, peer)
 		})
@@ -193,14 +193,14 @@ func (e *scenEnv) cmdReport(args []string, snapshot bool) error {
 	default:
 		return fmt.Errorf("bad snapshot status %q, want ok or fail", args[2])
 	}
-	return e.withNode(args[:1], 1, func(n *scenNode) {
+	return e.withNode(args[:1], 1, func(n *testNode) {
 		n.rn.ReportSnapshot(peer, status)
 		e.printStatusOf(n, peer)
 	})
 }
 
 // printStatusOf prints the leader n's progress of peer, if n leads.
-func (e *scenEnv) printStatusOf(n *scenNode, peer uint64) {
+func (e *scenEnv) printStatusOf(n *testNode, peer uint64) {
 	pr, ok := n.rn.Status().Progress[peer]
 	if !ok {
 		e.printf("%d has no progress for %d\n", n.id, peer)
@@ -236,7 +236,7 @@ func (e *scenEnv) cmdProposeConfChange(args []string) error {
 	if len(cc.Changes) == 0 {
 		return fmt.Errorf("no change given; use leave-joint to leave a joint configuration")
 	}
-	return e.withNode(args[:1], 1, func(n *scenNode) { e.proposeConfChange(n, cc) })
+	return e.withNode(args[:1], 1, func(n *testNode) { e.proposeConfChange(n, cc) })
 }
 
 // scenParseChange parses v4, l4 or r4.
@@ -262,7 +262,7 @@ func scenParseChange(s string) (ConfChangeSingle, error) {
 	return c, nil
 }
 
-func (e *scenEnv) proposeConfChange(n *scenNode, cc ConfChange) {
+func (e *scenEnv) proposeConfChange(n *testNode, cc ConfChange) {
 	if err := n.rn.ProposeConfChange(cc); err != nil {
 		e.printf("error: %v\n", err)
 		return
@@ -270,21 +270,14 @@ func (e *scenEnv) proposeConfChange(n *scenNode, cc ConfChange) {
 	e.printf("ok: %s\n", cc)
 }
 
-// applyConfChange applies a committed configuration change entry as a host
-// does: decode it, call ApplyConfChange, keep the returned configuration.
-func (e *scenEnv) applyConfChange(n *scenNode, ent Entry, indent string) {
-	var cc ConfChange
-	if err := cc.Unmarshal(ent.Data); err != nil {
-		e.t.Errorf("%d: committed conf change at %d does not decode: %v", n.id, ent.Index, err)
-		return
-	}
-	cs, err := n.rn.ApplyConfChange(cc)
+// printConfChange prints what applying the configuration change e did at
+// n: the configuration it led to, or the refusal.
+func (e *scenEnv) printConfChange(n *testNode, ent Entry, cs ConfState, err error) {
 	if err != nil {
-		e.printf("%s%d refused the ConfChange at %d: %v\n", indent, n.id, ent.Index, err)
+		e.printf("%s%d refused the ConfChange at %d: %v\n", e.indent, n.id, ent.Index, err)
 		return
 	}
-	n.confState = cs
-	e.printf("%s%d applied the ConfChange at %d: %s\n", indent, n.id, ent.Index, scenFormatConfState(cs))
+	e.printf("%s%d applied the ConfChange at %d: %s\n", e.indent, n.id, ent.Index, scenFormatConfState(cs))
 }
 
 // scenSameConf reports whether a and b are the same configuration.
@@ -303,24 +296,14 @@ func (e *scenEnv) cmdAddNode(args []string) error {
 	if err != nil || id == None {
 		return fmt.Errorf("bad node ID %q", args[0])
 	}
-	if _, ok := e.nodes[id]; ok {
+	if _, ok := e.c.nodes[id]; ok {
 		return fmt.Errorf("node %d exists", id)
 	}
-	storage := NewMemoryStorage()
-	cfg := testConfig(id, storage)
-	for _, o := range args[1:] {
-		if err := scenApplyOption(&cfg, o); err != nil {
-			return err
-		}
-	}
-	rn, err := NewRawNode(cfg)
+	opts, err := scenOptions(args[1:])
 	if err != nil {
 		return err
 	}
-	n := &scenNode{id: id, cfg: cfg, storage: storage, rn: rn}
-	e.nodes[id] = n
-	e.ids = append(e.ids, id)
-	slices.Sort(e.ids)
+	n := e.c.startNode(id, NewMemoryStorage(), nil, opts...)
 	e.printRole(n, " (empty storage, no configuration)")
 	return nil
 }
@@ -329,7 +312,7 @@ func (e *scenEnv) cmdAddNode(args []string) error {
 // duplicate [FROM->TO] sets copies of them aside. release queues what was
 // set aside again.
 func (e *scenEnv) cmdHold(args []string, duplicate bool) error {
-	orig := slices.Clone(e.queue)
+	orig := slices.Clone(e.c.queue)
 	msgs, err := e.takeQueued(args)
 	if err != nil {
 		return err
@@ -337,7 +320,7 @@ func (e *scenEnv) cmdHold(args []string, duplicate bool) error {
 	verb := "delayed"
 	if duplicate {
 		verb = "duplicated"
-		e.queue = orig
+		e.c.queue = orig
 	}
 	if len(msgs) == 0 {
 		e.printf("no messages\n")

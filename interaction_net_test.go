@@ -7,8 +7,8 @@ import (
 )
 
 // The network commands of the scripted scenarios: deliver, drop, send,
-// partition and isolate. Messages wait in scenEnv.queue until a command
-// moves them; a cut link drops them at delivery.
+// partition and isolate. Messages wait in the cluster's queue until a
+// command moves them; a cut link drops them at delivery.
 
 // parseLink parses FROM->TO; "*" on either side (returned as 0)
 // matches any node.
@@ -49,14 +49,14 @@ func (e *scenEnv) takeQueued(args []string) ([]Message, error) {
 		return nil, fmt.Errorf("want at most one FROM->TO argument")
 	}
 	var taken, kept []Message
-	for _, m := range e.queue {
+	for _, m := range e.c.queue {
 		if (from == None || m.From == from) && (to == None || m.To == to) {
 			taken = append(taken, m)
 		} else {
 			kept = append(kept, m)
 		}
 	}
-	e.queue = kept
+	e.c.queue = kept
 	return taken, nil
 }
 
@@ -79,9 +79,9 @@ func (e *scenEnv) deliver(msgs []Message, indent string) {
 	}
 	for _, m := range msgs {
 		e.printf("%s%s", indent, scenFormatMessage(m))
-		n := e.nodes[m.To]
+		n := e.c.nodes[m.To]
 		switch {
-		case e.cut[[2]uint64{m.From, m.To}]:
+		case e.c.cut[[2]uint64{m.From, m.To}]:
 			e.printf("  [dropped: link cut]\n")
 		case n == nil || n.rn == nil:
 			e.printf("  [dropped: %d is down]\n", m.To)
@@ -154,7 +154,7 @@ func (e *scenEnv) cmdSend(args []string) error {
 			return fmt.Errorf("unknown field %q", kv)
 		}
 	}
-	e.queue = append(e.queue, m)
+	e.c.queue = append(e.c.queue, m)
 	e.printf("queued %s\n", scenFormatMessage(m))
 	return nil
 }
@@ -178,12 +178,12 @@ func (e *scenEnv) cmdPartition(args []string) error {
 	if g == 0 {
 		return fmt.Errorf("usage: partition IDS | IDS [| IDS...]")
 	}
-	for _, a := range e.ids {
-		for _, b := range e.ids {
+	for _, a := range e.c.ids {
+		for _, b := range e.c.ids {
 			ga, oka := group[a]
 			gb, okb := group[b]
 			if a != b && (!oka || !okb || ga != gb) {
-				e.cut[[2]uint64{a, b}] = true
+				e.c.cut[[2]uint64{a, b}] = true
 			}
 		}
 	}
@@ -193,23 +193,18 @@ func (e *scenEnv) cmdPartition(args []string) error {
 
 // cmdIsolate cuts every link to and from id.
 func (e *scenEnv) cmdIsolate(id uint64) {
-	for _, other := range e.ids {
-		if other != id {
-			e.cut[[2]uint64{id, other}] = true
-			e.cut[[2]uint64{other, id}] = true
-		}
-	}
+	e.c.isolate(id)
 	e.printCut()
 }
 
 // printCut lists the cut links, sorted.
 func (e *scenEnv) printCut() {
 	var links []string
-	for _, a := range e.ids {
-		for _, b := range e.ids {
-			if a < b && e.cut[[2]uint64{a, b}] && e.cut[[2]uint64{b, a}] {
+	for _, a := range e.c.ids {
+		for _, b := range e.c.ids {
+			if a < b && e.c.cut[[2]uint64{a, b}] && e.c.cut[[2]uint64{b, a}] {
 				links = append(links, fmt.Sprintf("%d<->%d", a, b))
-			} else if e.cut[[2]uint64{a, b}] && !e.cut[[2]uint64{b, a}] {
+			} else if e.c.cut[[2]uint64{a, b}] && !e.c.cut[[2]uint64{b, a}] {
 				links = append(links, fmt.Sprintf("%d->%d", a, b))
 			}
 		}

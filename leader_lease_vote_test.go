@@ -16,7 +16,7 @@ import (
 func TestLeaseDoesNotRefuseItsOwnLeadersVote(t *testing.T) { leaseDoesNotRefuseItsOwnLeadersVote(t) }
 
 func leaseDoesNotRefuseItsOwnLeadersVote(t testing.TB) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	term := nw.raft(1).Term
 	nw.isolate(1)

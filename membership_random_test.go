@@ -33,7 +33,7 @@ type churnStats struct {
 func runMembershipChurn(t *testing.T, seed uint64, steps int) churnStats {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed*7919))
-	nw := newNetwork(t, 3, func(c *Config) { c.Seed = seed*100 + c.ID })
+	nw := newCluster(t, 3, func(c *Config) { c.Seed = seed*100 + c.ID })
 	nw.rand = rand.New(rand.NewPCG(seed, 3))
 	var st churnStats
 	defer func() {
@@ -53,7 +53,7 @@ func runMembershipChurn(t *testing.T, seed uint64, steps int) churnStats {
 		case k < 80:
 			id := nw.ids[rng.IntN(len(nw.ids))]
 			_ = nw.node(id).Propose(fmt.Appendf(nil, "s%d-%d", seed, step))
-			nw.handleReady(nw.nodes[id])
+			nw.handleReady(id)
 		case k < 87:
 			lead := nw.leader()
 			if lead == None {
@@ -77,7 +77,7 @@ func runMembershipChurn(t *testing.T, seed uint64, steps int) churnStats {
 			} else {
 				st.Refused++
 			}
-			nw.handleReady(nw.nodes[lead])
+			nw.handleReady(lead)
 		case k < 92:
 			nw.heal()
 			a := nw.ids[rng.IntN(len(nw.ids))]

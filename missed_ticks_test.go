@@ -10,7 +10,7 @@ import (
 // acknowledged after it, and fire no timer; a heartbeat round after the gap
 // renews the lease.
 func TestMissedTicksEndTheLeaseButFireNoTimer(t *testing.T) {
-	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
+	nw := newCluster(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
 	nw.electLeader(1)
 	nw.tickAll() // a heartbeat round starts the lease
 	nw.isolate(1)

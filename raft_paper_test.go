@@ -2,8 +2,8 @@ package raft
 
 // The rules of the Raft paper (Ongaro & Ousterhout, "In Search of an
 // Understandable Consensus Algorithm", §5), section by section, as tests.
-// Unit-level rules drive one node by hand (paperNode); the figures run on the
-// test network built from hand-written logs (paperNewNetwork).
+// Unit-level rules drive one node by hand (paperNewNode); the figures run on
+// the test cluster built from hand-written logs (paperNewNetwork).
 
 import (
 	"fmt"
@@ -58,80 +58,47 @@ func paperStorage(t testing.TB, voters []uint64, lg paperLog) *MemoryStorage {
 	return s
 }
 
-// paperIDs returns 1..n.
-func paperIDs(n int) []uint64 {
-	ids := make([]uint64, n)
-	for i := range ids {
-		ids[i] = uint64(i + 1)
-	}
-	return ids
-}
-
-// paperNode is one node driven by hand: the test steps messages into it and
-// collects what it sends. Its host persists every Ready before advancing,
-// as the Ready contract asks.
-type paperNode struct {
-	t       testing.TB
-	id      uint64
-	rn      *RawNode
-	storage *MemoryStorage
-}
-
-// paperNewNode starts node id of a cluster of voters from the state lg.
-func paperNewNode(t testing.TB, id uint64, voters []uint64, lg paperLog, opts ...networkOption) *paperNode {
+// paperNewNode starts node id of a cluster of voters from the state lg,
+// alone: the test drives it by hand, stepping messages into it and
+// collecting what it sends (drain). Its host carries out every Ready as the
+// Ready contract asks.
+func paperNewNode(t testing.TB, id uint64, voters []uint64, lg paperLog, opts ...configOption) *testNode {
 	t.Helper()
-	storage := paperStorage(t, voters, lg)
-	cfg := testConfig(id, storage)
-	for _, o := range opts {
-		o(&cfg)
-	}
-	rn, err := NewRawNode(cfg)
-	require.NoError(t, err)
-	n := &paperNode{t: t, id: id, rn: rn, storage: storage}
+	c := buildCluster(t, clusterSpec{
+		ids:     []uint64{id},
+		storage: func(uint64) *MemoryStorage { return paperStorage(t, voters, lg) },
+		opts:    opts,
+	})
+	n := c.nodes[id]
 	n.drain()
 	return n
 }
 
-func (n *paperNode) r() *raft { return n.rn.raft }
+// r returns the node's state machine.
+func (n *testNode) r() *raft { return n.rn.raft }
 
 // step feeds m (from a peer) to the node, addressing it to the node.
-func (n *paperNode) step(m Message) error {
+func (n *testNode) step(m Message) error {
 	m.To = n.id
 	return n.rn.Step(m)
 }
 
 // mustStep feeds m and requires that the node accepted it.
-func (n *paperNode) mustStep(m Message) {
-	n.t.Helper()
-	require.NoError(n.t, n.step(m))
+func (n *testNode) mustStep(m Message) {
+	n.c.t.Helper()
+	require.NoError(n.c.t, n.step(m))
 }
 
-// drain handles every pending Ready as a correct host does (persist, then
-// send, then advance) and returns the messages sent, in order.
-func (n *paperNode) drain() []Message {
-	n.t.Helper()
-	var msgs []Message
-	for n.rn.HasReady() {
-		rd := n.rn.Ready()
-		if !rd.Snapshot.IsEmpty() {
-			require.NoError(n.t, n.storage.ApplySnapshot(rd.Snapshot))
-		}
-		require.NoError(n.t, n.storage.Append(rd.Entries))
-		if !rd.HardState.IsEmpty() {
-			require.NoError(n.t, n.storage.SetHardState(rd.HardState))
-		}
-		for _, m := range rd.MessagesAfterPersist {
-			require.NoError(n.t, checkDurable(n.storage, m))
-		}
-		msgs = append(msgs, rd.Messages...)
-		msgs = append(msgs, rd.MessagesAfterPersist...)
-		n.rn.Advance(rd)
-	}
-	return msgs
+// drain handles every pending Ready of the node and returns the messages
+// it sent, in order, taking them off the cluster's queue.
+func (n *testNode) drain() []Message {
+	n.c.t.Helper()
+	n.c.handleReady(n.id)
+	return n.c.take(func(m Message) bool { return m.From == n.id })
 }
 
 // terms returns the terms of the node's entries from index 2 on.
-func (n *paperNode) terms() []uint64 {
+func (n *testNode) terms() []uint64 {
 	var terms []uint64
 	for _, e := range n.r().raftLog.allEntries() {
 		terms = append(terms, e.Term)
@@ -141,9 +108,10 @@ func (n *paperNode) terms() []uint64 {
 
 // campaignAndWin makes the node campaign and grants it every vote it asks
 // for. It returns the messages the new leader sent.
-func (n *paperNode) campaignAndWin() []Message {
-	n.t.Helper()
-	require.NoError(n.t, n.rn.Campaign())
+func (n *testNode) campaignAndWin() []Message {
+	t := n.c.t
+	t.Helper()
+	require.NoError(t, n.rn.Campaign())
 	var msgs []Message
 	for range 3 {
 		msgs = n.drain()
@@ -156,14 +124,14 @@ func (n *paperNode) campaignAndWin() []Message {
 			}
 		}
 	}
-	require.Equal(n.t, StateLeader, n.r().state, "node %d should have won", n.id)
+	require.Equal(t, StateLeader, n.r().state, "node %d should have won", n.id)
 	return msgs
 }
 
 // propose proposes data and returns the messages it caused.
-func (n *paperNode) propose(data string) []Message {
-	n.t.Helper()
-	require.NoError(n.t, n.rn.Propose([]byte(data)))
+func (n *testNode) propose(data string) []Message {
+	n.c.t.Helper()
+	require.NoError(n.c.t, n.rn.Propose([]byte(data)))
 	return n.drain()
 }
 
@@ -190,7 +158,7 @@ func paperEntryIndexes(m Message) []uint64 {
 // paperInState returns node 1 of a 3-voter cluster in role state at term:
 // the role transitions are driven directly, as a won or lost election
 // would drive them.
-func paperInState(t testing.TB, state StateType, term uint64, opts ...networkOption) *paperNode {
+func paperInState(t testing.TB, state StateType, term uint64, opts ...configOption) *testNode {
 	t.Helper()
 	require.Greater(t, term, uint64(1))
 	n := paperNewNode(t, 1, []uint64{1, 2, 3}, paperLog{}, opts...)
@@ -324,17 +292,17 @@ func TestPaperStaleSenderStepsDown(t *testing.T) {
 		role           StateType
 		disablePreVote bool
 		// send makes the stale node send its requests.
-		send func(n *paperNode) error
+		send func(n *testNode) error
 		want MessageType
 	}{
 		{name: "leader heartbeat", role: StateLeader, want: MsgHeartbeat,
-			send: func(n *paperNode) error { return n.r().Step(Message{From: n.id, Type: MsgBeat}) }},
+			send: func(n *testNode) error { return n.r().Step(Message{From: n.id, Type: MsgBeat}) }},
 		{name: "leader append", role: StateLeader, want: MsgApp,
-			send: func(n *paperNode) error { return n.rn.Propose([]byte("stale")) }},
+			send: func(n *testNode) error { return n.rn.Propose([]byte("stale")) }},
 		{name: "candidate vote request", role: StateFollower, want: MsgVote, disablePreVote: true,
-			send: func(n *paperNode) error { return n.rn.Campaign() }},
+			send: func(n *testNode) error { return n.rn.Campaign() }},
 		{name: "pre-candidate pre-vote request", role: StateFollower, want: MsgPreVote,
-			send: func(n *paperNode) error { return n.rn.Campaign() }},
+			send: func(n *testNode) error { return n.rn.Campaign() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -396,7 +364,7 @@ func TestPaperFollowerCampaignsAfterRandomizedTimeout(t *testing.T) {
 
 	// Nodes of one cluster, seeded by their IDs, do not all draw the same
 	// timeout; that is what keeps split votes rare.
-	nw := newNetwork(t, 5)
+	nw := newCluster(t, 5)
 	timeouts := map[int]bool{}
 	for _, id := range nw.ids {
 		timeouts[nw.raft(id).randomizedElectionTimeout] = true
@@ -409,7 +377,7 @@ func TestPaperFollowerCampaignsAfterRandomizedTimeout(t *testing.T) {
 func TestPaperCandidateVotesForItselfAndAsksAllVoters(t *testing.T) {
 	for _, size := range []int{3, 5} {
 		t.Run(fmt.Sprintf("voters=%d", size), func(t *testing.T) {
-			n := paperNewNode(t, 1, paperIDs(size), paperLog{terms: []uint64{1, 2}},
+			n := paperNewNode(t, 1, clusterIDs(size), paperLog{terms: []uint64{1, 2}},
 				func(c *Config) { c.DisablePreVote = true })
 			require.NoError(t, n.rn.Campaign())
 			rd := n.rn.Ready()
@@ -425,7 +393,7 @@ func TestPaperCandidateVotesForItselfAndAsksAllVoters(t *testing.T) {
 				assert.Equal(t, uint64(2), m.LogTerm, "last term")
 				asked = append(asked, m.To)
 			}
-			assert.Equal(t, paperIDs(size)[1:], asked)
+			assert.Equal(t, clusterIDs(size)[1:], asked)
 		})
 	}
 }
@@ -505,7 +473,7 @@ func TestPaperCandidateElectionOutcome(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := paperNewNode(t, 1, paperIDs(tt.size), paperLog{}, func(c *Config) { c.DisablePreVote = true })
+			n := paperNewNode(t, 1, clusterIDs(tt.size), paperLog{}, func(c *Config) { c.DisablePreVote = true })
 			require.NoError(t, n.rn.Campaign())
 			n.drain()
 			for _, id := range tt.grants {
@@ -568,7 +536,7 @@ func TestPaperRandomizedTimeoutsResolveSplitVote(t *testing.T) {
 	for _, size := range []int{3, 5} {
 		for seed := uint64(1); seed <= 10; seed++ {
 			t.Run(fmt.Sprintf("voters=%d/seed=%d", size, seed), func(t *testing.T) {
-				nw := newNetwork(t, size, func(c *Config) {
+				nw := newCluster(t, size, func(c *Config) {
 					c.DisablePreVote = true
 					c.Seed = seed*1000 + c.ID
 				})
@@ -576,7 +544,7 @@ func TestPaperRandomizedTimeoutsResolveSplitVote(t *testing.T) {
 				// before any request arrives.
 				for _, id := range nw.ids {
 					require.NoError(t, nw.node(id).Campaign())
-					nw.handleReady(nw.nodes[id])
+					nw.handleReady(id)
 				}
 				nw.stabilize()
 				for _, id := range nw.ids {
@@ -806,7 +774,7 @@ func TestPaperLeaderCommitsOnMajority(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := paperNewNode(t, 1, paperIDs(tt.size), paperLog{})
+			n := paperNewNode(t, 1, clusterIDs(tt.size), paperLog{})
 			n.campaignAndWin()
 			n.propose("x")
 			for _, id := range tt.acks {
@@ -946,7 +914,7 @@ func TestPaperElectionRestriction(t *testing.T) {
 // (our index 1 is the bootstrap snapshot, our index 2 the paper's index 1).
 // State (b): S1 led term 2 and replicated its entry 3 to S2 only; S5 led
 // term 3 with S3 and S4's votes and appended a different entry 3.
-func paperFigure8(t *testing.T) *network {
+func paperFigure8(t *testing.T) *testCluster {
 	t.Helper()
 	nw := paperNewNetwork(t, []paperLog{
 		{terms: []uint64{1, 2}, term: 2, vote: 1, commit: 2},
@@ -966,14 +934,14 @@ func paperFigure8(t *testing.T) *network {
 
 // paperCampaignUntil campaigns at node id until it leads or tries run out,
 // delivering with keep (nil keeps everything).
-func paperCampaignUntil(nw *network, id uint64, tries int, keep func(m *Message) bool) {
+func paperCampaignUntil(nw *testCluster, id uint64, tries int, keep func(m *Message) bool) {
 	nw.t.Helper()
 	for range tries {
 		if nw.raft(id).state == StateLeader {
 			return
 		}
 		require.NoError(nw.t, nw.node(id).Campaign())
-		nw.handleReady(nw.nodes[id])
+		nw.handleReady(id)
 		paperDeliver(nw, keep)
 	}
 }
@@ -1080,7 +1048,7 @@ func TestPaperMaxSizePerMsg(t *testing.T) {
 
 // paperReplicating returns leader 1 of a 3-voter cluster in which node 2
 // acknowledged the leader's empty entry, so it is in replicate state.
-func paperReplicating(t testing.TB, opts ...networkOption) *paperNode {
+func paperReplicating(t testing.TB, opts ...configOption) *testNode {
 	t.Helper()
 	n := paperNewNode(t, 1, []uint64{1, 2, 3}, paperLog{}, opts...)
 	n.campaignAndWin()
@@ -1207,12 +1175,12 @@ func TestPaperProposalForwarding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			nw := newNetwork(t, 3, func(c *Config) { c.DisableProposalForwarding = tt.disable })
+			nw := newCluster(t, 3, func(c *Config) { c.DisableProposalForwarding = tt.disable })
 			if !tt.noLeader {
 				nw.electLeader(1)
 			}
 			err := nw.node(tt.proposer).Propose([]byte("x"))
-			nw.handleReady(nw.nodes[tt.proposer])
+			nw.handleReady(tt.proposer)
 			if tt.proposer != 1 {
 				forwarded := paperSelect(nw.queue, MsgProp, 1)
 				assert.Equal(t, tt.wantErr == nil, len(forwarded) == 1, "forwarded: %v", forwarded)

@@ -7,38 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// readNetwork wraps the test network to collect ReadStates per node.
-type readNetwork struct {
-	*network
-	reads map[uint64][]ReadState
-}
-
-func newReadNetwork(t testing.TB, n int, opts ...networkOption) *readNetwork {
-	t.Helper()
-	rn := &readNetwork{network: newNetwork(t, n, opts...), reads: map[uint64][]ReadState{}}
-	rn.onReady = func(n *testNode, rd Ready) {
-		rn.reads[n.id] = append(rn.reads[n.id], rd.ReadStates...)
-	}
-	return rn
-}
-
-// read issues a ReadIndex at id and delivers everything.
-func (rn *readNetwork) read(id uint64, ctx string) {
-	rn.node(id).ReadIndex([]byte(ctx))
-	rn.handleReady(rn.nodes[id])
-	rn.stabilize()
-}
-
-func (rn *readNetwork) readCtxs(id uint64) []string {
-	var out []string
-	for _, rs := range rn.reads[id] {
-		out = append(out, string(rs.RequestCtx))
-	}
-	return out
-}
-
 func TestReadIndexOnLeaderAndFollower(t *testing.T) {
-	nw := newReadNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "x"))
 	commit := nw.raft(1).raftLog.committed
@@ -53,7 +23,7 @@ func TestReadIndexOnLeaderAndFollower(t *testing.T) {
 }
 
 func TestReadIndexWaitsForQuorumRound(t *testing.T) {
-	nw := newReadNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	nw.isolate(1)
 	nw.read(1, "isolated")
@@ -65,7 +35,7 @@ func TestReadIndexWaitsForQuorumRound(t *testing.T) {
 }
 
 func TestReadIndexSharesOneHeartbeatRound(t *testing.T) {
-	nw := newReadNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	for _, ctx := range []string{"a", "b", "c", "d"} {
 		nw.node(1).ReadIndex([]byte(ctx))
@@ -88,12 +58,12 @@ func TestReadIndexSharesOneHeartbeatRound(t *testing.T) {
 func TestReadIndexDeferredUntilLeaderCommitsInItsTerm(t *testing.T) {
 	// Without CheckQuorum the followers' lease does not stop node 2 from
 	// taking over right away.
-	nw := newReadNetwork(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
+	nw := newCluster(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
 	nw.electLeader(1)
 	// Node 2 becomes leader, but its no-op cannot commit: it is cut off
 	// from everyone after winning.
 	require.NoError(t, nw.node(2).Campaign())
-	nw.handleReady(nw.nodes[2])
+	nw.handleReady(2)
 	// Deliver pre-votes and votes, but not the no-op's appends.
 	for len(nw.queue) > 0 && nw.raft(2).state != StateLeader {
 		nw.deliverOne()
@@ -112,7 +82,7 @@ func TestReadIndexDeferredUntilLeaderCommitsInItsTerm(t *testing.T) {
 }
 
 func TestReadIndexLeaseBased(t *testing.T) {
-	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
+	nw := newCluster(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
 	nw.electLeader(1)
 	nw.isolate(1)
 	nw.read(1, "no lease yet")
@@ -138,14 +108,14 @@ func TestReadIndexLeaseBasedNeedsCheckQuorum(t *testing.T) {
 }
 
 func TestReadIndexSingleVoter(t *testing.T) {
-	nw := newReadNetwork(t, 1)
+	nw := newCluster(t, 1)
 	nw.electLeader(1)
 	nw.read(1, "solo")
 	assert.Equal(t, []string{"solo"}, nw.readCtxs(1))
 }
 
 func TestReadIndexHeartbeatSizeIsConstant(t *testing.T) {
-	nw := newReadNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	sizeOfHeartbeat := func() int {
 		nw.node(1).ReadIndex([]byte("r"))
@@ -177,7 +147,7 @@ func TestReadIndexSingleVoterWaitsForCommitInItsTerm(t *testing.T) {
 }
 
 func readIndexSingleVoterWaitsForCommitInItsTerm(t testing.TB) {
-	nw := newReadNetwork(t, 1)
+	nw := newCluster(t, 1)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	require.NoError(t, nw.propose(1, "b"))

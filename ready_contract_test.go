@@ -16,9 +16,10 @@ import (
 // here against a host that breaks the contract.
 
 // relRecordingTB is a testing.TB whose Fatal and Fatalf record the failure
-// and return, so that a test can run the network host of network_test.go
-// with a broken host and assert that its checks fire. Every other method,
-// including Errorf and FailNow (used by require), fails the real test.
+// and return, so that a test can run the cluster of newCluster (whose
+// violations fail the test at once) with a broken host and assert that its
+// checks fire. Every other method, including Errorf and FailNow (used by
+// require), fails the real test.
 type relRecordingTB struct {
 	testing.TB
 	failures []string
@@ -40,12 +41,12 @@ func (r *relRecordingTB) has(substr string) bool {
 	return false
 }
 
-// relNetworkChaos drives the network host of network_test.go from seed:
+// relNetworkChaos drives the cluster of newCluster (cluster_test.go) from seed:
 // ticks, in-order delivery with drops, proposals, partitions and crashes.
 // It returns how many delivered messages promised durable state (each was
 // checked with checkDurable when it was sent).
 func relNetworkChaos(tb testing.TB, seed uint64, steps int, sendBeforePersist bool) (promises int) {
-	nw := newNetwork(tb, 3, func(cfg *Config) { cfg.Seed = seed*1000 + cfg.ID })
+	nw := newCluster(tb, 3, func(cfg *Config) { cfg.Seed = seed*1000 + cfg.ID })
 	nw.sendBeforePersist = sendBeforePersist
 	nw.rand = rand.New(rand.NewPCG(seed, 7))
 	nw.dropRate = 0.1
@@ -57,14 +58,14 @@ func relNetworkChaos(tb testing.TB, seed uint64, steps int, sendBeforePersist bo
 			nw.tick(id, 1)
 		case p < 85:
 			for range 3 {
-				if len(nw.queue) > 0 && relPromisesDurable(nw.queue[0].Type) {
+				if len(nw.queue) > 0 && promisesDurable(nw.queue[0].Type) {
 					promises++
 				}
 				nw.deliverOne()
 			}
 		case p < 93:
 			_ = nw.node(id).Propose(fmt.Appendf(nil, "p%d", i))
-			nw.handleReady(nw.nodes[id])
+			nw.handleReady(id)
 		case p < 95:
 			nw.isolate(id)
 		case p < 98:
@@ -79,7 +80,7 @@ func relNetworkChaos(tb testing.TB, seed uint64, steps int, sendBeforePersist bo
 func TestReadyContractCheckerCatchesSendBeforePersist(t *testing.T) {
 	t.Run("network host sending a vote request before persisting", func(t *testing.T) {
 		rec := &relRecordingTB{TB: t}
-		nw := newNetwork(rec, 3)
+		nw := newCluster(rec, 3)
 		nw.sendBeforePersist = true
 		nw.campaign(1)
 		assert.True(t, rec.has("Ready contract violated by node 1: MsgVote for term 2"), "failures: %q", rec.failures)
@@ -110,7 +111,7 @@ func TestReadyContractCorrectHostNoViolation(t *testing.T) {
 		require.Greater(t, promises, 1000, "the checker must actually have checked messages")
 	})
 	t.Run("step-wise host, randomized", func(t *testing.T) {
-		var total relStats
+		var total clusterStats
 		for seed := uint64(1); seed <= 30; seed++ {
 			c := relChaos(t, seed, 5, 600, false)
 			require.Empty(t, c.violations, "seed %d, stats %s", seed, c.stats)
@@ -122,18 +123,64 @@ func TestReadyContractCorrectHostNoViolation(t *testing.T) {
 	})
 }
 
+// TestReadyContractCheckerOfDurablePromises calibrates checkDurable message
+// by message: what each kind of message promises, and when it holds.
+func TestReadyContractCheckerOfDurablePromises(t *testing.T) {
+	tests := []struct {
+		name    string
+		durable HardState
+		last    uint64
+		msg     Message
+		wantErr bool
+	}{
+		{"grant with the vote durable", HardState{Term: 2, Vote: 1}, 1,
+			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2}, false},
+		{"grant before the term is durable", HardState{Term: 1}, 1,
+			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2}, true},
+		{"grant while another vote is durable", HardState{Term: 2, Vote: 3}, 1,
+			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2}, true},
+		{"grant overtaken by a later durable term", HardState{Term: 3, Vote: 3}, 1,
+			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2}, false},
+		{"refusal promises nothing", HardState{Term: 1}, 1,
+			Message{Type: MsgVoteResp, From: 2, To: 1, Term: 2, Reject: true}, false},
+		{"request with the own vote durable", HardState{Term: 2, Vote: 1}, 1,
+			Message{Type: MsgVote, From: 1, To: 2, Term: 2}, false},
+		{"request before the own vote is durable", HardState{Term: 1}, 1,
+			Message{Type: MsgVote, From: 1, To: 2, Term: 2}, true},
+		{"ack of a durable index", HardState{Term: 2}, 3,
+			Message{Type: MsgAppResp, From: 2, To: 1, Term: 2, Index: 3}, false},
+		{"ack beyond the durable log", HardState{Term: 2}, 2,
+			Message{Type: MsgAppResp, From: 2, To: 1, Term: 2, Index: 3}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewMemoryStorage()
+			require.NoError(t, s.SetHardState(tt.durable))
+			for i := uint64(1); i <= tt.last; i++ {
+				require.NoError(t, s.Append([]Entry{{Term: 1, Index: i}}))
+			}
+			err := checkDurable(s, tt.msg)
+			if tt.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+			}
+		})
+	}
+}
+
 // relClusterWithFollowerTail returns a 3-node cluster led by node 1 in term
 // 2 where index 3 is committed everywhere and node 2 also holds index 4,
 // uncommitted. No message is queued.
-func relClusterWithFollowerTail(t testing.TB, opts ...networkOption) *relCluster {
+func relClusterWithFollowerTail(t testing.TB, opts ...configOption) *testCluster {
 	t.Helper()
 	c := newRelCluster(t, 3, opts...)
 	c.elect(1, nil)
-	require.NoError(t, c.propose(1, "a"))
+	require.NoError(t, c.proposeAt(1, "a"))
 	c.stabilize()
-	c.tick(1)
+	c.tick(1, 1)
 	c.stabilize()
-	require.NoError(t, c.propose(1, "b"))
+	require.NoError(t, c.proposeAt(1, "b"))
 	c.deliverMsg(c.takeOne(func(m Message) bool { return m.To == 2 }))
 	c.take(func(Message) bool { return true })
 	require.Equal(t, uint64(3), c.status(2).Commit)
@@ -189,15 +236,15 @@ func TestReadyNeverReemits(t *testing.T) {
 		tests := []struct {
 			name   string
 			id     uint64
-			action func(c *relCluster)
+			action func(c *testCluster)
 		}{
-			{name: "leader after a proposal", id: 1, action: func(c *relCluster) { require.NoError(t, c.node(1).Propose([]byte("x"))) }},
-			{name: "leader after a heartbeat tick", id: 1, action: func(c *relCluster) { c.node(1).Tick() }},
-			{name: "follower after an append", id: 2, action: func(c *relCluster) {
+			{name: "leader after a proposal", id: 1, action: func(c *testCluster) { require.NoError(t, c.node(1).Propose([]byte("x"))) }},
+			{name: "leader after a heartbeat tick", id: 1, action: func(c *testCluster) { c.node(1).Tick() }},
+			{name: "follower after an append", id: 2, action: func(c *testCluster) {
 				require.NoError(t, c.node(2).Step(Message{Type: MsgApp, From: 1, To: 2, Term: 2, Index: 4, LogTerm: 2,
 					Entries: []Entry{{Term: 2, Index: 5}}, Commit: 4}))
 			}},
-			{name: "follower after a campaign", id: 3, action: func(c *relCluster) { require.NoError(t, c.node(3).Campaign()) }},
+			{name: "follower after a campaign", id: 3, action: func(c *testCluster) { require.NoError(t, c.node(3).Campaign()) }},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -297,24 +344,24 @@ func TestReadyMessageClasses(t *testing.T) {
 		name    string
 		preVote bool
 		id      uint64
-		action  func(t *testing.T, c *relCluster)
+		action  func(t *testing.T, c *testCluster)
 		want    class
 		// wantEntries: the Ready also carries new entries to persist.
 		wantEntries bool
 	}{
 		{
 			name: "leader replicates while persisting", id: 1,
-			action: func(t *testing.T, c *relCluster) { require.NoError(t, c.node(1).Propose([]byte("x"))) },
+			action: func(t *testing.T, c *testCluster) { require.NoError(t, c.node(1).Propose([]byte("x"))) },
 			want:   class{now: []MessageType{MsgApp, MsgApp}}, wantEntries: true,
 		},
 		{
 			name: "leader heartbeats", id: 1,
-			action: func(t *testing.T, c *relCluster) { c.node(1).Tick() },
+			action: func(t *testing.T, c *testCluster) { c.node(1).Tick() },
 			want:   class{now: []MessageType{MsgHeartbeat, MsgHeartbeat}},
 		},
 		{
 			name: "follower acknowledges an append after persisting", id: 2,
-			action: func(t *testing.T, c *relCluster) {
+			action: func(t *testing.T, c *testCluster) {
 				require.NoError(t, c.node(2).Step(Message{Type: MsgApp, From: 1, To: 2, Term: 2, Index: 4, LogTerm: 2,
 					Entries: []Entry{{Term: 2, Index: 5}}, Commit: 3}))
 			},
@@ -322,31 +369,31 @@ func TestReadyMessageClasses(t *testing.T) {
 		},
 		{
 			name: "follower answers a heartbeat at once", id: 2,
-			action: func(t *testing.T, c *relCluster) {
+			action: func(t *testing.T, c *testCluster) {
 				require.NoError(t, c.node(2).Step(Message{Type: MsgHeartbeat, From: 1, To: 2, Term: 2, Commit: 3}))
 			},
 			want: class{now: []MessageType{MsgHeartbeatResp}},
 		},
 		{
 			name: "candidate requests votes after persisting its own", id: 3,
-			action: func(t *testing.T, c *relCluster) { require.NoError(t, c.node(3).Campaign()) },
+			action: func(t *testing.T, c *testCluster) { require.NoError(t, c.node(3).Campaign()) },
 			want:   class{afterPersist: []MessageType{MsgVote, MsgVote}},
 		},
 		{
 			name: "voter grants after persisting", id: 2,
-			action: func(t *testing.T, c *relCluster) {
+			action: func(t *testing.T, c *testCluster) {
 				require.NoError(t, c.node(2).Step(Message{Type: MsgVote, From: 3, To: 2, Term: 3, Index: 4, LogTerm: 2}))
 			},
 			want: class{afterPersist: []MessageType{MsgVoteResp}},
 		},
 		{
 			name: "pre-candidate asks at once", preVote: true, id: 3,
-			action: func(t *testing.T, c *relCluster) { require.NoError(t, c.node(3).Campaign()) },
+			action: func(t *testing.T, c *testCluster) { require.NoError(t, c.node(3).Campaign()) },
 			want:   class{now: []MessageType{MsgPreVote, MsgPreVote}},
 		},
 		{
 			name: "pre-vote answered at once", preVote: true, id: 2,
-			action: func(t *testing.T, c *relCluster) {
+			action: func(t *testing.T, c *testCluster) {
 				require.NoError(t, c.node(2).Step(Message{Type: MsgPreVote, From: 3, To: 2, Term: 3, Index: 4, LogTerm: 2}))
 			},
 			want: class{now: []MessageType{MsgPreVoteResp}},
@@ -409,23 +456,23 @@ func TestReadyHasReady(t *testing.T) {
 	tests := []struct {
 		name   string
 		id     uint64
-		action func(c *relCluster)
+		action func(c *testCluster)
 		want   bool
 	}{
-		{name: "nothing happened since Advance", id: 1, action: func(*relCluster) {}, want: false},
-		{name: "follower tick within the election timeout", id: 2, action: func(c *relCluster) { c.node(2).Tick() }, want: false},
-		{name: "leader tick that sends heartbeats", id: 1, action: func(c *relCluster) { c.node(1).Tick() }, want: true},
-		{name: "proposal at the leader", id: 1, action: func(c *relCluster) { _ = c.node(1).Propose([]byte("x")) }, want: true},
-		{name: "proposal forwarded by a follower", id: 2, action: func(c *relCluster) { _ = c.node(2).Propose([]byte("x")) }, want: true},
-		{name: "follower past its election timeout", id: 2, action: func(c *relCluster) {
+		{name: "nothing happened since Advance", id: 1, action: func(*testCluster) {}, want: false},
+		{name: "follower tick within the election timeout", id: 2, action: func(c *testCluster) { c.node(2).Tick() }, want: false},
+		{name: "leader tick that sends heartbeats", id: 1, action: func(c *testCluster) { c.node(1).Tick() }, want: true},
+		{name: "proposal at the leader", id: 1, action: func(c *testCluster) { _ = c.node(1).Propose([]byte("x")) }, want: true},
+		{name: "proposal forwarded by a follower", id: 2, action: func(c *testCluster) { _ = c.node(2).Propose([]byte("x")) }, want: true},
+		{name: "follower past its election timeout", id: 2, action: func(c *testCluster) {
 			for range 2 * c.nodes[2].cfg.ElectionTick {
 				c.node(2).Tick()
 			}
 		}, want: true},
-		{name: "stale response ignored", id: 1, action: func(c *relCluster) {
+		{name: "stale response ignored", id: 1, action: func(c *testCluster) {
 			_ = c.node(1).Step(Message{Type: MsgHeartbeatResp, From: 2, To: 1, Term: 1})
 		}, want: false},
-		{name: "heartbeat response from an up-to-date follower", id: 1, action: func(c *relCluster) {
+		{name: "heartbeat response from an up-to-date follower", id: 1, action: func(c *testCluster) {
 			_ = c.node(1).Step(Message{Type: MsgHeartbeatResp, From: 2, To: 1, Term: 2})
 		}, want: false},
 	}
@@ -433,7 +480,7 @@ func TestReadyHasReady(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newRelCluster(t, 3)
 			c.elect(1, nil)
-			c.tick(1)
+			c.tick(1, 1)
 			c.stabilize()
 			require.False(t, c.node(tt.id).HasReady())
 			tt.action(c)
@@ -490,7 +537,7 @@ func relEmptyStorage(*testing.T) *MemoryStorage { return NewMemoryStorage() }
 func relUsedStorage(t *testing.T) *MemoryStorage {
 	c := newRelCluster(t, 3)
 	c.elect(1, nil)
-	require.NoError(t, c.propose(1, "x"))
+	require.NoError(t, c.proposeAt(1, "x"))
 	c.stabilize()
 	return c.storage(1)
 }
@@ -499,10 +546,10 @@ func TestRestartContinuesWithPersistedState(t *testing.T) {
 	c := newRelCluster(t, 3)
 	c.elect(1, nil)
 	for _, d := range []string{"a", "b"} {
-		require.NoError(t, c.propose(1, d))
+		require.NoError(t, c.proposeAt(1, d))
 	}
 	c.stabilize()
-	c.tick(1)
+	c.tick(1, 1)
 	c.stabilize()
 	for _, id := range c.ids {
 		before := c.node(id).Status()
@@ -516,9 +563,9 @@ func TestRestartContinuesWithPersistedState(t *testing.T) {
 	}
 	// The restarted cluster carries on from where it was.
 	c.elect(2, nil)
-	require.NoError(t, c.propose(2, "c"))
+	require.NoError(t, c.proposeAt(2, "c"))
 	c.stabilize()
-	c.tick(2)
+	c.tick(2, 1)
 	c.stabilize()
 	for _, id := range c.ids {
 		assert.Equal(t, []string{"a", "b", "c"}, c.appliedData(id), "node %d", id)

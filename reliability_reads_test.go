@@ -17,7 +17,7 @@ func TestReadIndexBeforeNoopCommitsIsDeferred(t *testing.T) {
 
 func TestReadIndexOnIsolatedOldLeaderNeverAnswered(t *testing.T) {
 	// Without CheckQuorum the old leader keeps believing it leads.
-	nw := newReadNetwork(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
+	nw := newCluster(t, 3, func(c *Config) { c.DisableCheckQuorum = true })
 	nw.electLeader(1)
 	nw.isolate(1)
 	for range 30 {
@@ -35,19 +35,19 @@ func TestReadIndexOnIsolatedOldLeaderNeverAnswered(t *testing.T) {
 }
 
 func TestReadIndexRightAfterTransferIsNotStale(t *testing.T) {
-	nw := newReadNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "x"))
 	written := nw.raft(1).raftLog.lastIndex()
 	require.NoError(t, nw.node(1).TransferLeader(2))
-	nw.handleReady(nw.nodes[1])
+	nw.handleReady(1)
 	// Read at the new leader as soon as it has won, before anything else
 	// is delivered.
 	for nw.raft(2).state != StateLeader && nw.deliverOne() {
 	}
 	require.Equal(t, StateLeader, nw.raft(2).state)
 	nw.node(2).ReadIndex([]byte("at-2"))
-	nw.handleReady(nw.nodes[2])
+	nw.handleReady(2)
 	nw.stabilize()
 	require.Equal(t, []string{"at-2"}, nw.readCtxs(2))
 	// The old leader, now a follower of 2, forwards its reads to 2.
@@ -94,7 +94,7 @@ func TestLeaseReadUnderTickDrift(t *testing.T) {
 // the new leader had committed an entry of its own term.
 func runLeaseDrift(t *testing.T, drift float64, seed uint64) bool {
 	t.Helper()
-	nw := newReadNetwork(t, 3, func(c *Config) {
+	nw := newCluster(t, 3, func(c *Config) {
 		c.ReadOnlyOption = ReadOnlyLeaseBased
 		c.Seed = seed*10 + c.ID
 	})
@@ -131,7 +131,7 @@ func runLeaseDrift(t *testing.T, drift float64, seed uint64) bool {
 }
 
 func TestMinorityLeaderStepsDownWithinOneElectionTimeout(t *testing.T) {
-	nw := newNetwork(t, 5)
+	nw := newCluster(t, 5)
 	nw.electLeader(1)
 	nw.tickAll()
 	nw.partition([]uint64{1, 2}, []uint64{3, 4, 5})
@@ -145,7 +145,7 @@ func TestMinorityLeaderStepsDownWithinOneElectionTimeout(t *testing.T) {
 }
 
 func TestPreVoteRejoiningNodeDoesNotDisruptLeader(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	term := nw.raft(1).Term
 	nw.isolate(3)
@@ -166,12 +166,12 @@ func TestPreVoteRejoiningNodeDoesNotDisruptLeader(t *testing.T) {
 func TestPreVoteSmallerTermNodeStillElectsLeader(t *testing.T) {
 	// hashicorp/raft #606: with pre-vote, a 2-of-3 cluster whose live
 	// members have different terms must still elect a leader.
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	nw.isolate(3)
 	// 1 and 2 move to a higher term while 3 is away.
 	require.NoError(t, nw.node(2).TransferLeader(2))
-	nw.handleReady(nw.nodes[2])
+	nw.handleReady(2)
 	nw.stabilize()
 	require.Equal(t, StateLeader, nw.raft(2).state)
 	require.Greater(t, nw.raft(2).Term, nw.raft(3).Term)
@@ -186,7 +186,7 @@ func TestPreVoteSmallerTermNodeStillElectsLeader(t *testing.T) {
 }
 
 func TestPeerStrandedAtHigherTermRecovers(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	// Node 3 restarts with a much higher durable term (as after elections

@@ -1,7 +1,10 @@
 package raft
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -9,11 +12,11 @@ import (
 )
 
 // Scenarios S01–S10 of docs/reliability.md, each asserting its "must hold"
-// column. They run on relCluster (reliability_host_test.go), whose hosts
-// carry out a Ready step by step so that a node can crash between any two
-// steps and lose what it had not made durable. Unless a test says
-// otherwise, PreVote is on and CheckQuorum off (the scenarios elect leaders
-// with explicit campaigns).
+// column. They run on the strict cluster of newRelCluster (cluster_test.go),
+// whose hosts carry out a Ready step by step so that a node can crash
+// between any two steps and lose what it had not made durable. Unless a
+// test says otherwise, PreVote is on and CheckQuorum off (the scenarios
+// elect leaders with explicit campaigns).
 
 // relHasEntryOfTerm reports whether m carries an entry of term t.
 func relHasEntryOfTerm(m Message, t uint64) bool {
@@ -48,8 +51,8 @@ func TestFigure8OldTermEntryNotCommittedByCounting(t *testing.T) {
 			// (a) Node 1 leads term 2 and replicates "old" (index 3) to node 2 only.
 			c.elect(1, nil)
 			require.Equal(t, uint64(2), c.status(1).Term)
-			require.NoError(t, c.propose(1, "old"))
-			c.deliver(relAmong(1, 2))
+			require.NoError(t, c.proposeAt(1, "old"))
+			c.deliver(amongNodes(1, 2))
 			c.take(func(Message) bool { return true })
 			old, ok := c.entry(2, 3)
 			require.True(t, ok)
@@ -112,7 +115,7 @@ func TestFigure8OldTermEntryNotCommittedByCounting(t *testing.T) {
 			} else {
 				// (e) The term-4 entry reaches the majority: now both it and
 				// "old" commit, and node 5 can never win.
-				c.deliver(relAmong(1, 2, 3, 4))
+				c.deliver(amongNodes(1, 2, 3, 4))
 				require.Equal(t, uint64(4), c.status(1).Commit)
 				for _, id := range []uint64{1, 2, 3, 4} {
 					assert.Equal(t, []string{"old"}, c.appliedData(id), "node %d", id)
@@ -143,7 +146,7 @@ func TestFigure8OldTermEntryNotCommittedByCounting(t *testing.T) {
 func TestNewLeaderNoopCommitsInheritedSuffix(t *testing.T) {
 	c := newRelCluster(t, 3)
 	c.elect(1, nil)
-	require.NoError(t, c.propose(1, "inherited"))
+	require.NoError(t, c.proposeAt(1, "inherited"))
 	// The followers append the entry but the leader never hears their acks.
 	c.deliver(func(m Message) bool { return m.From == 1 })
 	c.take(func(m Message) bool { return m.To == 1 })
@@ -189,7 +192,7 @@ func TestStaleLogCandidateLosesElection(t *testing.T) {
 			c := newRelCluster(t, 3, func(cfg *Config) { cfg.DisablePreVote = !tt.preVote })
 			c.elect(1, nil)
 			c.isolate(3)
-			require.NoError(t, c.propose(1, "x"))
+			require.NoError(t, c.proposeAt(1, "x"))
 			c.stabilize()
 			require.Equal(t, uint64(3), c.status(2).Commit)
 			termBefore := c.status(2).Term
@@ -231,20 +234,20 @@ func TestStaleLogCandidateLosesElection(t *testing.T) {
 func TestVoteThenCrashBeforeHardStateSyncedNoSecondVote(t *testing.T) {
 	tests := []struct {
 		name       string
-		crashAfter relStep
+		crashAfter readyStep
 		broken     bool
 		// wantLeaderTerm2 is who leads term 2 (None: nobody).
 		wantLeaderTerm2 uint64
 		wantViolations  []string
 	}{
-		{name: "crash before any step", crashAfter: relStepNone, wantLeaderTerm2: 2},
-		{name: "crash after send", crashAfter: relStepSend, wantLeaderTerm2: 2},
-		{name: "crash after persisting entries", crashAfter: relStepPersistEntries, wantLeaderTerm2: 2},
-		{name: "crash after persisting the hard state", crashAfter: relStepPersistHardState, wantLeaderTerm2: None},
-		{name: "crash after sending the vote", crashAfter: relStepSendAfterPersist, wantLeaderTerm2: 1},
-		{name: "crash after apply", crashAfter: relStepApply, wantLeaderTerm2: 1},
+		{name: "crash before any step", crashAfter: readyStepNone, wantLeaderTerm2: 2},
+		{name: "crash after send", crashAfter: readyStepSend, wantLeaderTerm2: 2},
+		{name: "crash after persisting entries", crashAfter: readyStepPersistEntries, wantLeaderTerm2: 2},
+		{name: "crash after persisting the hard state", crashAfter: readyStepPersistHardState, wantLeaderTerm2: None},
+		{name: "crash after sending the vote", crashAfter: readyStepSendAfterPersist, wantLeaderTerm2: 1},
+		{name: "crash after apply", crashAfter: readyStepApply, wantLeaderTerm2: 1},
 		{
-			name: "broken host sends the vote before persisting", crashAfter: relStepSend, broken: true,
+			name: "broken host sends the vote before persisting", crashAfter: readyStepSend, broken: true,
 			wantViolations: []string{"Ready contract violated", "node 3 voted for 1 and 2 in term 2", "two leaders in term 2"},
 		},
 	}
@@ -263,7 +266,7 @@ func TestVoteThenCrashBeforeHardStateSyncedNoSecondVote(t *testing.T) {
 			require.NoError(t, c.node(3).Step(req))
 			c.crashDuringReady(3, tt.crashAfter)
 			durable := c.storage(3).HardState()
-			if tt.crashAfter >= relStepPersistHardState {
+			if tt.crashAfter >= readyStepPersistHardState {
 				assert.Equal(t, HardState{Term: 2, Vote: 1, Commit: 1}, durable)
 			} else {
 				assert.Equal(t, uint64(1), durable.Term, "the vote was lost in the crash")
@@ -318,20 +321,20 @@ func TestTermNeverRegressesAcrossCrash(t *testing.T) {
 		name string
 		// msg builds, on a cluster where node 3 is still in term 2 while
 		// the others are in term 3, a message that raises node 3's term.
-		msg      func(c *relCluster) Message
+		msg      func(c *testCluster) Message
 		wantTerm uint64
 	}{
 		{
 			name: "heartbeat of a later leader",
-			msg: func(c *relCluster) Message {
-				c.tick(2)
+			msg: func(c *testCluster) Message {
+				c.tick(2, 1)
 				return c.takeOne(func(m Message) bool { return m.Type == MsgHeartbeat && m.To == 3 })
 			},
 			wantTerm: 3,
 		},
 		{
 			name: "vote request of a later term",
-			msg: func(c *relCluster) Message {
+			msg: func(c *testCluster) Message {
 				require.NoError(c.t, c.node(1).Campaign())
 				c.handleReady(1)
 				c.deliver(func(m Message) bool { return m.Type != MsgVote || m.To != 3 })
@@ -341,7 +344,7 @@ func TestTermNeverRegressesAcrossCrash(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		for _, crashAfter := range relCrashPoints {
+		for _, crashAfter := range readyCrashPoints {
 			t.Run(tt.name+"/crash after "+crashAfter.String(), func(t *testing.T) {
 				c := newRelCluster(t, 3)
 				c.elect(1, nil)
@@ -357,7 +360,7 @@ func TestTermNeverRegressesAcrossCrash(t *testing.T) {
 				term := c.status(3).Term
 				assert.Equal(t, c.storage(3).HardState().Term, term, "the restart term is the durable term")
 				assert.GreaterOrEqual(t, term, uint64(2), "the term never falls below the durable term")
-				if crashAfter >= relStepPersistHardState {
+				if crashAfter >= readyStepPersistHardState {
 					assert.Equal(t, tt.wantTerm, term)
 				}
 				c.requireSafe(t)
@@ -365,7 +368,7 @@ func TestTermNeverRegressesAcrossCrash(t *testing.T) {
 		}
 	}
 	t.Run("randomized crashes in the middle of Readies", func(t *testing.T) {
-		var total relStats
+		var total clusterStats
 		leaders := 0
 		for seed := uint64(1); seed <= 60; seed++ {
 			c := relChaos(t, seed, 3, 600, false)
@@ -386,16 +389,16 @@ func TestTermNeverRegressesAcrossCrash(t *testing.T) {
 // never exceeds its durable last index. A host writing in the other order
 // leaves a storage that the restart refuses with an error, without panic.
 func TestCrashBetweenEntriesAndHardStateCommitWithinDurableLog(t *testing.T) {
-	setup := func(t *testing.T) (*relCluster, Message, *Ready) {
+	setup := func(t *testing.T) (*testCluster, Message, *Ready) {
 		c := newRelCluster(t, 3)
 		c.elect(1, nil)
 		c.isolate(3)
 		for _, d := range []string{"x", "y"} {
-			require.NoError(t, c.propose(1, d))
+			require.NoError(t, c.proposeAt(1, d))
 		}
 		c.stabilize()
 		c.heal()
-		require.NoError(t, c.propose(1, "z"))
+		require.NoError(t, c.proposeAt(1, "z"))
 		// Hold back the append that node 3 will accept.
 		accepted := func(m Message) bool {
 			e, ok := c.entry(3, m.Index)
@@ -406,14 +409,14 @@ func TestCrashBetweenEntriesAndHardStateCommitWithinDurableLog(t *testing.T) {
 		require.Equal(t, uint64(5), c.status(1).Commit)
 		require.Less(t, c.storage(3).HardState().Commit, uint64(3))
 		rd := new(Ready)
-		c.onReady = func(n *relNode, r *Ready) {
+		c.onReady = func(n *testNode, r *Ready) {
 			if n.id == 3 && rd.Entries == nil {
 				*rd = *r
 			}
 		}
 		return c, app, rd
 	}
-	for _, crashAfter := range relCrashPoints {
+	for _, crashAfter := range readyCrashPoints {
 		t.Run("crash after "+crashAfter.String(), func(t *testing.T) {
 			c, app, rd := setup(t)
 			commitBefore := c.storage(3).HardState().Commit
@@ -428,13 +431,13 @@ func TestCrashBetweenEntriesAndHardStateCommitWithinDurableLog(t *testing.T) {
 			assert.LessOrEqual(t, hs.Commit, last, "durable commit within the durable log")
 			assert.Equal(t, hs.Commit, c.status(3).Commit)
 			assert.LessOrEqual(t, c.nodes[3].lastApplied, hs.Commit)
-			if crashAfter == relStepPersistEntries {
+			if crashAfter == readyStepPersistEntries {
 				assert.Equal(t, uint64(5), last)
 				assert.Equal(t, commitBefore, hs.Commit)
 			}
 
 			c.stabilize()
-			c.tick(1)
+			c.tick(1, 1)
 			c.stabilize()
 			assert.Equal(t, []string{"x", "y", "z"}, c.appliedData(3))
 			c.requireSafe(t)
@@ -443,7 +446,7 @@ func TestCrashBetweenEntriesAndHardStateCommitWithinDurableLog(t *testing.T) {
 	t.Run("hard state written before the entries makes the node recover on restart", func(t *testing.T) {
 		c, app, rd := setup(t)
 		require.NoError(t, c.node(3).Step(app))
-		c.runSteps(3, relStepNone)
+		c.runSteps(3, readyStepNone)
 		require.Len(t, rd.Entries, 3)
 		// A broken host persists the hard state first and crashes.
 		require.NoError(t, c.storage(3).SetHardState(rd.HardState))
@@ -461,12 +464,12 @@ func TestCrashBetweenEntriesAndHardStateCommitWithinDurableLog(t *testing.T) {
 // it durable, wherever it crashes; an entry lost in the crash is never
 // applied, a durable one commits once the node leads again.
 func TestSingleVoterAppliesNothingBeforeDurable(t *testing.T) {
-	for _, crashAfter := range append(relCrashPoints, relStepAdvance) {
+	for _, crashAfter := range append(readyCrashPoints, readyStepAdvance) {
 		t.Run("crash after "+crashAfter.String(), func(t *testing.T) {
 			c := newRelCluster(t, 1)
 			c.elect(1, nil)
 			require.Equal(t, uint64(2), c.status(1).Commit)
-			c.onReady = func(n *relNode, rd *Ready) {
+			c.onReady = func(n *testNode, rd *Ready) {
 				durableLast, err := n.storage.LastIndex()
 				require.NoError(t, err)
 				for _, e := range rd.CommittedEntries {
@@ -481,14 +484,14 @@ func TestSingleVoterAppliesNothingBeforeDurable(t *testing.T) {
 			require.NoError(t, c.node(1).Propose([]byte("x")))
 			c.runSteps(1, crashAfter)
 			assert.Empty(t, c.appliedData(1), "nothing applied in the Ready that carries the entry")
-			if crashAfter != relStepAdvance {
+			if crashAfter != readyStepAdvance {
 				c.crash(1)
 				c.elect(1, nil)
 			}
 			c.handleReady(1)
 
 			_, durable := c.entry(1, 3)
-			if crashAfter >= relStepPersistEntries {
+			if crashAfter >= readyStepPersistEntries {
 				require.True(t, durable)
 				assert.Equal(t, []string{"x"}, c.appliedData(1))
 			} else {
@@ -505,22 +508,22 @@ func TestSingleVoterAppliesNothingBeforeDurable(t *testing.T) {
 func TestFollowerConflictTruncatesOnlyUncommittedSuffix(t *testing.T) {
 	c := newRelCluster(t, 3)
 	c.elect(1, nil)
-	require.NoError(t, c.propose(1, "a"))
+	require.NoError(t, c.proposeAt(1, "a"))
 	c.stabilize()
 	// The leader is cut off and appends two entries that never commit.
 	c.isolate(1)
-	require.NoError(t, c.propose(1, "b"))
-	require.NoError(t, c.propose(1, "c"))
+	require.NoError(t, c.proposeAt(1, "b"))
+	require.NoError(t, c.proposeAt(1, "c"))
 	c.stabilize()
 	require.Equal(t, uint64(3), c.status(1).Commit)
 	committedBefore, err := c.storage(1).Entries(2, 4, noLimit)
 	require.NoError(t, err)
 
 	c.elect(2, nil)
-	require.NoError(t, c.propose(2, "d"))
+	require.NoError(t, c.proposeAt(2, "d"))
 	c.stabilize()
 	c.heal()
-	c.tick(2)
+	c.tick(2, 1)
 	c.stabilize()
 
 	committedAfter, err := c.storage(1).Entries(2, 4, noLimit)
@@ -571,7 +574,7 @@ func TestStaleTermAppendAckNoTruncateNoMiscommit(t *testing.T) {
 	// acknowledgements are held back.
 	c.elect(a, nil)
 	for _, x := range []string{"x1", "x2", "x3", "x4", "x5"} {
-		require.NoError(t, c.propose(a, x))
+		require.NoError(t, c.proposeAt(a, x))
 	}
 	staleApps := c.take(func(m Message) bool { return m.Type == MsgApp && m.From == a && m.To == b })
 	require.Len(t, staleApps, 5)
@@ -588,7 +591,7 @@ func TestStaleTermAppendAckNoTruncateNoMiscommit(t *testing.T) {
 	c.elect(cc, nil)
 	c.stabilize()
 	c.heal()
-	c.tick(cc)
+	c.tick(cc, 1)
 	c.stabilize()
 	for _, id := range c.ids {
 		last, err := c.storage(id).LastIndex()
@@ -606,7 +609,7 @@ func TestStaleTermAppendAckNoTruncateNoMiscommit(t *testing.T) {
 	require.Equal(t, uint64(4), c.status(a).Commit)
 	c.cut[[2]uint64{a, e}] = true
 	for _, v := range []string{"v1", "v2", "v3"} {
-		require.NoError(t, c.propose(a, v))
+		require.NoError(t, c.proposeAt(a, v))
 	}
 	c.stabilize()
 	require.Equal(t, uint64(4), c.status(a).Commit)
@@ -639,7 +642,7 @@ func TestStaleTermAppendAckNoTruncateNoMiscommit(t *testing.T) {
 	c.take(func(Message) bool { return true })
 	c.heal()
 	for range 2 {
-		c.tick(a)
+		c.tick(a, 1)
 		c.stabilize()
 	}
 	for _, id := range c.ids {
@@ -649,7 +652,7 @@ func TestStaleTermAppendAckNoTruncateNoMiscommit(t *testing.T) {
 }
 
 // mustLastIndex returns the node's durable last index.
-func (n *relNode) mustLastIndex(t testing.TB) uint64 {
+func (n *testNode) mustLastIndex(t testing.TB) uint64 {
 	t.Helper()
 	last, err := n.storage.LastIndex()
 	require.NoError(t, err)
@@ -689,9 +692,9 @@ func TestCommitBeyondLogClampedNoPanic(t *testing.T) {
 			// Node 2 holds index 4 uncommitted, with commit 3.
 			c := newRelCluster(t, 3)
 			c.elect(1, nil)
-			require.NoError(t, c.propose(1, "a"))
+			require.NoError(t, c.proposeAt(1, "a"))
 			c.stabilize()
-			require.NoError(t, c.propose(1, "b"))
+			require.NoError(t, c.proposeAt(1, "b"))
 			c.take(func(m Message) bool { return m.To != 2 })
 			c.deliverMsg(c.takeOne(func(m Message) bool { return m.To == 2 }))
 			c.take(func(Message) bool { return true })
@@ -716,4 +719,55 @@ func TestCommitBeyondLogClampedNoPanic(t *testing.T) {
 			c.requireSafe(t)
 		})
 	}
+}
+
+// relChaos drives a cluster of size nodes from seed for steps steps: ticks,
+// proposals, delivery in random order, drops, partitions, and crashes in the
+// middle of a Ready at a random step. broken makes every host send before
+// persisting.
+func relChaos(t testing.TB, seed uint64, size, steps int, broken bool) *testCluster {
+	t.Helper()
+	c := newRelCluster(t, size, func(cfg *Config) { cfg.Seed = seed*1000 + cfg.ID })
+	c.sendBeforePersist = broken
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	for range steps {
+		id := c.ids[rng.IntN(len(c.ids))]
+		switch p := rng.IntN(100); {
+		case p < 45:
+			c.tick(id, 1)
+		case p < 83:
+			for range 3 {
+				if len(c.queue) == 0 {
+					break
+				}
+				i := rng.IntN(len(c.queue))
+				m := c.queue[i]
+				c.queue = slices.Delete(c.queue, i, i+1)
+				if rng.IntN(10) == 0 {
+					c.stats.drops++
+					continue
+				}
+				c.deliverMsg(m)
+			}
+		case p < 93:
+			_ = c.proposeAt(id, fmt.Sprintf("v%d-%d", seed, c.stats.readies))
+		case p < 95:
+			c.isolate(id)
+		case p < 98:
+			c.heal()
+		default:
+			// Crash in the middle of a Ready: give the node something to
+			// do, carry out part of it, then crash.
+			if i := slices.IndexFunc(c.queue, func(m Message) bool { return !c.cut[[2]uint64{m.From, m.To}] }); i >= 0 {
+				m := c.queue[i]
+				c.queue = slices.Delete(c.queue, i, i+1)
+				id = m.To
+				_ = c.node(id).Step(m)
+			} else {
+				c.node(id).Tick()
+			}
+			c.crashDuringReady(id, readyCrashPoints[rng.IntN(len(readyCrashPoints))])
+		}
+	}
+	return c
 }

@@ -14,7 +14,7 @@ import (
 func TestFollowerCatchesUpAfterLostWindow(t *testing.T) { followerCatchesUpAfterLostWindow(t) }
 
 func followerCatchesUpAfterLostWindow(t testing.TB) {
-	nw := newNetwork(t, 3, func(c *Config) { c.MaxInflightMsgs = 2 })
+	nw := newCluster(t, 3, func(c *Config) { c.MaxInflightMsgs = 2 })
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	require.Equal(t, ProgressStateReplicate, nw.raft(1).trk.progress[2].State)
@@ -42,7 +42,7 @@ func TestFollowerCatchesUpAfterLostPartialWindow(t *testing.T) {
 }
 
 func followerCatchesUpAfterLostPartialWindow(t testing.TB) {
-	nw := newNetwork(t, 3, func(c *Config) { c.MaxInflightMsgs = 8 })
+	nw := newCluster(t, 3, func(c *Config) { c.MaxInflightMsgs = 8 })
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	nw.cut[[2]uint64{1, 2}] = true
@@ -79,7 +79,7 @@ func backupStorage(t testing.TB, s *MemoryStorage, last uint64) *MemoryStorage {
 }
 
 // restartWithStorage restarts node id from storage s instead of its own.
-func (nw *network) restartWithStorage(id uint64, s *MemoryStorage) {
+func (nw *testCluster) restartWithStorage(id uint64, s *MemoryStorage) {
 	nw.t.Helper()
 	n := nw.nodes[id]
 	n.storage = s
@@ -96,7 +96,7 @@ func TestLeaderRepairsFollowerWhoseLogWentBackwards(t *testing.T) {
 }
 
 func leaderRepairsFollowerWhoseLogWentBackwards(t testing.TB) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	old := backupStorage(t, nw.nodes[2].storage, nw.raft(2).raftLog.lastIndex())
@@ -126,7 +126,7 @@ func TestLeaderRepairsFollowerThatLostUncommittedAcks(t *testing.T) {
 }
 
 func leaderRepairsFollowerThatLostUncommittedAcks(t testing.TB) {
-	nw := newNetwork(t, 5)
+	nw := newCluster(t, 5)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	nw.tickAll()

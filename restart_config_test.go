@@ -9,11 +9,11 @@ import (
 
 // proposeConfChange proposes cc at node id, delivers everything and returns
 // the index of the change.
-func (nw *network) proposeConfChange(id uint64, cc ConfChange) uint64 {
+func (nw *testCluster) proposeConfChange(id uint64, cc ConfChange) uint64 {
 	nw.t.Helper()
 	require.NoError(nw.t, nw.node(id).ProposeConfChange(cc))
 	index := nw.raft(id).raftLog.lastIndex()
-	nw.handleReady(nw.nodes[id])
+	nw.handleReady(id)
 	nw.stabilize()
 	return index
 }
@@ -27,7 +27,7 @@ func (nw *network) proposeConfChange(id uint64, cc ConfChange) uint64 {
 func TestRestartKeepsConfigurationOfSnapshot(t *testing.T) { restartKeepsConfigurationOfSnapshot(t) }
 
 func restartKeepsConfigurationOfSnapshot(t testing.TB) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	nw.addNode(4, nil)
 	nw.proposeConfChange(1, ConfChange{Transition: ConfChangeTransitionJointExplicit,
@@ -59,7 +59,7 @@ func restartKeepsConfigurationOfSnapshot(t testing.TB) {
 // Config.Applied whose log holds entries below its snapshot: the entries the
 // snapshot covers must not be handed out to be applied again.
 func TestRestartWithoutAppliedSkipsEntriesInSnapshot(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	require.NoError(t, nw.propose(1, "b"))

@@ -13,14 +13,14 @@ import (
 // keeps leading must still be able to hand leadership over: TransferLeader
 // is the host's only way out (testdata/conf_remove_leader_no_step_down.txt).
 func TestRemovedLeaderTransfersLeadership(t *testing.T) {
-	nw := newNetwork(t, 3, func(c *Config) { c.DisableStepDownOnRemoval = true })
+	nw := newCluster(t, 3, func(c *Config) { c.DisableStepDownOnRemoval = true })
 	nw.electLeader(1)
 	require.NoError(t, nw.proposeConf(1, ConfChange{Changes: []ConfChangeSingle{removeNode(1)}}))
 	nw.tickAll()
 	require.Equal(t, StateLeader, nw.raft(1).state, "the removed leader keeps leading")
 
 	require.NoError(t, nw.node(1).TransferLeader(3))
-	nw.handleReady(nw.nodes[1])
+	nw.handleReady(1)
 	nw.stabilize()
 	assert.Equal(t, StateLeader, nw.raft(3).state, "3 took over")
 	// 3's election does not involve 1, which is not a voter: 1 steps down
@@ -37,7 +37,7 @@ func TestRemovedLeaderTransfersLeadership(t *testing.T) {
 // from the lease could miss writes the new leader committed
 // (testdata/read_index_lease_transfer.txt).
 func TestLeaseReadsStopOnceTimeoutNowSent(t *testing.T) {
-	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
+	nw := newCluster(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
 	nw.electLeader(1)
 	nw.read(1, "warm")
 	require.Equal(t, []string{"warm"}, nw.readCtxs(1))
@@ -46,7 +46,7 @@ func TestLeaseReadsStopOnceTimeoutNowSent(t *testing.T) {
 	readNow := func(ctx string) bool {
 		before := len(nw.reads[1])
 		nw.node(1).ReadIndex([]byte(ctx))
-		nw.handleReady(nw.nodes[1])
+		nw.handleReady(1)
 		return len(nw.reads[1]) > before
 	}
 	require.True(t, readNow("lease"), "precondition: the lease is valid")
@@ -55,7 +55,7 @@ func TestLeaseReadsStopOnceTimeoutNowSent(t *testing.T) {
 	// The MsgTimeoutNow to 2 is lost (it could as well be delayed).
 	nw.cut[[2]uint64{1, 2}] = true
 	require.NoError(t, nw.node(1).TransferLeader(2))
-	nw.handleReady(nw.nodes[1])
+	nw.handleReady(1)
 	nw.stabilize()
 	require.Equal(t, uint64(2), nw.node(1).BasicStatus().LeadTransferee)
 	assert.False(t, readNow("during-transfer"), "no lease read while the transfer runs")
@@ -76,7 +76,7 @@ func TestLeaseReadsStopOnceTimeoutNowSent(t *testing.T) {
 // while that lease may be in force, or the old leader serves lease reads
 // that miss the new leader's writes (testdata/read_index_lease_restart.txt).
 func TestRestartedFollowerKeepsLeaseWithLeaseReads(t *testing.T) {
-	nw := newReadNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
+	nw := newCluster(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased })
 	nw.electLeader(1)
 	nw.partition([]uint64{1, 2}, []uint64{3})
 	nw.read(1, "warm") // 2 acknowledges: 1's lease rests on it
@@ -104,7 +104,7 @@ func TestRestartedFollowerKeepsLeaseWithLeaseReads(t *testing.T) {
 // node must come back with the configuration in force at Applied, not the
 // older one of its snapshot (interaction_env_test.go restarts so).
 func TestRestartWithAppliedKeepsConfiguration(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	nw.joinEmpty(4)
 	require.NoError(t, nw.proposeConf(1, ConfChange{Transition: ConfChangeTransitionJointExplicit,

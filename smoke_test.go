@@ -8,7 +8,7 @@ import (
 
 func TestSmokeElectAndCommit(t *testing.T) {
 	for _, n := range []int{1, 3, 5} {
-		nw := newNetwork(t, n)
+		nw := newCluster(t, n)
 		nw.electLeader(1)
 		require.NoError(t, nw.propose(1, "a"))
 		require.NoError(t, nw.propose(2%uint64(n)+1, "b"))
@@ -20,7 +20,7 @@ func TestSmokeElectAndCommit(t *testing.T) {
 }
 
 func TestSmokeElectionByTicks(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	for i := 0; i < 30 && nw.leader() == None; i++ {
 		nw.tickAll()
 	}

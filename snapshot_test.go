@@ -9,7 +9,7 @@ import (
 
 // compact snapshots node id's storage at its applied index and discards the
 // log up to it.
-func compact(t *testing.T, nw *network, id uint64, data string) Snapshot {
+func compact(t *testing.T, nw *testCluster, id uint64, data string) Snapshot {
 	t.Helper()
 	n := nw.nodes[id]
 	cs := n.rn.raft.trk.confState()
@@ -20,7 +20,7 @@ func compact(t *testing.T, nw *network, id uint64, data string) Snapshot {
 }
 
 func TestSnapshotSentToFollowerBehindCompaction(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	nw.isolate(3)
 	for _, d := range []string{"a", "b", "c"} {
@@ -29,7 +29,7 @@ func TestSnapshotSentToFollowerBehindCompaction(t *testing.T) {
 	snap := compact(t, nw, 1, "state-abc")
 	nw.heal()
 	var sent []Message
-	nw.onReady = func(n *testNode, rd Ready) {
+	nw.onReady = func(n *testNode, rd *Ready) {
 		for _, m := range rd.Messages {
 			if m.Type == MsgSnap {
 				sent = append(sent, m)
@@ -56,7 +56,7 @@ func TestSnapshotSentToFollowerBehindCompaction(t *testing.T) {
 }
 
 func TestSnapshotTemporarilyUnavailableIsRetried(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	nw.isolate(3)
 	require.NoError(t, nw.propose(1, "a"))
@@ -87,7 +87,7 @@ func (s *flakySnapshotStorage) Snapshot() (Snapshot, error) {
 }
 
 func TestStaleSnapshotIgnored(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	for _, d := range []string{"a", "b"} {
 		require.NoError(t, nw.propose(1, d))
@@ -134,7 +134,7 @@ func TestSnapshotRestoresMembershipAndLog(t *testing.T) {
 }
 
 func TestReportSnapshotAndUnreachable(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	pr := nw.raft(1).trk.progress[2]
 	require.Equal(t, ProgressStateReplicate, pr.State)

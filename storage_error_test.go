@@ -42,7 +42,7 @@ func (s *failingStorage) LastIndex() (uint64, error) {
 // node with an error wrapping ErrStorage (and the cause), never a panic,
 // and that every later call returns that error and does nothing.
 func TestStorageFailureStopsNode(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	n := nw.nodes[2]
@@ -77,7 +77,7 @@ func TestStorageFailureStopsNode(t *testing.T) {
 // TestStorageFailureInReadyStopsNode covers a failure while a Ready is
 // assembled (reading committed entries from the storage).
 func TestStorageFailureInReadyStopsNode(t *testing.T) {
-	nw := newNetwork(t, 1)
+	nw := newCluster(t, 1)
 	nw.electLeader(1)
 	n := nw.nodes[1]
 	// Entries reach the storage but are not yet applied when it fails.

@@ -12,7 +12,7 @@ func withIncarnations(c *Config) { c.Incarnation = 0xA00 + c.ID }
 
 // tickLeader ticks node id through n heartbeat intervals, delivering
 // everything after each.
-func (nw *network) tickLeader(id uint64, n int) {
+func (nw *testCluster) tickLeader(id uint64, n int) {
 	for range n {
 		nw.tick(id, 1)
 		nw.stabilize()
@@ -22,7 +22,7 @@ func (nw *network) tickLeader(id uint64, n int) {
 // campaignAndWrite has node id campaign and, should it win, write: a leader
 // that lacks committed entries would overwrite them, which the network's
 // state-machine safety check catches.
-func (nw *network) campaignAndWrite(id uint64) {
+func (nw *testCluster) campaignAndWrite(id uint64) {
 	nw.campaign(id)
 	if nw.raft(id).state == StateLeader {
 		_ = nw.propose(id, "x")
@@ -32,7 +32,7 @@ func (nw *network) campaignAndWrite(id uint64) {
 
 // restartDamaged restarts node id from a copy of its storage cut after
 // index last and marked recovering, as the wal presents a log it salvaged.
-func (nw *network) restartDamaged(id, last uint64) {
+func (nw *testCluster) restartDamaged(id, last uint64) {
 	s := backupStorage(nw.t, nw.nodes[id].storage, last)
 	hs := s.HardState()
 	hs.Recovering = true
@@ -50,7 +50,7 @@ func TestRecoveringNodeElectsNoLeaderWithoutCommittedEntries(t *testing.T) {
 }
 
 func recoveringNodeElectsNoLeaderWithoutCommittedEntries(t testing.TB) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	kept := nw.raft(3).raftLog.lastIndex()
@@ -90,7 +90,7 @@ func recoveringNodeElectsNoLeaderWithoutCommittedEntries(t testing.TB) {
 // commits nor confirms reads with a recovering follower as the only other
 // voter it hears from.
 func TestRecoveringFollowerCountsTowardNoQuorum(t *testing.T) {
-	nw := newNetwork(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlySafe })
+	nw := newCluster(t, 3, func(c *Config) { c.ReadOnlyOption = ReadOnlySafe })
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	nw.restartDamaged(3, nw.raft(3).raftLog.lastIndex())
@@ -123,7 +123,7 @@ func TestWipedNodeThatBootstrapsAgainIsNotCountedAsItsOldSelf(t *testing.T) {
 }
 
 func wipedNodeThatBootstrapsAgainIsNotCountedAsItsOldSelf(t testing.TB) {
-	nw := newNetwork(t, 3, withIncarnations)
+	nw := newCluster(t, 3, withIncarnations)
 	nw.electLeader(1)
 	nw.tickLeader(1, 2)
 	for _, id := range nw.ids {
@@ -141,7 +141,7 @@ func wipedNodeThatBootstrapsAgainIsNotCountedAsItsOldSelf(t testing.TB) {
 	n.applied, n.lastApplied = nil, 0
 	nw.restartWithStorage(3, NewMemoryStorage())
 	require.NoError(t, n.rn.Bootstrap(nw.ids))
-	nw.handleReady(n)
+	nw.handleReady(n.id)
 
 	nw.heal()
 	nw.partition([]uint64{1}, []uint64{2, 3})
@@ -242,12 +242,12 @@ func TestRecoveringSingleVoterGoesOn(t *testing.T) {
 // recovery: the follower must stay recovering, or it would vote for a node
 // that lacks the entries it helped commit in between.
 func TestLateRepairDoesNotEndALaterRecovery(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	damage := func() { nw.restartDamaged(3, nw.raft(3).raftLog.lastIndex()-1) }
 	var repair *Message
-	nw.onReady = func(n *testNode, rd Ready) {
+	nw.onReady = func(n *testNode, rd *Ready) {
 		for _, m := range rd.Messages {
 			if m.To == 3 && m.Recovery != 0 && repair == nil {
 				repair = &m
@@ -267,7 +267,7 @@ func TestLateRepairDoesNotEndALaterRecovery(t *testing.T) {
 	nw.partition([]uint64{1}, []uint64{2, 3})
 	// The late message arrives (it was delayed, not cut).
 	require.NoError(t, nw.node(3).Step(*repair))
-	nw.handleReady(nw.nodes[3])
+	nw.handleReady(3)
 	nw.stabilize()
 	assert.True(t, nw.raft(3).recovering, "a late message ended a later recovery")
 	nw.campaignAndWrite(2)
@@ -278,7 +278,7 @@ func TestLateRepairDoesNotEndALaterRecovery(t *testing.T) {
 // recovery asks for a sync: a recovery epoch lost in a crash could be used
 // again, and a repair lost leaves the node recovering for nothing.
 func TestRecoveryStateChangesMustSync(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	s := backupStorage(t, nw.nodes[3].storage, nw.raft(3).raftLog.lastIndex())
@@ -287,12 +287,12 @@ func TestRecoveryStateChangesMustSync(t *testing.T) {
 	require.NoError(t, s.SetHardState(hs))
 	var changes []Ready
 	prev := hs
-	nw.onReady = func(n *testNode, rd Ready) {
+	nw.onReady = func(n *testNode, rd *Ready) {
 		if n.id != 3 || rd.HardState.IsEmpty() {
 			return
 		}
 		if rd.HardState.Recovering != prev.Recovering || rd.HardState.RecoveryEpoch != prev.RecoveryEpoch {
-			changes = append(changes, rd)
+			changes = append(changes, *rd)
 		}
 		prev = rd.HardState
 	}

@@ -13,7 +13,7 @@ import (
 func TestElectionsAfterMessageWithLargestTerm(t *testing.T) { electionsAfterMessageWithLargestTerm(t) }
 
 func electionsAfterMessageWithLargestTerm(t testing.TB) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "a"))
 	for _, to := range []uint64{1, 2} {
@@ -65,7 +65,7 @@ func TestMessageTermJumpBeyondLargestTermRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newNetwork(t, 3).raft(1)
+			r := newCluster(t, 3).raft(1)
 			r.Term = tt.own
 			err := r.validateMessage(&Message{Type: MsgHeartbeat, From: 2, To: 1, Term: tt.msg})
 			if tt.ok {

@@ -8,11 +8,11 @@ import (
 )
 
 func TestTransferLeaderToUpToDateFollower(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	term := nw.raft(1).Term
 	require.NoError(t, nw.node(1).TransferLeader(2))
-	nw.handleReady(nw.nodes[1])
+	nw.handleReady(1)
 	nw.stabilize()
 	assert.Equal(t, StateLeader, nw.raft(2).state)
 	assert.Equal(t, StateFollower, nw.raft(1).state)
@@ -21,7 +21,7 @@ func TestTransferLeaderToUpToDateFollower(t *testing.T) {
 }
 
 func TestTransferLeaderCatchesUpLaggingTarget(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	nw.isolate(3)
 	for _, d := range []string{"a", "b", "c"} {
@@ -29,7 +29,7 @@ func TestTransferLeaderCatchesUpLaggingTarget(t *testing.T) {
 	}
 	nw.heal()
 	require.NoError(t, nw.node(1).TransferLeader(3))
-	nw.handleReady(nw.nodes[1])
+	nw.handleReady(1)
 	// Proposals are refused while the transfer runs.
 	err := nw.node(1).Propose([]byte("refused"))
 	require.ErrorIs(t, err, ErrTransferInProgress)
@@ -45,11 +45,11 @@ func TestTransferLeaderCatchesUpLaggingTarget(t *testing.T) {
 }
 
 func TestTransferLeaderAbortsAfterElectionTimeout(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	nw.isolate(3)
 	require.NoError(t, nw.node(1).TransferLeader(3))
-	nw.handleReady(nw.nodes[1])
+	nw.handleReady(1)
 	nw.stabilize()
 	assert.Equal(t, uint64(3), nw.node(1).BasicStatus().LeadTransferee)
 	for range nw.raft(1).electionTimeout {
@@ -62,7 +62,7 @@ func TestTransferLeaderAbortsAfterElectionTimeout(t *testing.T) {
 }
 
 func TestTransferLeaderRefused(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	// Make node 3 a learner in the leader's view.
 	nw.raft(1).trk.applyConfState(ConfState{Voters: []uint64{1, 2}, Learners: []uint64{3}}, nw.raft(1).raftLog.lastIndex()+1)
@@ -85,21 +85,21 @@ func TestTransferLeaderRefused(t *testing.T) {
 }
 
 func TestTransferLeaderFromFollowerIsForwarded(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	require.NoError(t, nw.node(2).TransferLeader(2))
-	nw.handleReady(nw.nodes[2])
+	nw.handleReady(2)
 	nw.stabilize()
 	assert.Equal(t, StateLeader, nw.raft(2).state)
 }
 
 func TestTransferLeaderWithoutLeader(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	require.ErrorIs(t, nw.node(2).TransferLeader(3), ErrNotLeader)
 }
 
 func TestTimeoutNowFromNonLeaderIgnored(t *testing.T) {
-	nw := newNetwork(t, 3)
+	nw := newCluster(t, 3)
 	nw.electLeader(1)
 	term := nw.raft(3).Term
 	require.NoError(t, nw.node(3).Step(Message{Type: MsgTimeoutNow, From: 2, To: 3, Term: term}))

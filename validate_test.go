@@ -35,7 +35,7 @@ func (r badRole) String() string {
 // badFixture is a node under test, in a known state, whose log lines are
 // observed.
 type badFixture struct {
-	nw   *network
+	nw   *testCluster
 	id   uint64
 	rn   *RawNode
 	logs *observer.ObservedLogs
@@ -56,7 +56,7 @@ func newBadFixture(t testing.TB, role badRole) *badFixture {
 		id = 1
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
-	nw := newNetwork(t, 3, func(c *Config) {
+	nw := newCluster(t, 3, func(c *Config) {
 		if c.ID == id {
 			c.Logger = zap.New(core)
 		}
@@ -73,7 +73,7 @@ func newBadFixture(t testing.TB, role badRole) *badFixture {
 	if role == badPreCandidate {
 		nw.isolate(3)
 		require.NoError(t, nw.node(3).Campaign())
-		nw.handleReady(nw.nodes[3])
+		nw.handleReady(3)
 		nw.queue = nil
 		nw.heal()
 	}
@@ -619,7 +619,7 @@ func TestStepBadInput(t *testing.T) {
 			assert.LessOrEqual(t, r.raftLog.committed, r.raftLog.lastIndex())
 			assert.GreaterOrEqual(t, r.raftLog.committed, before.Hard.Commit)
 			assert.GreaterOrEqual(t, r.Term, before.Hard.Term)
-			f.nw.handleReady(f.nw.nodes[f.id])
+			f.nw.handleReady(f.id)
 		})
 	}
 }

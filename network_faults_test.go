@@ -1,8 +1,8 @@
 package raft
 
-// Scenarios on the in-memory test network: crashes, partitions, a badly
-// diverged follower and lossy links. The network itself checks election
-// safety, state-machine safety and the Ready contract throughout.
+// Scenarios of network faults on the test cluster: crashes, partitions, a
+// badly diverged follower and lossy links. The cluster itself checks
+// election safety, state-machine safety and the Ready contract throughout.
 
 import (
 	"fmt"
@@ -14,46 +14,27 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// paperNewNetwork builds a network whose node i+1 starts from the durable
-// state logs[i] (see paperLog) instead of a fresh bootstrap.
-func paperNewNetwork(t testing.TB, logs []paperLog, opts ...networkOption) *network {
+// paperNewNetwork builds a cluster whose node i+1 starts from the durable
+// state logs[i] (see paperLog) instead of a fresh bootstrap. Everything up
+// to the bootstrap snapshot counts as applied; committed entries after it
+// are handed out again and applied in order.
+func paperNewNetwork(t testing.TB, logs []paperLog, opts ...configOption) *testCluster {
 	t.Helper()
-	ids := paperIDs(len(logs))
-	nw := &network{
-		t:         t,
-		nodes:     map[uint64]*testNode{},
-		ids:       ids,
-		cut:       map[[2]uint64]bool{},
-		rand:      rand.New(rand.NewPCG(1, 2)),
-		leaders:   map[uint64]uint64{},
-		committed: map[uint64]Entry{},
-	}
-	for i, lg := range logs {
-		id := ids[i]
-		storage := paperStorage(t, ids, lg)
-		cfg := testConfig(id, storage)
-		for _, o := range opts {
-			o(&cfg)
-		}
-		rn, err := NewRawNode(cfg)
-		require.NoError(t, err)
-		// Everything up to the snapshot counts as applied; committed
-		// entries after it are handed out again and applied in order.
-		nw.nodes[id] = &testNode{id: id, rn: rn, storage: storage, cfg: cfg, lastApplied: 1}
-	}
-	for _, id := range ids {
-		nw.handleReady(nw.nodes[id])
-	}
-	return nw
+	ids := clusterIDs(len(logs))
+	return buildCluster(t, clusterSpec{
+		ids:     ids,
+		storage: func(id uint64) *MemoryStorage { return paperStorage(t, ids, logs[id-1]) },
+		opts:    opts,
+	})
 }
 
 // paperDeliver delivers queued messages until none is left, like
 // stabilize, but passes each through keep first: keep may change the
 // message, or return false to drop it. A nil keep keeps everything.
-func paperDeliver(nw *network, keep func(m *Message) bool) {
+func paperDeliver(nw *testCluster, keep func(m *Message) bool) {
 	nw.t.Helper()
 	for _, id := range nw.ids {
-		nw.handleReady(nw.nodes[id])
+		nw.handleReady(id)
 	}
 	for i := 0; len(nw.queue) > 0; i++ {
 		if i > 100000 {
@@ -68,7 +49,7 @@ func paperDeliver(nw *network, keep func(m *Message) bool) {
 }
 
 // paperLeaderAmong returns a node of ids that leads, or None.
-func paperLeaderAmong(nw *network, ids []uint64) uint64 {
+func paperLeaderAmong(nw *testCluster, ids []uint64) uint64 {
 	for _, id := range ids {
 		if nw.raft(id).state == StateLeader {
 			return id
@@ -79,7 +60,7 @@ func paperLeaderAmong(nw *network, ids []uint64) uint64 {
 
 // paperTickUntil ticks the whole network until done reports true, at most
 // limit times, and returns the ticks it took.
-func paperTickUntil(nw *network, limit int, done func() bool) int {
+func paperTickUntil(nw *testCluster, limit int, done func() bool) int {
 	for ticks := 0; ticks < limit; ticks++ {
 		if done() {
 			return ticks
@@ -99,7 +80,7 @@ func TestNetworkLeaderCrashReelection(t *testing.T) {
 	const electionTick = 10
 	for _, size := range []int{3, 5} {
 		t.Run(fmt.Sprintf("voters=%d", size), func(t *testing.T) {
-			nw := newNetwork(t, size)
+			nw := newCluster(t, size)
 			nw.electLeader(1)
 			require.NoError(t, nw.propose(1, "before"))
 			oldTerm := nw.raft(1).Term
@@ -145,7 +126,7 @@ func TestNetworkLeaderCrashReelection(t *testing.T) {
 // the minority's uncommitted entries are replaced by the majority's.
 func TestNetworkMinorityLeaderStepsDownAndIsRepaired(t *testing.T) {
 	const electionTick = 10
-	nw := newNetwork(t, 5)
+	nw := newCluster(t, 5)
 	nw.electLeader(1)
 	require.NoError(t, nw.propose(1, "before"))
 	committedBefore := nw.raft(1).raftLog.committed
@@ -270,7 +251,7 @@ func TestNetworkRandomDrops(t *testing.T) {
 		size := 3 + 2*rng.IntN(2)
 		dropRate := 0.1 + 0.2*rng.Float64()
 		t.Run(fmt.Sprintf("seed=%d/voters=%d/drop=%.2f", seed, size, dropRate), func(t *testing.T) {
-			nw := newNetwork(t, size, func(c *Config) { c.Seed = seed*1000 + c.ID })
+			nw := newCluster(t, size, func(c *Config) { c.Seed = seed*1000 + c.ID })
 			nw.rand = rand.New(rand.NewPCG(seed, 11))
 			nw.dropRate = dropRate
 
