@@ -287,7 +287,7 @@ func (s *server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 		httpError(w, memberErr(err), err.Error())
 		return
 	}
-	if _, err := s.node.AddLearner(ctx, id); err != nil {
+	if _, err := s.node.AddLearner(ctx, id, addr); err != nil {
 		httpError(w, memberErr(err), err.Error())
 		return
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/tls"
@@ -252,12 +253,12 @@ func newServer(cfg config) (*server, error) {
 	}
 	closers = append(closers, s.tr.Close)
 	s.node.SetTransport(s.tr)
-	var voters []uint64
+	var voters []raft.Peer // the first configuration records their addresses
 	if cfg.Bootstrap {
-		for id := range cfg.Peers {
-			voters = append(voters, id)
+		for id, addr := range cfg.Peers {
+			voters = append(voters, raft.Peer{ID: id, Address: addr})
 		}
-		slices.Sort(voters)
+		slices.SortFunc(voters, func(a, b raft.Peer) int { return cmp.Compare(a.ID, b.ID) })
 	}
 	if err := s.node.Start(voters); err != nil {
 		return nil, err
