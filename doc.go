@@ -64,7 +64,9 @@ Ready in these steps, in this order:
     EntryNormal with data goes to the state machine (an empty one is a new
     leader's marker); an EntryConfChange is decoded with
     ConfChange.Unmarshal and passed to ApplyConfChange, which changes the
-    membership the node counts votes and replicates in. A host that applies
+    membership the node counts votes and replicates in (and whose
+    Addresses the host's transport follows, with the snapshot's; see
+    Membership). A host that applies
     it like any other entry runs with a stale membership: the node logs a
     warning when such an entry is acknowledged as applied (and panics in
     builds with the invariants tag).
