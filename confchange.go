@@ -76,6 +76,14 @@ type ConfChangeSingle struct {
 	// (see ConfState.Incarnations): required by ConfChangeRecordIncarnation,
 	// optional with an addition, ignored with a removal.
 	Incarnation uint64
+	// Address, when not empty, is where the node's peers reach it (its
+	// form is up to the transport, such as host:port for package
+	// tcptransport). It is allowed with an addition only: adding a node
+	// records its address in the configuration (ConfState.Addresses), and
+	// adding a member again with another address moves it there; an
+	// addition without an address keeps the one recorded. See
+	// MaxAddressSize for what an address may hold.
+	Address string
 }
 
 // ConfChange is a membership change: one or several node changes applied
@@ -83,8 +91,8 @@ type ConfChangeSingle struct {
 type ConfChange struct {
 	Transition ConfChangeTransition
 	Changes    []ConfChangeSingle
-	// Context is opaque to the library; hosts use it to carry, say, the new
-	// node's address to every member.
+	// Context is opaque to the library. A member's address belongs in
+	// ConfChangeSingle.Address, which the configuration keeps.
 	Context []byte
 }
 
@@ -101,22 +109,28 @@ func (cc ConfChange) String() string {
 		if i > 0 {
 			s += " "
 		}
+		s += fmt.Sprintf("%s(%d", c.Type, c.NodeID)
 		if c.Incarnation != 0 {
-			s += fmt.Sprintf("%s(%d@%x)", c.Type, c.NodeID, c.Incarnation)
-		} else {
-			s += fmt.Sprintf("%s(%d)", c.Type, c.NodeID)
+			s += fmt.Sprintf("@%x", c.Incarnation)
 		}
+		if c.Address != "" {
+			s += fmt.Sprintf(" at %q", c.Address)
+		}
+		s += ")"
 	}
 	return s + "]"
 }
 
 // confChangeVersion is the first byte of an encoded ConfChange;
 // confChangeVersionIncarnations, which adds each change's incarnation, is
-// written only when a change carries one, so that the encoding of every
-// other change stays as it was.
+// written only when a change carries one, and confChangeVersionAddresses,
+// which adds each change's incarnation and address (a uvarint length, then
+// the bytes), only when a change carries an address, so that the encoding
+// of every other change stays as it was. Every version is decoded.
 const (
 	confChangeVersion             = 1
 	confChangeVersionIncarnations = 2
+	confChangeVersionAddresses    = 3
 )
 
 // maxConfChanges bounds the changes one encoded ConfChange may carry.
@@ -125,36 +139,47 @@ const maxConfChanges = 1 << 12
 // Marshal encodes cc for an EntryConfChange entry's Data.
 func (cc ConfChange) Marshal() []byte {
 	version := byte(confChangeVersion)
+	addrs := 0
 	for _, c := range cc.Changes {
 		if c.Incarnation != 0 {
-			version = confChangeVersionIncarnations
+			version = max(version, confChangeVersionIncarnations)
+		}
+		if c.Address != "" {
+			version = confChangeVersionAddresses
+			addrs += len(c.Address)
 		}
 	}
-	b := make([]byte, 0, 4+len(cc.Changes)*4+len(cc.Context))
+	b := make([]byte, 0, 4+len(cc.Changes)*4+addrs+len(cc.Context))
 	b = append(b, version, byte(cc.Transition))
 	b = binary.AppendUvarint(b, uint64(len(cc.Changes)))
 	for _, c := range cc.Changes {
 		b = append(b, byte(c.Type))
 		b = binary.AppendUvarint(b, c.NodeID)
-		if version == confChangeVersionIncarnations {
+		if version >= confChangeVersionIncarnations {
 			b = binary.AppendUvarint(b, c.Incarnation)
+		}
+		if version >= confChangeVersionAddresses {
+			b = binary.AppendUvarint(b, uint64(len(c.Address)))
+			b = append(b, c.Address...)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(cc.Context)))
 	return append(b, cc.Context...)
 }
 
-// Unmarshal decodes data written by Marshal. It returns an error wrapping
-// ErrInvalidConfChange for anything else, and never allocates more than
-// data's size implies.
+// Unmarshal decodes data written by Marshal, by this version or an earlier
+// one. It returns an error wrapping ErrInvalidConfChange for anything else
+// (an address that is not valid included: see MaxAddressSize), and never
+// allocates more than data's size implies.
 func (cc *ConfChange) Unmarshal(data []byte) error {
 	bad := func(what string) error {
 		return fmt.Errorf("%w: cannot decode: %s", ErrInvalidConfChange, what)
 	}
-	if len(data) < 2 || (data[0] != confChangeVersion && data[0] != confChangeVersionIncarnations) {
+	if len(data) < 2 || data[0] < confChangeVersion || data[0] > confChangeVersionAddresses {
 		return bad("missing or unknown version")
 	}
-	withIncarnations := data[0] == confChangeVersionIncarnations
+	withIncarnations := data[0] >= confChangeVersionIncarnations
+	withAddresses := data[0] >= confChangeVersionAddresses
 	out := ConfChange{Transition: ConfChangeTransition(data[1])}
 	if out.Transition > ConfChangeTransitionJointExplicit {
 		return bad(fmt.Sprintf("unknown transition %d", data[1]))
@@ -186,7 +211,19 @@ func (cc *ConfChange) Unmarshal(data []byte) error {
 			}
 			rest = rest[k:]
 		}
-		out.Changes = append(out.Changes, ConfChangeSingle{Type: t, NodeID: id, Incarnation: inc})
+		var addr string
+		if withAddresses {
+			n, k := binary.Uvarint(rest)
+			if k <= 0 || n > uint64(len(rest)-k) {
+				return bad("address length")
+			}
+			addr = string(rest[k : k+int(n)])
+			rest = rest[k+int(n):]
+			if err := checkAddress(addr); err != nil {
+				return bad(fmt.Sprintf("node %d: %v", id, err))
+			}
+		}
+		out.Changes = append(out.Changes, ConfChangeSingle{Type: t, NodeID: id, Incarnation: inc, Address: addr})
 	}
 	ctxLen, k := binary.Uvarint(rest)
 	if k <= 0 || ctxLen != uint64(len(rest)-k) {
@@ -244,13 +281,16 @@ func nextConfState(cs ConfState, cc ConfChange) (ConfState, error) {
 		for _, id := range cs.LearnersNext {
 			learners[id] = struct{}{}
 		}
-		return ConfState{Voters: slices.Clone(cs.Voters), Learners: learners.sorted(), Incarnations: maps.Clone(cs.Incarnations)}, nil
+		next := ConfState{Voters: slices.Clone(cs.Voters), Learners: learners.sorted(), Incarnations: maps.Clone(cs.Incarnations)}
+		next.Addresses = memberAddresses(cs.Addresses, next)
+		return next, nil
 	}
 	if joint {
 		return invalid("a joint configuration must be left before another change")
 	}
 	voters, learners := newNodeSet(cs.Voters), newNodeSet(cs.Learners)
 	incarnations := maps.Clone(cs.Incarnations)
+	addresses := maps.Clone(cs.Addresses)
 	setIncarnation := func(id, inc uint64) {
 		if incarnations == nil {
 			incarnations = map[uint64]uint64{}
@@ -269,6 +309,18 @@ func nextConfState(cs ConfState, cc ConfChange) (ConfState, error) {
 	for _, c := range cc.Changes {
 		if c.NodeID == None {
 			return invalid("node ID 0")
+		}
+		if c.Address != "" {
+			if c.Type != ConfChangeAddNode && c.Type != ConfChangeAddLearnerNode {
+				return invalid("an address with %s of node %d", c.Type, c.NodeID)
+			}
+			if err := checkAddress(c.Address); err != nil {
+				return invalid("node %d: %v", c.NodeID, err)
+			}
+			if addresses == nil {
+				addresses = map[uint64]string{}
+			}
+			addresses[c.NodeID] = c.Address
 		}
 		switch c.Type {
 		case ConfChangeAddNode, ConfChangeAddLearnerNode:
@@ -320,7 +372,27 @@ func nextConfState(cs ConfState, cc ConfChange) (ConfState, error) {
 		next.LearnersNext = learnersNext.sorted()
 		next.AutoLeave = cc.Transition != ConfChangeTransitionJointExplicit
 	}
+	next.Addresses = memberAddresses(addresses, next)
 	return next, nil
+}
+
+// memberAddresses returns the entries of addrs that belong to members of
+// cs, in a new map (nil if none): a removed node's address leaves the
+// configuration with it, once it votes in no half of a joint configuration
+// either.
+func memberAddresses(addrs map[uint64]string, cs ConfState) map[uint64]string {
+	var out map[uint64]string
+	for _, ids := range [][]uint64{cs.Voters, cs.VotersOutgoing, cs.Learners, cs.LearnersNext} {
+		for _, id := range ids {
+			if a, ok := addrs[id]; ok && a != "" {
+				if out == nil {
+					out = map[uint64]string{}
+				}
+				out[id] = a
+			}
+		}
+	}
+	return out
 }
 
 // countVoterChanges returns how many nodes' voting rights cc changes.

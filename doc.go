@@ -26,7 +26,9 @@ Create the storage, then the node:
 	storage := raft.NewMemoryStorage()
 	rn, err := raft.NewRawNode(raft.Config{ID: 1, Storage: storage})
 	if err != nil { ... }                   // a bad Config is an error, never a panic
-	err = rn.Bootstrap([]uint64{1, 2, 3})   // only for a brand-new cluster
+	err = rn.BootstrapPeers([]raft.Peer{    // only for a brand-new cluster
+		{ID: 1, Address: "10.0.0.1:7001"}, {ID: 2, Address: "10.0.0.2:7001"}, {ID: 3, Address: "10.0.0.3:7001"},
+	})
 
 A restarting node passes the storage that holds what it persisted before, and
 does not call Bootstrap. Bootstrap only when told to create a new cluster:
@@ -62,7 +64,9 @@ Ready in these steps, in this order:
     EntryNormal with data goes to the state machine (an empty one is a new
     leader's marker); an EntryConfChange is decoded with
     ConfChange.Unmarshal and passed to ApplyConfChange, which changes the
-    membership the node counts votes and replicates in. A host that applies
+    membership the node counts votes and replicates in (and whose
+    Addresses the host's transport follows, with the snapshot's; see
+    Membership). A host that applies
     it like any other entry runs with a stale membership: the node logs a
     warning when such an entry is acknowledged as applied (and panics in
     builds with the invariants tag).
@@ -168,6 +172,15 @@ removed node campaigns as a caretaker. It counts votes in the configuration
 it applied, leads only to bring the voters up to date, takes no proposal,
 and hands leadership to a caught-up voter, as a leader that removed itself
 does.
+
+The configuration carries each member's address (ConfChangeSingle.Address,
+recorded in ConfState.Addresses; BootstrapPeers records the first voters'),
+so that every node learns where every member is from the log, or from a
+snapshot's ConfState, including a later leader and a node that joins
+afterwards. The core never dials anything: the host follows the applied
+configuration with its transport's AddPeer and RemovePeer, as
+raftnode.Node does on its own. Addresses are checked like any input
+(MaxAddressSize): a change or a snapshot with a malformed one is refused.
 
 # Proposals
 

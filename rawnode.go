@@ -114,8 +114,13 @@ func NewRawNode(c Config) (*RawNode, error) {
 // voters. The storage must be empty. The configuration reaches the host as
 // the Snapshot of the next Ready (at index 1, term 1, with no data), to be
 // persisted like any snapshot, so every node bootstrapped with the same
-// voters starts from the same log position.
-func (rn *RawNode) Bootstrap(voters []uint64) (err error) {
+// voters starts from the same log position. BootstrapPeers also records
+// the voters' addresses.
+func (rn *RawNode) Bootstrap(voters []uint64) error { return rn.bootstrap(voters, nil) }
+
+// bootstrap is Bootstrap, recording addrs (checked by the caller) in the
+// first configuration.
+func (rn *RawNode) bootstrap(voters []uint64, addrs map[uint64]string) (err error) {
 	if rn.err != nil {
 		return rn.err
 	}
@@ -136,7 +141,7 @@ func (rn *RawNode) Bootstrap(voters []uint64) (err error) {
 	snap := Snapshot{Metadata: SnapshotMetadata{
 		Index:     1,
 		Term:      1,
-		ConfState: ConfState{Voters: sortedIDs(voters)},
+		ConfState: ConfState{Voters: sortedIDs(voters), Addresses: addrs},
 	}}
 	r.raftLog.restore(snap)
 	r.trk.applyConfState(snap.Metadata.ConfState, 2)

@@ -180,7 +180,7 @@ func TestConfChangeRecordIncarnationRoundTrip(t *testing.T) {
 	for _, bad := range [][]byte{
 		{2, 0, 1, 3, 2},       // incarnation missing
 		{2, 0, 1, 9, 2, 1, 0}, // unknown change type
-		{3, 0, 0, 0},          // unknown version
+		{4, 0, 0, 0},          // unknown version
 	} {
 		assert.ErrorIs(t, got.Unmarshal(bad), ErrInvalidConfChange, "%v", bad)
 	}

@@ -83,6 +83,9 @@ type progressTracker struct {
 	// incarnations are the members' recorded storage incarnations
 	// (ConfState.Incarnations); nil when none is recorded.
 	incarnations map[uint64]uint64
+	// addresses are the members' addresses (ConfState.Addresses); nil
+	// when none is recorded.
+	addresses map[uint64]string
 
 	progress map[uint64]*Progress
 	// ids lists the keys of progress, sorted, so that every walk over the
@@ -123,6 +126,7 @@ func (t *progressTracker) applyConfState(cs ConfState, next uint64) {
 	t.learnersNext = sortedIDs(cs.LearnersNext)
 	t.autoLeave = cs.AutoLeave
 	t.incarnations = maps.Clone(cs.Incarnations)
+	t.addresses = maps.Clone(cs.Addresses)
 	members := map[uint64]bool{}
 	for _, ids := range [][]uint64{t.voters[0], t.voters[1], t.learners, t.learnersNext} {
 		for _, id := range ids {
@@ -162,6 +166,7 @@ func (t *progressTracker) confState() ConfState {
 		LearnersNext:   slices.Clone(t.learnersNext),
 		AutoLeave:      t.autoLeave,
 		Incarnations:   maps.Clone(t.incarnations),
+		Addresses:      maps.Clone(t.addresses),
 	}
 }
 

@@ -95,6 +95,12 @@ type ConfState struct {
 	// replaced shows another incarnation, and is not counted as its old
 	// self. Members without an entry have not been recorded yet.
 	Incarnations map[uint64]uint64 `msgpack:"in,omitempty"`
+	// Addresses maps members to the address their peers reach them at
+	// (ConfChangeSingle.Address, Peer.Address): the configuration carries
+	// them, so that every node, a later leader or a node that joins from
+	// a snapshot included, can reach every member. Members added without
+	// an address have no entry; a removed member's entry goes with it.
+	Addresses map[uint64]string `msgpack:"ad,omitempty"`
 }
 
 // SnapshotMetadata says which log position a snapshot covers and which

@@ -68,6 +68,9 @@ func (r *raft) validateMessage(m *Message) error {
 		case len(s.Metadata.ConfState.Voters) == 0:
 			return invalid("snapshot has no voters")
 		}
+		if err := checkConfStateAddresses(&m.Snapshot.Metadata.ConfState); err != nil {
+			return invalid("snapshot configuration: %v", err)
+		}
 	}
 	return nil
 }

@@ -116,7 +116,11 @@ func (a *nodeApplier) applyConfChange(e *raft.Entry) bool {
 		err = cc.Unmarshal(e.Data)
 	)
 	if err == nil {
-		if derr := n.do(context.Background(), func() { cs, err = n.rn.ApplyConfChange(cc) }); derr != nil {
+		if derr := n.do(context.Background(), func() {
+			if cs, err = n.rn.ApplyConfChange(cc); err == nil {
+				n.followConf(cs)
+			}
+		}); derr != nil {
 			return false
 		}
 	}

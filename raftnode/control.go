@@ -16,33 +16,45 @@ import (
 // change is not applied, the leader is new, its uncommitted tail is full)
 // it tries again every tick until ctx ends, and then returns that error
 // (ErrPendingConfChange or ErrProposalDropped); an error wrapping
-// ErrInvalidConfChange says that the current membership does not allow it. The host must make id's address known to
-// its transport (Transport.AddPeer) on every node.
-func (n *Node) AddVoter(ctx context.Context, id uint64) (raft.ConfState, error) {
-	return n.changeMembership(ctx, raft.ConfChangeAddNode, id)
+// ErrInvalidConfChange says that the current membership does not allow it,
+// or that addr is not a valid address (raft.MaxAddressSize).
+//
+// addr is where the other members reach id; the configuration records it
+// (raft.ConfState.Addresses), and every node's transport, this one's and
+// those of later members included, is given it when the change applies
+// there. Adding a member again with another address moves it; an empty
+// addr keeps the address recorded, if any (a host that leaves addresses
+// out tells its transports itself).
+func (n *Node) AddVoter(ctx context.Context, id uint64, addr string) (raft.ConfState, error) {
+	return n.changeMembership(ctx, raft.ConfChangeSingle{Type: raft.ConfChangeAddNode, NodeID: id, Address: addr})
 }
 
-// AddLearner adds node id as a learner (or demotes a voter), as AddVoter.
-// A learner receives the log but neither votes nor counts for a quorum;
-// add a new node as a learner first, then Promote it once it caught up.
-func (n *Node) AddLearner(ctx context.Context, id uint64) (raft.ConfState, error) {
-	return n.changeMembership(ctx, raft.ConfChangeAddLearnerNode, id)
+// AddLearner adds node id at addr as a learner (or demotes a voter), as
+// AddVoter. A learner receives the log but neither votes nor counts for a
+// quorum; add a new node as a learner first, then Promote it once it
+// caught up.
+func (n *Node) AddLearner(ctx context.Context, id uint64, addr string) (raft.ConfState, error) {
+	return n.changeMembership(ctx, raft.ConfChangeSingle{Type: raft.ConfChangeAddLearnerNode, NodeID: id, Address: addr})
 }
 
-// Promote makes learner id a voter, as AddVoter.
+// Promote makes learner id a voter, as AddVoter; its recorded address
+// stays.
 func (n *Node) Promote(ctx context.Context, id uint64) (raft.ConfState, error) {
-	return n.changeMembership(ctx, raft.ConfChangeAddNode, id)
+	return n.changeMembership(ctx, raft.ConfChangeSingle{Type: raft.ConfChangeAddNode, NodeID: id})
 }
 
-// Remove removes node id, voter or learner, as AddVoter. Removing the
-// leader itself is allowed: it steps down once a remaining voter holds the
-// change, and tells that voter to campaign at once.
+// Remove removes node id, voter or learner, as AddVoter. Its address
+// leaves the configuration, and every node's transport forgets it an
+// election timeout later, once it no longer votes in any half of a joint
+// configuration either. Removing the leader itself is allowed: it steps
+// down once a remaining voter holds the change, and tells that voter to
+// campaign at once.
 func (n *Node) Remove(ctx context.Context, id uint64) (raft.ConfState, error) {
-	return n.changeMembership(ctx, raft.ConfChangeRemoveNode, id)
+	return n.changeMembership(ctx, raft.ConfChangeSingle{Type: raft.ConfChangeRemoveNode, NodeID: id})
 }
 
-func (n *Node) changeMembership(ctx context.Context, t raft.ConfChangeType, id uint64) (raft.ConfState, error) {
-	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: t, NodeID: id}}}
+func (n *Node) changeMembership(ctx context.Context, c raft.ConfChangeSingle) (raft.ConfState, error) {
+	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{c}}
 	var res []any
 	for {
 		var err error

@@ -20,7 +20,10 @@ needs none) and the StateMachine to replicate, then Start it:
 		StateMachine: sm,
 	})
 	if err != nil { ... }
-	if err := n.Start([]uint64{1, 2, 3}); err != nil { ... } // nil on a restart
+	err = n.Start([]raft.Peer{ // nil on a restart, or to join a running cluster
+		{ID: 1, Address: "10.0.0.1:7001"}, {ID: 2, Address: "10.0.0.2:7001"}, {ID: 3, Address: "10.0.0.3:7001"},
+	})
+	if err != nil { ... }
 	defer n.Stop()
 
 	result, err := n.Propose(ctx, command) // StateMachine.Apply's result
@@ -41,8 +44,9 @@ The calls:
   - Barrier waits on the leader until everything appended before it is
     applied; VerifyLeader confirms with a quorum that this node still
     leads; WaitLeader waits until a leader is known.
-  - AddVoter, AddLearner, Promote and Remove change the membership one
-    node at a time and return the configuration in force after it;
+  - AddVoter and AddLearner (with the new node's address), Promote and
+    Remove change the membership one node at a time and return the
+    configuration in force after it (see Membership);
     TransferLeadership hands office to a voter; Status and LeaderID
     report the protocol state. A node that applies a configuration
     without itself answers every call with ErrRemoved, calls OnRemoved,
@@ -53,6 +57,26 @@ The calls:
 The transport delivers what it receives with HandleMessage and reports
 failures with ReportUnreachable and ReportSnapshot: a Node is the
 transport's raft.TransportHandler.
+
+# Membership
+
+The configuration carries every member's address (raft.ConfState.Addresses):
+Start records the first voters' addresses, AddVoter and AddLearner the new
+node's (AddVoter of a member with another address moves it), and Remove
+drops it. The Node has its transport follow the configuration in force on
+its own, on every node: at Start (from the storage, or the bootstrap
+peers), after each configuration change it applies and when it installs a
+snapshot, it calls AddPeer for each other member whose address the
+transport was not given yet or has changed, and RemovePeer for each node
+it gave the transport that is no longer a member, an election timeout
+later (so that what is still queued for it, the commit of its removal
+among it, reaches it first). So a node added on the
+leader alone is reached by a later leader too, and a node that joins (Start
+with no peers and empty storage) needs only to accept its first leader,
+say through the transport's initial peers: the snapshot and log it
+receives tell it every other member's address. A host that adds members
+without addresses keeps telling its transports itself; the Node leaves
+those members, and transport peers it did not add, alone.
 
 # Goroutines and ordering
 

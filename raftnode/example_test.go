@@ -79,7 +79,7 @@ func ExampleNode() {
 	net, _ := memtransport.NewNetwork(wire.CodecOptions{})
 	tr, _ := net.NewTransport(1, nil, node, memtransport.Options{})
 	node.SetTransport(tr)
-	if err := node.Start([]uint64{1}); err != nil {
+	if err := node.Start([]raft.Peer{{ID: 1, Address: "node1"}}); err != nil {
 		panic(err)
 	}
 	defer func() {

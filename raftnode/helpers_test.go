@@ -248,7 +248,7 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 	if c.prepare != nil {
 		c.prepare(id, m)
 	}
-	require.NoError(c.tb, node.Start(voters))
+	require.NoError(c.tb, node.Start(nodePeers(voters)))
 	c.members[id] = m
 	return m
 }

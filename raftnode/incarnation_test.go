@@ -20,7 +20,7 @@ func TestNodeRecordsIncarnationsAndMembershipWaitsForTheSlot(t *testing.T) {
 	lead := c.waitLeader()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cs, err := c.members[lead].node.AddLearner(ctx, 4)
+	cs, err := c.members[lead].node.AddLearner(ctx, 4, "")
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{4}, cs.Learners)
 	require.Eventually(t, func() bool {

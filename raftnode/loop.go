@@ -156,6 +156,7 @@ func (n *Node) tick() {
 	n.ticks++
 	n.props.expireLost(n.ticks)
 	n.reads.retry(n)
+	n.removeLeftPeers()
 }
 
 func (n *Node) step(m raft.Message) {
@@ -184,6 +185,9 @@ func (n *Node) ackApplied(index uint64) {
 // the apply goroutine, read answers to their waiters.
 func (n *Node) handleReady() {
 	rd := n.rn.Ready()
+	if !rd.Snapshot.IsEmpty() {
+		n.followConf(rd.Snapshot.Metadata.ConfState) // in force from now on
+	}
 	if len(rd.Messages) > 0 {
 		n.transport.Send(rd.Messages)
 	}

@@ -58,6 +58,7 @@ type Node struct {
 	ticks           uint64
 	tickClock       nodeTickClock
 	propBatch       []*nodePropReq
+	peers           nodePeers // what the transport was told (followConf)
 
 	// counters are the measurements Metrics reports.
 	counters nodeCounters
@@ -161,16 +162,20 @@ func (n *Node) SetTransport(t raft.Transport) {
 }
 
 // Start starts the node's goroutines. With an empty storage, it
-// bootstraps a new cluster whose voters are bootstrapVoters, or, if that is
-// empty, waits to be added to an existing cluster (a leader then sends it
-// a snapshot). With a storage that holds state, it ignores bootstrapVoters,
-// restores the state machine from the storage's snapshot and re-applies the
-// committed entries after it. Start may be called once; if it fails, the
-// node is stopped with that error. Calls made before Start wait for it.
-func (n *Node) Start(bootstrapVoters []uint64) error {
+// bootstraps a new cluster whose voters are peers, recording their
+// addresses in the first configuration (raft.RawNode.BootstrapPeers), or,
+// if peers is empty, waits to be added to an existing cluster (a leader
+// then sends it a snapshot, which tells it every member's address). With
+// a storage that holds state, it ignores peers, restores the state machine
+// from the storage's snapshot and re-applies the committed entries after
+// it. Either way the transport is then given the address of every member
+// the configuration records (see the package documentation, section
+// Membership). Start may be called once; if it fails, the node is stopped
+// with that error. Calls made before Start wait for it.
+func (n *Node) Start(peers []raft.Peer) error {
 	err := ErrStopped
 	n.startOnce.Do(func() {
-		if err = n.start(bootstrapVoters); err != nil {
+		if err = n.start(peers); err != nil {
 			n.halt(fmt.Errorf("%w: Start failed: %w", ErrStopped, err))
 			n.closeDone()
 		}
@@ -178,7 +183,7 @@ func (n *Node) Start(bootstrapVoters []uint64) error {
 	return err
 }
 
-func (n *Node) start(voters []uint64) error {
+func (n *Node) start(peers []raft.Peer) error {
 	snap, err := n.storage.Snapshot()
 	if err != nil {
 		return fmt.Errorf("raftnode: reading the snapshot: %w", err)
@@ -188,6 +193,10 @@ func (n *Node) start(voters []uint64) error {
 		// snapshot, or the bootstrap voters (the configuration changes
 		// after the snapshot, if any, could only add members: it then
 		// warns on the first message it cannot send).
+		voters := make([]uint64, len(peers))
+		for i, p := range peers {
+			voters[i] = p.ID
+		}
 		if !soloVoter(snap.Metadata.ConfState, voters, n.id) {
 			return fmt.Errorf("%w: Config.Transport must be set before Start, unless this node is the single voter", raft.ErrInvalidConfig)
 		}
@@ -204,12 +213,13 @@ func (n *Node) start(voters []uint64) error {
 		if err := n.restore(snap); err != nil {
 			return err
 		}
-	} else if len(voters) > 0 {
-		if err := rn.Bootstrap(voters); err != nil {
+	} else if len(peers) > 0 {
+		if err := rn.BootstrapPeers(peers); err != nil {
 			return err
 		}
 	}
 	n.rn = rn
+	n.followConf(rn.Status().Config)
 	n.watch.setApplied(snap.Metadata.Index)
 	n.counters.snapshotIndex.Store(snap.Metadata.Index)
 	n.haltMu.Lock()

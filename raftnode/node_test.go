@@ -116,7 +116,7 @@ func TestNodeAddVoterFromSnapshot(t *testing.T) {
 
 	c.addPeer(4)
 	m := c.start(4, raft.NewMemoryStorage(), nil) // joins: no bootstrap
-	cs, err := c.members[lead].node.AddVoter(ctx, 4)
+	cs, err := c.members[lead].node.AddVoter(ctx, 4, "")
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{1, 2, 3, 4}, cs.Voters)
 
@@ -244,7 +244,7 @@ func TestNodeStartErrors(t *testing.T) {
 	t.Run("no transport for several voters", func(t *testing.T) {
 		n, err := raftnode.New(raftnode.Config{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(), StateMachine: &nodeTestSM{}})
 		require.NoError(t, err)
-		err = n.Start([]uint64{1, 2, 3})
+		err = n.Start(nodePeers([]uint64{1, 2, 3}))
 		assert.ErrorIs(t, err, raft.ErrInvalidConfig)
 		assert.ErrorContains(t, err, "Config.Transport must be set")
 		n.Stop()
@@ -260,7 +260,7 @@ func TestNodeStartErrors(t *testing.T) {
 		require.NoError(t, err)
 		defer tr.Close()
 		n.SetTransport(tr)
-		err = n.Start([]uint64{1, 2, 3})
+		err = n.Start(nodePeers([]uint64{1, 2, 3}))
 		assert.ErrorIs(t, err, raft.ErrInvalidConfig)
 		assert.Contains(t, err.Error(), "do not include this node")
 		n.Stop()

@@ -40,7 +40,7 @@ func TestNodeRemovedFollowerAnswersErrRemoved(t *testing.T) {
 	assert.ErrorIs(t, n.Read(ctx), raftnode.ErrRemoved)
 	assert.ErrorIs(t, n.ProposeUntracked(ctx, []byte("x")), raftnode.ErrRemoved)
 	assert.ErrorIs(t, n.TransferLeadership(ctx, lead), raftnode.ErrRemoved)
-	_, err = n.AddVoter(ctx, 9)
+	_, err = n.AddVoter(ctx, 9, "")
 	assert.ErrorIs(t, err, raftnode.ErrRemoved)
 	assert.NoError(t, n.Err(), "without StopWhenRemoved the node runs on")
 	select {

@@ -264,7 +264,7 @@ func nodeTransferTargetWaitsForConfChanges(t testing.TB) {
 	ln, tn := c.members[lead].node, c.members[tgt].node
 	_, err := ln.Propose(ctx, []byte("hold"))
 	require.NoError(t, err)
-	_, err = ln.AddLearner(ctx, 4) // node 4 never runs
+	_, err = ln.AddLearner(ctx, 4, "") // node 4 never runs
 	require.NoError(t, err)
 	ccIndex := ln.AppliedIndex()
 	nodeWaitFor(t, "the target to learn the change is committed", func() bool {

@@ -17,7 +17,7 @@ func TestNodeSingleVoterNeedsNoTransport(t *testing.T) {
 	n, err := raftnode.New(raftnode.Config{Raft: raft.Config{ID: 1, ElectionTick: 20, HeartbeatTick: 1},
 		Storage: storage, StateMachine: sm, TickInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
-	require.NoError(t, n.Start([]uint64{1}))
+	require.NoError(t, n.Start([]raft.Peer{{ID: 1}}))
 	defer n.Stop()
 	ctx := nodeCtx(t)
 	_, _, err = n.WaitLeader(ctx)

@@ -57,7 +57,7 @@ func startTCPNodes(t *testing.T, n int, timing raft.Config, tick time.Duration) 
 			node.Stop()
 			assert.NoError(t, tr.Close())
 		})
-		require.NoError(t, node.Start(ids))
+		require.NoError(t, node.Start(nodePeers(ids)))
 		nodes[id] = node
 	}
 	var lead uint64

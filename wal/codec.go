@@ -71,17 +71,67 @@ func (s summary) String() string {
 		s.snap.Index, s.snap.Term, s.offset, s.offsetTerm, s.last, s.lastTerm, s.hs)
 }
 
+// ConfState flags, in the byte after the ID lists. confAutoLeave was once
+// the whole byte (0 or 1); confAddresses is set only when the addresses
+// follow the incarnations, so that a configuration without addresses is
+// encoded as before.
+const (
+	confAutoLeave = 1 << 0
+	confAddresses = 1 << 1
+)
+
 func encodeConfState(e *encoder, cs *raft.ConfState) {
 	e.ids(cs.Voters)
 	e.ids(cs.Learners)
 	e.ids(cs.VotersOutgoing)
 	e.ids(cs.LearnersNext)
+	var flags byte
 	if cs.AutoLeave {
-		e.byte1(1)
-	} else {
-		e.byte1(0)
+		flags |= confAutoLeave
 	}
+	if len(cs.Addresses) > 0 {
+		flags |= confAddresses
+	}
+	e.byte1(flags)
 	encodeIncarnations(e, cs.Incarnations)
+	if len(cs.Addresses) > 0 {
+		encodeAddresses(e, cs.Addresses)
+	}
+}
+
+// encodeAddresses writes the count, then (id, address) pairs ascending by
+// id, so that equal maps encode to equal bytes.
+func encodeAddresses(e *encoder, addrs map[uint64]string) {
+	ids := make([]uint64, 0, len(addrs))
+	for id := range addrs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	e.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		e.uvarint(id)
+		e.bytes([]byte(addrs[id]))
+	}
+}
+
+// decodeAddresses reads what encodeAddresses wrote; an empty map decodes
+// as nil.
+func decodeAddresses(d *decoder) map[uint64]string {
+	n := d.uvarint()
+	// Every pair takes at least two bytes: bound the count first.
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	if n > uint64(len(d.b))/2 {
+		d.err = errShortPayload
+		return nil
+	}
+	addrs := make(map[uint64]string, n)
+	for range n {
+		id := d.uvarint()
+		addrs[id] = string(d.bytes())
+	}
+	return addrs
 }
 
 // encodeIncarnations writes the count, then (id, incarnation) pairs
@@ -125,8 +175,15 @@ func decodeConfState(d *decoder) raft.ConfState {
 	cs.Learners = d.ids()
 	cs.VotersOutgoing = d.ids()
 	cs.LearnersNext = d.ids()
-	cs.AutoLeave = d.byte1() == 1
+	flags := d.byte1()
+	if d.err == nil && flags&^(confAutoLeave|confAddresses) != 0 {
+		d.err = fmt.Errorf("unknown configuration flags %#x", flags)
+	}
+	cs.AutoLeave = flags&confAutoLeave != 0
 	cs.Incarnations = decodeIncarnations(d)
+	if flags&confAddresses != 0 {
+		cs.Addresses = decodeAddresses(d)
+	}
 	return cs
 }
 

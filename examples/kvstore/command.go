@@ -23,7 +23,9 @@ const (
 	opMSet                    // Keys, Vals
 	opExpire                  // deletes every key whose expiry is before Now
 	opNode                    // ID, HTTP, RESP: a node announces its client addresses
-	opPeer                    // ID, Raft: the raft address of a node about to be added
+	// Op 7 recorded a node's raft address before the raft configuration
+	// carried them (raft.ConfState.Addresses); an old entry of it no
+	// longer decodes, and applies as an error that changes nothing.
 )
 
 // isClientOp reports whether op is a write that clients ask for. The other
@@ -68,7 +70,7 @@ type command struct {
 	Keys  [][]byte
 	Vals  [][]byte
 	ID    uint64
-	Addrs []string // opNode: HTTP, RESP; opPeer: raft
+	Addrs []string // opNode: HTTP, RESP
 }
 
 var errBadCommand = errors.New("kvstore: malformed command")
@@ -102,7 +104,7 @@ func (c *command) encode() []byte {
 			b = putBytes(b, c.Vals[i])
 		}
 	case opExpire:
-	case opNode, opPeer:
+	case opNode:
 		b = binary.AppendUvarint(b, c.ID)
 		b = binary.AppendUvarint(b, uint64(len(c.Addrs)))
 		for _, a := range c.Addrs {
@@ -205,7 +207,7 @@ func decodeCommand(data []byte) (*command, error) {
 			c.Vals = append(c.Vals, d.bytes())
 		}
 	case opExpire:
-	case opNode, opPeer:
+	case opNode:
 		c.ID = d.uvarint()
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {

@@ -257,10 +257,11 @@ func memberErr(err error) int {
 	return http.StatusInternalServerError
 }
 
-// handleAddMember serves POST /members?id=4&addr=host:port: it records the
-// new node's raft address in the log (so every member can reach it), adds
-// it as a learner, waits until it has caught up (by snapshot or log) and
-// promotes it to voter.
+// handleAddMember serves POST /members?id=4&addr=host:port: it adds the
+// new node as a learner at its raft address, which the raft configuration
+// records (so that every member's transport, later ones included, reaches
+// it), waits until it has caught up (by snapshot or log) and promotes it to
+// voter.
 func (s *server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	id, err := strconv.ParseUint(q.Get("id"), 10, 64)
@@ -274,8 +275,9 @@ func (s *server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	member := slices.Contains(s.members.Voters, id) || slices.Contains(s.members.Learners, id)
+	recorded := s.members.Addresses[id]
 	s.mu.Unlock()
-	if ni, _ := s.kv.nodeInfo(id); member && ni.Raft != addr {
+	if member && recorded != addr {
 		// Re-adding a member at another address would redirect its raft
 		// traffic: remove it first.
 		httpError(w, http.StatusConflict, fmt.Sprintf("node %d is a member at another address; remove it first", id))
@@ -283,11 +285,7 @@ func (s *server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
-	if err := s.proposeInternal(ctx, &command{Op: opPeer, ID: id, Addrs: []string{addr}}); err != nil {
-		httpError(w, memberErr(err), err.Error())
-		return
-	}
-	if _, err := s.node.AddLearner(ctx, id); err != nil {
+	if _, err := s.node.AddLearner(ctx, id, addr); err != nil {
 		httpError(w, memberErr(err), err.Error())
 		return
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/tls"
@@ -212,7 +213,7 @@ func newServer(cfg config) (*server, error) {
 	}
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 64}}
 
-	s.kv = newKVStore(s.onPeer)
+	s.kv = newKVStore()
 	rcfg := raft.Config{
 		ID: cfg.ID, ElectionTick: 10, HeartbeatTick: 1, Logger: cfg.Logger, // the core adds raft_id
 		Seed: uint64(time.Now().UnixNano()), Incarnation: s.wal.Identity().Incarnation,
@@ -229,6 +230,9 @@ func newServer(cfg config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// --cluster only seeds the transport, so that a joining node accepts
+	// its first leader: from then on the Node has it follow the raft
+	// configuration, which records every member's address.
 	peers := map[uint64]string{}
 	for id, addr := range cfg.Peers {
 		if id != cfg.ID {
@@ -252,12 +256,12 @@ func newServer(cfg config) (*server, error) {
 	}
 	closers = append(closers, s.tr.Close)
 	s.node.SetTransport(s.tr)
-	var voters []uint64
+	var voters []raft.Peer // the first configuration records their addresses
 	if cfg.Bootstrap {
-		for id := range cfg.Peers {
-			voters = append(voters, id)
+		for id, addr := range cfg.Peers {
+			voters = append(voters, raft.Peer{ID: id, Address: addr})
 		}
-		slices.Sort(voters)
+		slices.SortFunc(voters, func(a, b raft.Peer) int { return cmp.Compare(a.ID, b.ID) })
 	}
 	if err := s.node.Start(voters); err != nil {
 		return nil, err
@@ -349,12 +353,6 @@ func (s *server) watchHalt() {
 	}
 }
 
-func (s *server) onPeer(id uint64, addr string) {
-	if id != s.cfg.ID && s.tr != nil {
-		s.tr.AddPeer(id, addr)
-	}
-}
-
 func (s *server) onLeaderChange(leader, term uint64) {
 	s.metrics.leaderChanges.Add(1)
 	s.log.Debug("leader", zap.Uint64("leader", leader), zap.Uint64("term", term)) // the core logs changes at Info
@@ -417,16 +415,14 @@ func (s *server) waitAnnounced(addrs []string, d time.Duration) bool {
 	}
 }
 
+// onConfChange records the membership. The transport follows it on its
+// own: the Node adds every member at the address the configuration
+// records and removes those that leave.
 func (s *server) onConfChange(cs raft.ConfState) {
 	s.mu.Lock()
 	old := s.members
 	s.members = cs
 	s.mu.Unlock()
-	for _, id := range append(old.Voters, old.Learners...) {
-		if id != s.cfg.ID && !slices.Contains(cs.Voters, id) && !slices.Contains(cs.Learners, id) {
-			s.tr.RemovePeer(id)
-		}
-	}
 	if !slices.Equal(old.Voters, cs.Voters) || !slices.Equal(old.Learners, cs.Learners) {
 		s.log.Info("membership", zap.Uint64s("voters", cs.Voters), zap.Uint64s("learners", cs.Learners))
 	}

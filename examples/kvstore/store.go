@@ -42,13 +42,12 @@ type kvItem struct {
 
 func (it *kvItem) expired(now int64) bool { return it.exp != 0 && now > it.exp }
 
-// nodeInfo is what the log says about a node: its client addresses (which
-// it announces when it becomes leader) and its raft address (recorded when
-// it is added through POST /members).
+// nodeInfo is what the log says about a node: its client addresses, which
+// it announces at startup and when it becomes leader. Its raft address is
+// in the raft configuration (raft.ConfState.Addresses), not here.
 type nodeInfo struct {
 	HTTP string `json:"http,omitempty"`
 	RESP string `json:"resp,omitempty"`
-	Raft string `json:"raft,omitempty"`
 }
 
 // kvStore is the replicated state machine: a map of keys with expiry
@@ -75,18 +74,16 @@ type kvStore struct {
 	last  uint64 // index of the last entry applied here
 	// changed is closed (and replaced) after every Apply and Restore.
 	changed chan struct{}
-	// onPeer is called (under mu) with each raft address the log records.
-	onPeer func(id uint64, addr string)
 }
 
 const maxTombs = 100000
 
 var _ raftnode.StateMachine = (*kvStore)(nil)
 
-func newKVStore(onPeer func(id uint64, addr string)) *kvStore {
+func newKVStore() *kvStore {
 	return &kvStore{
 		data: map[string]*kvItem{}, nodes: map[uint64]nodeInfo{}, tomb: map[string]uint64{},
-		changed: make(chan struct{}), onPeer: onPeer,
+		changed: make(chan struct{}),
 	}
 }
 
@@ -196,15 +193,6 @@ func (s *kvStore) applyOne(e *raft.Entry) *result {
 			ni.HTTP, ni.RESP = c.Addrs[0], c.Addrs[1]
 		}
 		s.nodes[c.ID] = ni
-	case opPeer:
-		ni := s.nodes[c.ID]
-		if len(c.Addrs) == 1 {
-			ni.Raft = c.Addrs[0]
-			if s.onPeer != nil {
-				s.onPeer(c.ID, ni.Raft)
-			}
-		}
-		s.nodes[c.ID] = ni
 	}
 	return res
 }
@@ -311,14 +299,18 @@ func (s *kvStore) revision(k string) (uint64, <-chan struct{}) {
 // Snapshot implements raftnode.StateMachine: the image is encoded at once
 // under the lock, so later Applies do not change it.
 //
-//	"KVS1" last(uvarint) nodes(uvarint) {id addrs(3 strings)}... keys(uvarint) {key val exp(varint) rev(uvarint)}...
+//	"KVS2" last(uvarint) nodes(uvarint) {id http resp}... keys(uvarint) {key val exp(varint) rev(uvarint)}...
+//
+// Restore also reads the "KVS1" images written before, whose nodes held a
+// third string, the raft address, which it drops: the raft configuration
+// carries those now.
 //
 // The image is built in memory: fine for the data sizes this example is
 // meant for.
 func (s *kvStore) Snapshot() (io.ReadCloser, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	b := []byte("KVS1")
+	b := []byte("KVS2")
 	b = binary.AppendUvarint(b, s.last)
 	ids := make([]uint64, 0, len(s.nodes))
 	for id := range s.nodes {
@@ -331,7 +323,6 @@ func (s *kvStore) Snapshot() (io.ReadCloser, error) {
 		b = binary.AppendUvarint(b, id)
 		b = putBytes(b, []byte(ni.HTTP))
 		b = putBytes(b, []byte(ni.RESP))
-		b = putBytes(b, []byte(ni.Raft))
 	}
 	keys := make([]string, 0, len(s.data))
 	for k := range s.data {
@@ -359,15 +350,19 @@ func (s *kvStore) Restore(r io.Reader) error {
 	nodes := map[uint64]nodeInfo{}
 	var last uint64
 	if len(img) > 0 {
-		if !bytes.HasPrefix(img, []byte("KVS1")) {
-			return errors.New("kvstore: snapshot image has no KVS1 header")
+		v1 := bytes.HasPrefix(img, []byte("KVS1"))
+		if !v1 && !bytes.HasPrefix(img, []byte("KVS2")) {
+			return errors.New("kvstore: snapshot image has no KVS2 (or KVS1) header")
 		}
 		d := &decoder{b: img[4:]}
 		last = d.uvarint()
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			id := d.uvarint()
-			nodes[id] = nodeInfo{HTTP: string(d.bytes()), RESP: string(d.bytes()), Raft: string(d.bytes())}
+			nodes[id] = nodeInfo{HTTP: string(d.bytes()), RESP: string(d.bytes())}
+			if v1 {
+				d.bytes() // the raft address
+			}
 		}
 		n = d.count()
 		for i := 0; i < n && d.err == nil; i++ {
@@ -384,13 +379,6 @@ func (s *kvStore) Restore(r io.Reader) error {
 	// Deletions before the snapshot are unknown: treat them as happening
 	// at the last command the image covers.
 	s.floor, s.last = last, last
-	if s.onPeer != nil {
-		for id, ni := range nodes {
-			if ni.Raft != "" {
-				s.onPeer(id, ni.Raft)
-			}
-		}
-	}
 	ch := s.changed
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

@@ -134,6 +134,10 @@ func start(w harness.Workload) ([]*member, error) {
 		return nil, err
 	}
 	var members []*member
+	peers := make([]raft.Peer, len(harness.Voters)) // in memory: no addresses
+	for i, id := range harness.Voters {
+		peers[i] = raft.Peer{ID: id}
+	}
 	for _, id := range harness.Voters {
 		log, err := wal.Open(filepath.Join(w.Dir, fmt.Sprintf("node-%d", id)), wal.Options{})
 		if err != nil {
@@ -156,7 +160,7 @@ func start(w harness.Workload) ([]*member, error) {
 			return members, err
 		}
 		m.node.SetTransport(m.tr)
-		if err := m.node.Start(harness.Voters); err != nil {
+		if err := m.node.Start(peers); err != nil {
 			return members, err
 		}
 	}
