@@ -95,6 +95,14 @@ func (l *Log) roll() error {
 	if err != nil {
 		return l.poison("roll", err)
 	}
+	// The synced marker of the last record was written without a sync:
+	// make it durable before the seal, or a power loss could keep the
+	// seal and lose the marker, which recovery takes for a damaged synced
+	// record.
+	if err := l.f.Sync(); err != nil {
+		_ = f.Close()
+		return l.poison("sync before seal", err)
+	}
 	seal := appendRecord(nil, recSeal, encodeSeal(l.seq+1))
 	if _, err := l.f.WriteAt(seal, l.off); err != nil {
 		_ = f.Close()
