@@ -221,7 +221,7 @@ func (l *Log) writeSnapTemp(tmp string, meta *raft.SnapshotMetadata, r io.Reader
 	var size int64
 	buf := make([]byte, snapCopyBuf)
 	for {
-		n, rerr := io.ReadFull(r, buf)
+		n, rerr := readFull(r, buf)
 		if n > 0 {
 			if _, err := f.WriteAt(buf[:n], off); err != nil {
 				return fail("write", err)
@@ -230,7 +230,7 @@ func (l *Log) writeSnapTemp(tmp string, meta *raft.SnapshotMetadata, r io.Reader
 			off += int64(n)
 			size += int64(n)
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
@@ -252,6 +252,22 @@ func (l *Log) writeSnapTemp(tmp string, meta *raft.SnapshotMetadata, r io.Reader
 		return 0, l.tmpFailed("write snapshot", final, tmp, "close", nil, err)
 	}
 	return size, nil
+}
+
+// readFull reads into buf until it is full or r fails; unlike
+// io.ReadFull, it returns r's error as it is (io.EOF after a partial read
+// too), so that a reader that fails with io.ErrUnexpectedEOF (a stream cut
+// short) is never taken for one that ended.
+func readFull(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // stage writes the snapshot file of meta from r under a temporary name of
