@@ -388,9 +388,8 @@ func TestNodeSnapshotStreamsEndToEnd(t *testing.T) {
 	_, err := n1.node.AddLearner(ctx, 2, c.addrs[2])
 	require.NoError(t, err)
 	deadline := nodeWaitTimeout + time.Duration(size/(8<<20))*time.Second
-	waitUntil(t, deadline, "the learner to restore the snapshot", func() bool {
-		r, _, _, _ := followerSM.state()
-		return r > 0 && n2.node.AppliedIndex() >= snapIndex
+	waitUntil(t, deadline, "the learner to restore and save the snapshot", func() bool {
+		return restoredAndSaved(followerSM, n2, snapIndex)
 	})
 	took := time.Since(start)
 	top := peak()
@@ -422,6 +421,15 @@ func TestNodeSnapshotStreamsEndToEnd(t *testing.T) {
 	assert.Less(t, growth, int64(maxSnapshotRSSGrowth), "RSS grew by %d MiB for a %d MiB snapshot", growth>>20, size>>20)
 }
 
+// restoredAndSaved reports whether s restored a snapshot into sm and its
+// storage holds the snapshot at index (the apply and persist goroutines
+// do each at their own pace).
+func restoredAndSaved(sm *bigStateSM, s *streamNode, index uint64) bool {
+	r, _, _, _ := sm.state()
+	held, err := s.log.Snapshot()
+	return r > 0 && s.node.AppliedIndex() >= index && err == nil && held.Metadata.Index == index
+}
+
 // waitUntil polls cond until it holds or d passes.
 func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -446,9 +454,8 @@ func TestNodeSnapshotStreamsOverMemTransport(t *testing.T) {
 	n2 := c.start(2, "", followerSM, nil)
 	_, err := n1.node.AddLearner(nodeCtx(t), 2, c.addrs[2])
 	require.NoError(t, err)
-	nodeWaitFor(t, "the learner to restore", func() bool {
-		r, _, _, _ := followerSM.state()
-		return r > 0 && n2.node.AppliedIndex() >= snapIndex
+	nodeWaitFor(t, "the learner to restore and save the snapshot", func() bool {
+		return restoredAndSaved(followerSM, n2, snapIndex)
 	})
 	_, sum, n, _ := followerSM.state()
 	assert.Equal(t, int64(size), n)
@@ -534,7 +541,11 @@ func TestNodeHandleSnapshotRefusesBrokenStream(t *testing.T) {
 		assert.True(t, held.IsEmpty())
 	}
 	require.NoError(t, n2.node.HandleSnapshot(msg(), newGenReader(1, 2<<20)))
-	nodeWaitFor(t, "the sound snapshot to be restored", func() bool { r, _, _, _ := sm.state(); return r == 1 })
+	nodeWaitFor(t, "the sound snapshot to be restored and saved", func() bool {
+		r, _, _, _ := sm.state()
+		held, err := n2.log.Snapshot()
+		return r == 1 && err == nil && held.Metadata.Index == meta.Index
+	})
 	_, sum, _, _ := sm.state()
 	assert.Equal(t, genSum(1, 2<<20), sum)
 	held, err := n2.log.Snapshot()
