@@ -84,7 +84,7 @@ func TestStreamSnapshotCreateFromAndReopen(t *testing.T) {
 	dir := t.TempDir()
 	l := openStream(t, dir, wal.Options{})
 	img := streamImage(1, 3<<20+17) // more than one copy buffer
-	cs := raft.ConfState{Voters: []uint64{1, 2, 3}}
+	cs := raft.ConfState{Voters: []uint64{1, 2, 3}, Addresses: map[uint64]string{1: "a:1", 2: "b:2", 3: "c:3"}}
 	snap, err := l.CreateSnapshotFrom(15, &cs, bytes.NewReader(img))
 	require.NoError(t, err)
 	assert.Equal(t, raft.SnapshotMetadata{Index: 15, Term: 2, ConfState: cs}, snap.Metadata)
