@@ -112,10 +112,13 @@ type SnapshotMetadata struct {
 }
 
 // Snapshot is a point-in-time image of the application state together with
-// the log position it covers.
+// the log position it covers. The image is Data, in memory, or, for
+// storage and transports that stream it, read through Source (then Data is
+// empty); Source stays in the process: it is never encoded.
 type Snapshot struct {
 	Metadata SnapshotMetadata `msgpack:"m"`
 	Data     []byte           `msgpack:"d"`
+	Source   SnapshotSource   `msgpack:"-"`
 }
 
 // IsEmpty reports whether the snapshot covers no log position.

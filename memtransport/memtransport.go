@@ -5,7 +5,11 @@
 // down, unknown or cut-off peer, or beyond a full queue, is dropped and
 // reported through ReportUnreachable; messages travel through wire.Codec, so
 // the receiver gets its own copy and the same size bounds apply; a MsgSnap
-// is delivered whole and reported through ReportSnapshot.
+// is reported through ReportSnapshot. A snapshot's data does not go through
+// the codec (so its size is not bounded by the frame size): it is read from
+// the snapshot's Source, or Data, and handed to a receiving
+// raft.SnapshotStreamHandler as a stream (HandleSnapshot), or to any other
+// handler in Data.
 //
 // Nodes find each other through a Network, which can also cut links to
 // simulate partitions.
@@ -14,6 +18,7 @@ package memtransport
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/keelraft/raft"
@@ -274,6 +279,9 @@ func (t *Transport) drain(p *peer, q chan raft.Message) {
 // deliver copies m through the codec and hands it to the receiver; it
 // reports whether the receiver got it.
 func (t *Transport) deliver(m *raft.Message, stop chan struct{}) bool {
+	if m.Type == raft.MsgSnap && m.Snapshot != nil {
+		return t.deliverSnapshot(m, stop)
+	}
 	frame, err := t.net.codec.AppendFrame(nil, m)
 	if err != nil {
 		return false
@@ -341,4 +349,53 @@ func (t *Transport) reportLoop() {
 			t.h.ReportSnapshot(id, raft.SnapshotFinish)
 		}
 	}
+}
+
+// deliverSnapshot hands a MsgSnap to the receiver: the message copied
+// through the codec without its data, and the data read from the
+// snapshot's Source or Data, as a stream to a raft.SnapshotStreamHandler
+// or in Data to any other handler. It reports whether the receiver took
+// it.
+func (t *Transport) deliverSnapshot(m *raft.Message, stop chan struct{}) bool {
+	meta := *m.Snapshot
+	meta.Data, meta.Source = nil, nil
+	bare := *m
+	bare.Snapshot = &meta
+	frame, err := t.net.codec.AppendFrame(nil, &bare)
+	if err != nil {
+		return false
+	}
+	var cp raft.Message
+	if err := t.net.codec.Decode(wire.FrameMessage, frame[wire.FrameHeaderSize:], &cp); err != nil || cp.Snapshot == nil {
+		return false
+	}
+	select {
+	case <-stop:
+		return false
+	default:
+	}
+	dst := t.net.route(t.id, m.To)
+	if dst == nil {
+		return false
+	}
+	dst.mu.RLock()
+	defer dst.mu.RUnlock()
+	if dst.closed || !dst.knows(t.id) {
+		return false
+	}
+	data, _, err := m.Snapshot.OpenData()
+	if err != nil {
+		return false
+	}
+	defer data.Close()
+	if sh, ok := dst.h.(raft.SnapshotStreamHandler); ok {
+		return sh.HandleSnapshot(cp, data) == nil
+	}
+	b, err := io.ReadAll(data)
+	if err != nil {
+		return false
+	}
+	cp.Snapshot.Data = b
+	dst.h.HandleMessage(cp)
+	return true
 }

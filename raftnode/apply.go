@@ -1,7 +1,6 @@
 package raftnode
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -26,6 +25,9 @@ type nodeApplier struct {
 	// member is whether this node belonged to a configuration applied
 	// so far (see noteMembership).
 	member bool
+	// durable is the index a DurableStateMachine reported on Start:
+	// normal entries up to it are not applied again.
+	durable uint64
 }
 
 func (a *nodeApplier) run() {
@@ -36,6 +38,10 @@ func (a *nodeApplier) run() {
 			return
 		case t := <-a.n.applyc:
 			if !a.apply(t) {
+				return
+			}
+		case req := <-a.n.snapReqc:
+			if !a.snapshotNow(req) {
 				return
 			}
 		}
@@ -51,7 +57,7 @@ func (a *nodeApplier) apply(t nodeApplyTask) bool {
 			return false
 		}
 		idx := t.snap.Metadata.Index
-		a.applied, a.snapIndex, a.cs = idx, idx, t.snap.Metadata.ConfState
+		a.applied, a.snapIndex, a.cs, a.durable = idx, idx, t.snap.Metadata.ConfState, 0
 		n.counters.snapshotsRestored.Add(1)
 		n.counters.snapshotIndex.Store(idx)
 		n.props.unknownUpTo(idx)
@@ -66,7 +72,7 @@ func (a *nodeApplier) apply(t nodeApplyTask) bool {
 			if !a.applyConfChange(e) {
 				return false
 			}
-		case len(e.Data) == 0:
+		case len(e.Data) == 0 || e.Index <= a.durable:
 			a.flush() // complete proposals in log order
 			n.props.applied(e, nil, nil)
 		default:
@@ -137,7 +143,7 @@ func (a *nodeApplier) applyConfChange(e *raft.Entry) bool {
 
 // restore replaces the state machine's state with snap's image.
 func (n *Node) restore(snap raft.Snapshot) error {
-	if err := n.sm.Restore(bytes.NewReader(snap.Data)); err != nil {
+	if _, err := n.restoreData(snap); err != nil {
 		err = fmt.Errorf("restoring the snapshot at index %d: %w", snap.Metadata.Index, err)
 		n.fail("state machine", err)
 		return err

@@ -44,6 +44,8 @@ The calls:
   - Barrier waits on the leader until everything appended before it is
     applied; VerifyLeader confirms with a quorum that this node still
     leads; WaitLeader waits until a leader is known.
+  - Snapshot takes a snapshot now, besides the automatic ones every
+    SnapshotEvery entries, and returns its index once it is stored.
   - AddVoter and AddLearner (with the new node's address), Promote and
     Remove change the membership one node at a time and return the
     configuration in force after it (see Membership);
@@ -54,9 +56,10 @@ The calls:
   - Stop ends the goroutines; Err returns the error that stopped the node
     on its own (storage, state machine), nil while it runs.
 
-The transport delivers what it receives with HandleMessage and reports
-failures with ReportUnreachable and ReportSnapshot: a Node is the
-transport's raft.TransportHandler.
+The transport delivers what it receives with HandleMessage (and, for a
+transport that streams snapshots, HandleSnapshot) and reports failures
+with ReportUnreachable and ReportSnapshot: a Node is the transport's
+raft.TransportHandler and raft.SnapshotStreamHandler.
 
 # Membership
 
@@ -102,9 +105,43 @@ methods, whose requests the raft loop serves:
     and waiters, and has the loop acknowledge what it applied
     (AckApplied). Every SnapshotEvery entries it takes a StateMachine
     snapshot.
- 4. The snapshotter writes that snapshot (CreateSnapshot) and compacts the
-    log behind it, leaving CompactKeep entries.
+ 4. The snapshotter writes that snapshot (CreateSnapshot, or
+    CreateSnapshotFrom to stream it) and compacts the log behind it,
+    leaving CompactKeep entries. Snapshot calls take theirs through the
+    apply goroutine and the snapshotter too, in order.
  5. The notifier calls OnLeaderChange and OnConfChange in order.
+
+# Snapshots
+
+Snapshot data streams end to end, so that memory does not grow with the
+size of the state, when the storage is a raft.SnapshotStore (package wal
+opened with wal.Options.StreamSnapshots) and the transport streams
+(package tcptransport; memtransport too):
+
+  - The snapshotter copies the reader StateMachine.Snapshot returns into
+    the storage (SnapshotStore.CreateSnapshotFrom), chunk by chunk.
+  - The storage hands out snapshots whose Data is empty and whose
+    raft.SnapshotSource reads its file; the core carries the Source in
+    the MsgSnap it sends a lagging follower, and the transport reads the
+    data from it as it sends.
+  - The receiving transport passes the chunks to HandleSnapshot as they
+    arrive; the Node writes them to its storage
+    (SnapshotStore.ReceiveSnapshot) and only then queues the MsgSnap,
+    carrying the stored data's Source. A stream cut short or failing its
+    checksum is refused and leaves nothing behind.
+  - Saving the Ready that installs the snapshot moves the received file
+    into place, and the apply goroutine restores the state machine from
+    it with StateMachine.Restore, reading it to its end, where its
+    checksum is checked. Start restores from the storage's snapshot the
+    same way.
+
+With a storage that is not a SnapshotStore (raft.MemoryStorage), the data
+is read into memory at each step, as a RawNode host would hold it.
+
+A StateMachine that keeps its own durable state implements
+DurableStateMachine: on Start, if the applied index it reports is at or
+beyond the storage's snapshot, the Node skips Restore and does not apply
+again the entries the state machine holds.
 
 # Time
 
@@ -139,8 +176,9 @@ ReadOnlyLeaseBased applies to the monotonic clocks' rates.
 # Failure
 
 An error from raft.LogStorage.Save, CreateSnapshot or Compact (other than the
-benign ones documented there), or from StateMachine.Restore or Snapshot,
-stops the node: every pending and later call returns an error wrapping
+benign ones documented there), from StateMachine.Restore or Snapshot
+(or the snapshot reader, or a restored image failing its checksum), or
+from DurableStateMachine.AppliedIndex on Start, stops the node: every pending and later call returns an error wrapping
 it (Err returns it). A StateMachine panic is not recovered.
 */
 package raftnode

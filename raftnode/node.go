@@ -45,6 +45,7 @@ type Node struct {
 	applyc     chan nodeApplyTask // loop -> apply
 	appliedc   chan uint64        // apply -> loop: index applied
 	snapc      chan nodeSnapTask  // apply -> snapshotter
+	snapReqc   chan *nodeSnapReq  // Snapshot calls -> apply
 
 	notifier *nodeNotifier
 	props    nodeProposals
@@ -135,6 +136,7 @@ func New(cfg Config) (*Node, error) {
 		applyc:     make(chan nodeApplyTask, nodeMaxInflight),
 		appliedc:   make(chan uint64, nodeMaxInflight),
 		snapc:      make(chan nodeSnapTask, 1),
+		snapReqc:   make(chan *nodeSnapReq),
 		notifier:   newNodeNotifier(&cfg),
 		stopc:      make(chan struct{}),
 		donec:      make(chan struct{}),
@@ -209,8 +211,12 @@ func (n *Node) start(peers []raft.Peer) error {
 		return err
 	}
 	cs := snap.Metadata.ConfState
+	durable, err := n.durableApplied()
+	if err != nil {
+		return err
+	}
 	if !snap.IsEmpty() {
-		if err := n.restore(snap); err != nil {
+		if err := n.restoreOnStart(snap, durable); err != nil {
 			return err
 		}
 	} else if len(peers) > 0 {
@@ -225,7 +231,7 @@ func (n *Node) start(peers []raft.Peer) error {
 	n.haltMu.Lock()
 	n.started = true
 	n.haltMu.Unlock()
-	ap := &nodeApplier{n: n, applied: snap.Metadata.Index, snapIndex: snap.Metadata.Index, cs: cs, member: isMember(cs, n.id)}
+	ap := &nodeApplier{n: n, applied: snap.Metadata.Index, snapIndex: snap.Metadata.Index, cs: cs, member: isMember(cs, n.id), durable: durable}
 	n.wg.Add(4)
 	go n.notifier.run(&n.wg, n.stopc)
 	go n.runPersist()

@@ -27,12 +27,18 @@ type StateMachine interface {
 	// Snapshot returns a reader of the state as of the last Apply or
 	// Restore. The state must not change under the reader: the Node reads
 	// it from another goroutine while it calls Apply again. The Node
-	// closes the reader.
+	// closes the reader. With a storage that streams snapshots (see the
+	// package documentation, section Snapshots), the image goes to the
+	// storage as it is read, so a reader that produces the image as it
+	// goes keeps memory flat whatever the state's size.
 	Snapshot() (io.ReadCloser, error)
 
 	// Restore replaces the whole state with the image r reads, written
 	// earlier by a Snapshot reader (of this node or another one). An empty
 	// image (the bootstrap snapshot carries none) stands for the empty
-	// state.
+	// state. r streams the image from the storage when it can: Restore
+	// should consume it as it reads rather than read it whole. If the
+	// image turns out damaged at its end, r returns an error instead of
+	// io.EOF and the Node stops.
 	Restore(r io.Reader) error
 }

@@ -131,7 +131,9 @@ type Config struct {
 	// os.TempDir(). The file is unlinked as soon as it is created where the
 	// system allows (so a crash leaves nothing behind), and removed after
 	// the stream otherwise. Only a complete, verified snapshot is read into
-	// memory, to be handed to the handler.
+	// memory, to be handed to the handler. It is not used when the Handler
+	// is a raft.SnapshotStreamHandler, which takes the data as it streams
+	// in (and stores it where it likes).
 	SnapshotDir string
 
 	// HandshakeTimeout bounds an inbound connection's handshake, TLS

@@ -147,19 +147,30 @@ func TestSnapshotStreamRefused(t *testing.T) {
 			reason: "exceeds the maximum",
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tc := newTestCluster(t, 2, func(id uint64, c *Config) { c.MaxSnapshotSize = 1 << 20 })
-			conn := rawDial(t, tc.nodes[1], wire.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: wire.StreamSnapshot})
-			defer conn.Close()
-			testWrite(t, conn, tt.stream(t))
-			ack := testReadAck(t, conn)
-			assert.False(t, ack.OK)
-			assert.Contains(t, ack.Reason, tt.reason)
-			expectClosed(t, conn)
-			waitLog(t, tc.nodes[1], tt.reason)
-			tc.nodes[1].h.expectNone(t, 0)
-		})
+	for _, streaming := range []bool{false, true} {
+		for _, tt := range tests {
+			name := tt.name
+			if streaming {
+				name += " to a streaming handler"
+			}
+			t.Run(name, func(t *testing.T) {
+				tc := newTestCluster(t, 2, func(id uint64, c *Config) {
+					c.MaxSnapshotSize = 1 << 20
+					if streaming {
+						withStreamHandler(nil)(id, c)
+					}
+				})
+				conn := rawDial(t, tc.nodes[1], wire.Handshake{ClusterID: 0xC1, From: 2, To: 1, Stream: wire.StreamSnapshot})
+				defer conn.Close()
+				testWrite(t, conn, tt.stream(t))
+				ack := testReadAck(t, conn)
+				assert.False(t, ack.OK)
+				assert.Contains(t, ack.Reason, tt.reason)
+				expectClosed(t, conn)
+				waitLog(t, tc.nodes[1], tt.reason)
+				tc.nodes[1].h.expectNone(t, 0)
+			})
+		}
 	}
 }
 

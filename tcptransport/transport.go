@@ -10,6 +10,19 @@
 // carry frames towards this node; replies travel on this node's own outbound
 // connections.
 //
+// Snapshots stream end to end, so that neither side's memory grows with
+// their size. The sender reads a snapshot's data from its raft.Snapshot
+// Source when it has one (the snapshot file of a package wal log opened
+// with StreamSnapshots), one chunk at a time, and from Data otherwise; a
+// Source whose reader fails (a damaged file) cuts the stream, which the
+// receiver refuses. A receiver whose Handler implements
+// raft.SnapshotStreamHandler (as raftnode.Node does) hands it the MsgSnap
+// and a reader of the chunks as they arrive; the reader checks the
+// declared size and the SHA-256 before it returns io.EOF, and the stream is
+// acknowledged only once the handler took the whole verified data. Any
+// other handler gets the MsgSnap with the data in Data, read into memory
+// once it is complete and verified in a file of SnapshotDir.
+//
 // Every connection starts with a handshake (see wire.HandshakeVersion) that
 // names the cluster, the sender and the receiver, and authenticates both
 // ends: with TLS, by node certificates (see NodeURI); with a shared secret,
@@ -23,8 +36,8 @@
 // Inbound resources are bounded: connections still in their handshake (in
 // total, and per remote address, within HandshakeTimeout), one
 // authenticated connection per peer and stream kind, one incoming snapshot
-// per peer, streamed to a file in SnapshotDir and limited to
-// MaxSnapshotSize.
+// per peer, streamed to the handler or to a file in SnapshotDir and limited
+// to MaxSnapshotSize.
 package tcptransport
 
 import (

@@ -21,12 +21,39 @@ SetHardState and ApplySnapshot are the single-purpose writes of
 raft.MemoryStorage, with the same results and errors; each is durable on
 return.
 
+# Streaming snapshots
+
+A Log is a raft.SnapshotStore: snapshot data can flow between it and the
+state machine or the transport as a stream, so that memory does not grow
+with the size of the state. CreateSnapshotFrom(i, cs, r) writes the image r
+reads straight to the snapshot file (written and synced before the log's
+lock is taken, so Save goes on meanwhile); ReceiveSnapshot(meta, r) writes
+a snapshot a leader sends to a temporary file and returns its
+raft.SnapshotSource, which Save (or ApplySnapshot) of a snapshot carrying
+that Source installs by renaming it, without a copy. Save also takes a
+snapshot whose data comes from any other Source, and copies it. An error
+of the reader leaves nothing behind and does not poison the log.
+
+With Options.StreamSnapshots, the Log never holds snapshot data in memory:
+Snapshot returns snapshots whose Data is empty and whose Source reads the
+snapshot file, checking its checksum as it goes (the reader returns an
+error wrapping ErrCorrupt rather than io.EOF for a damaged file), and
+Open checks the file by reading it through. Without it, the current
+snapshot's data is held in Data, as before; hosts that read
+Snapshot().Data keep working. Package raftnode streams with either, but
+only StreamSnapshots keeps a large state out of memory. A Source reads
+the file it was made for: once a later snapshot has made that file
+obsolete and it was pruned (Options.KeepSnapshots), Open of the Source
+fails.
+
 # Layout
 
 	LOCK                                   flock(2), held while open
 	0000000000000001.wal ...               segments, in sequence
 	<index:016x>-<term:016x>.snap          snapshot files
-	*.tmp                                  unfinished files, removed by Open
+	*.tmp                                  unfinished and received but not
+	                                       installed snapshot files, removed
+	                                       by Open
 	*.damaged                              files moved aside by a salvage
 
 A segment is preallocated to Options.SegmentSize and holds 8-byte-aligned
@@ -134,7 +161,8 @@ middle of a call does not panic; the host must stop it.
 
 The Log holds in memory every entry after the compaction point (as
 raft.MemoryStorage does: the entries between the last Compact and the last
-index) and the current snapshot's data. Reads never touch the disk. A host
+index) and, unless Options.StreamSnapshots is set, the current snapshot's
+data; snapshot files are written and read through a 1 MiB buffer. Reads never touch the disk. A host
 bounds the memory by compacting regularly. Entries read back by Open share
 the buffer of their segment (its whole preallocated size), so a segment's
 memory is released once all its entries are compacted. Open of a log of one

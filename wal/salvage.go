@@ -184,7 +184,7 @@ func (l *Log) readSnapFile(m raft.SnapshotMetadata) (raft.Snapshot, bool) {
 	if err != nil || snap.Metadata.Index != m.Index || snap.Metadata.Term != m.Term {
 		return raft.Snapshot{}, false
 	}
-	return snap, true
+	return l.held(snap, name, int64(len(snap.Data))), true
 }
 
 // extentAfter returns the highest index (last or committed) that the

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -48,6 +49,13 @@ type Options struct {
 	// instead of failing with ErrCorrupt: see the package documentation
 	// and SalvageReport.
 	Salvage bool
+	// StreamSnapshots keeps snapshot data out of memory: Snapshot returns
+	// snapshots whose Data is empty and whose Source reads the snapshot
+	// file (see raft.SnapshotSource), and Open checks the snapshot file by
+	// reading it through rather than into memory. Without it the current
+	// snapshot's data is held in memory, in Data, as raft.MemoryStorage
+	// holds it. Either way the Log implements raft.SnapshotStore.
+	StreamSnapshots bool
 }
 
 // Log is a durable raft.Storage: a segmented write-ahead log of entries and
@@ -91,13 +99,22 @@ type Log struct {
 	// snaps are the snapshot files on disk, ascending by index.
 	snaps []raft.SnapshotMetadata
 
+	// staged are the snapshot files ReceiveSnapshot wrote that are not
+	// installed yet; tmpSeq numbers the temporary files written without
+	// the lock.
+	staged map[*snapSource]struct{}
+	tmpSeq atomic.Uint64
+
 	// err is the error that poisoned the log, or ErrClosed.
 	err  error
 	buf  []byte
 	mark [markerSize]byte // the last synced marker written
 }
 
-var _ raft.Storage = (*Log)(nil)
+var (
+	_ raft.Storage       = (*Log)(nil)
+	_ raft.SnapshotStore = (*Log)(nil)
+)
 
 // Open opens (creating if needed) the log in dir and recovers its state.
 // It returns an error wrapping ErrLocked if the directory is in use, and
@@ -468,18 +485,19 @@ func (l *Log) loadSnapshot() error {
 		return nil
 	}
 	name := l.path(snapName(meta.Index, meta.Term))
-	buf, err := l.fs.ReadFile(name)
-	if err != nil {
-		return corruptf(name, 0, "snapshot referenced by the log cannot be read: %v", err)
+	if l.opts.StreamSnapshots {
+		size, err := l.verifySnapFile(name, &meta)
+		if err != nil {
+			return err
+		}
+		l.st.snap = l.held(raft.Snapshot{Metadata: meta}, name, size)
+		return nil
 	}
-	snap, err := decodeSnapFile(name, buf)
+	data, err := l.readSnapData(name, &meta)
 	if err != nil {
 		return err
 	}
-	if snap.Metadata.Index != meta.Index || snap.Metadata.Term != meta.Term {
-		return corruptf(name, snapHeaderSize, "snapshot file holds %d/%d", snap.Metadata.Index, snap.Metadata.Term)
-	}
-	l.st.snap.Data = snap.Data
+	l.st.snap.Data = data
 	return nil
 }
 

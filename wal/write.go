@@ -95,6 +95,14 @@ func (l *Log) roll() error {
 	if err != nil {
 		return l.poison("roll", err)
 	}
+	// The synced marker of the last record was written without a sync:
+	// make it durable before the seal, or a power loss could keep the
+	// seal and lose the marker, which recovery takes for a damaged synced
+	// record.
+	if err := l.f.Sync(); err != nil {
+		_ = f.Close()
+		return l.poison("sync before seal", err)
+	}
 	seal := appendRecord(nil, recSeal, encodeSeal(l.seq+1))
 	if _, err := l.f.WriteAt(seal, l.off); err != nil {
 		_ = f.Close()
@@ -215,8 +223,10 @@ func (l *Log) apply(u *update, snap *raft.Snapshot) error {
 	if u.snapKind == 0 && !u.hasCompact && len(u.ents) == 0 && !u.hasHard {
 		return nil
 	}
+	var kept raft.Snapshot
 	if u.snapKind != 0 {
-		if err := l.writeSnapFile(snap); err != nil {
+		var err error
+		if kept, err = l.installSnapFile(snap); err != nil {
 			return err
 		}
 	}
@@ -225,9 +235,12 @@ func (l *Log) apply(u *update, snap *raft.Snapshot) error {
 	}
 	switch u.snapKind {
 	case snapApply:
-		l.st.applySnapshot(*snap)
+		l.st.applySnapshot(kept)
 	case snapCreate:
-		l.st.snap = *snap
+		l.st.snap = kept
+	}
+	if u.snapKind != 0 {
+		l.pruneStaged(kept.Metadata.Index)
 	}
 	if u.hasCompact {
 		l.st.compact(u.compactIndex, u.compactTerm)
@@ -308,7 +321,7 @@ func (l *Log) CreateSnapshot(i uint64, cs *raft.ConfState, data []byte) (raft.Sn
 	if err := l.apply(&update{snapKind: snapCreate, snap: snap.Metadata}, &snap); err != nil {
 		return raft.Snapshot{}, err
 	}
-	return snap, nil
+	return l.st.snap, nil
 }
 
 // Compact durably discards the entries up to and including compactIndex,
@@ -330,37 +343,6 @@ func (l *Log) Compact(compactIndex uint64) error {
 	}
 	term := l.st.ents[compactIndex-l.st.offset()].Term
 	return l.apply(&update{hasCompact: true, compactIndex: compactIndex, compactTerm: term}, nil)
-}
-
-// writeSnapFile writes snap's file durably: temporary name, sync, rename,
-// directory sync.
-func (l *Log) writeSnapFile(snap *raft.Snapshot) error {
-	name := l.path(snapName(snap.Metadata.Index, snap.Metadata.Term))
-	tmp := name + tmpSuffix
-	f, err := l.fs.Create(tmp)
-	if err != nil {
-		return l.poison("create snapshot", l.tmpFailed("write snapshot", name, tmp, "create", nil, err))
-	}
-	fail := func(op string, err error) error {
-		return l.poison(op+" snapshot", l.tmpFailed("write snapshot", name, tmp, op, f, err))
-	}
-	if _, err := f.WriteAt(encodeSnapFile(snap), 0); err != nil {
-		return fail("write", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail("sync", err)
-	}
-	if err := f.Close(); err != nil {
-		return l.poison("close snapshot", l.tmpFailed("write snapshot", name, tmp, "close", nil, err))
-	}
-	if err := l.fs.Rename(tmp, name); err != nil {
-		return l.poison("rename snapshot", l.tmpFailed("write snapshot", name, tmp, "rename", nil, err))
-	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
-		return l.poison("sync directory", fmt.Errorf("wal: write snapshot %s: sync directory %s: %w", filepath.Base(name), l.dir, err))
-	}
-	l.snaps = append(l.snaps, raft.SnapshotMetadata{Index: snap.Metadata.Index, Term: snap.Metadata.Term})
-	return nil
 }
 
 // pruneSnapshots deletes snapshot files beyond the newest KeepSnapshots

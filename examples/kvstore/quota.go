@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"syscall"
 
@@ -33,6 +35,20 @@ func (q *quotaFS) spend(name string, n int64) error {
 			return nil
 		}
 	}
+}
+
+// OpenReader implements wal.ReaderFS, so that snapshot files stream
+// (reads spend nothing): through the wrapped FS if it can, else from
+// ReadFile.
+func (q *quotaFS) OpenReader(name string) (io.ReadCloser, error) {
+	if r, ok := q.FS.(wal.ReaderFS); ok {
+		return r.OpenReader(name)
+	}
+	b, err := q.FS.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
 func (q *quotaFS) Create(name string) (wal.File, error) {

@@ -19,7 +19,9 @@ func openStorage(cfg config, log *zap.Logger) (*wal.Log, bool, error) {
 		return nil, false, errors.New("--bootstrap and --join exclude each other: --bootstrap starts a new cluster, --join joins a running one")
 	}
 	dir := filepath.Join(cfg.DataDir, "wal")
-	opts := wal.Options{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Salvage: true, Logger: log, SegmentSize: cfg.SegmentSize}
+	// StreamSnapshots: snapshot data stays in its files and streams to the
+	// state machine and to peers, never held by the log.
+	opts := wal.Options{ClusterID: cfg.ClusterID, NodeID: cfg.ID, Salvage: true, Logger: log, SegmentSize: cfg.SegmentSize, StreamSnapshots: true}
 	if cfg.DiskQuota > 0 {
 		opts.FS = newQuotaFS(wal.OSFS{}, cfg.DiskQuota)
 	}
