@@ -141,15 +141,15 @@ func (s *server) proposeInternal(ctx context.Context, c *command) error {
 }
 
 func (s *server) proposeLocal(ctx context.Context, data [][]byte) ([]*result, error) {
-	vals, err := s.node.ProposeBatch(ctx, data)
-	if err != nil {
-		return nil, err
+	out := s.node.ProposeBatch(ctx, data)
+	for _, r := range out {
+		if r.Err != nil {
+			return nil, r.Err
+		}
 	}
 	res := make([]*result, len(data))
 	for i := range res {
-		if i < len(vals) {
-			res[i], _ = vals[i].(*result)
-		}
+		res[i], _ = out[i].Value.(*result)
 		if res[i] == nil {
 			res[i] = &result{Kind: resErr, Err: "ERR no result"}
 		}
