@@ -190,6 +190,14 @@ the proposal certainly went nowhere (no leader known, forwarding disabled, the
 uncommitted tail full); a nil error does not promise that the entry commits.
 The host learns the outcome by watching CommittedEntries.
 
+A follower that wants to learn where its forwarded proposal lands calls
+ProposeTracked with a request ID: the leader answers, and a later Ready's
+ProposalPlacements say at which index and term it appended the entries, or
+why it did not. Only the leader of a term creates entries of that term, so
+the entry at that index is the proposed one if and only if it is committed
+with that term; the host follows it as the leader's own proposals
+(package raftnode does).
+
 # Errors
 
 Sentinel errors are documented in errors.go and are matched with errors.Is.

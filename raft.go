@@ -56,6 +56,9 @@ type raft struct {
 	readStates               []ReadState
 	pendingReadIndexMessages []Message
 
+	// placements are the answers to tracked proposals for the next Ready.
+	placements []ProposalPlacement
+
 	// msgs may be sent as soon as the host has them; msgsAfterPersist only
 	// once the host has made the Ready's entries and hard state durable.
 	msgs             []Message

@@ -46,6 +46,10 @@ type Ready struct {
 	// machine has applied its Index.
 	ReadStates []ReadState
 
+	// ProposalPlacements answer proposals this node forwarded with
+	// RawNode.ProposeTracked.
+	ProposalPlacements []ProposalPlacement
+
 	// MustSync reports whether the writes must be synced to stable storage
 	// (fsync) before MessagesAfterPersist are sent: the term, the vote, the
 	// recovery state or the log changed. A commit index change alone need
@@ -57,7 +61,8 @@ type Ready struct {
 func (rd *Ready) HasUpdates() bool {
 	return rd.SoftState != nil || !rd.HardState.IsEmpty() || !rd.Snapshot.IsEmpty() ||
 		len(rd.Entries) > 0 || len(rd.CommittedEntries) > 0 ||
-		len(rd.Messages) > 0 || len(rd.MessagesAfterPersist) > 0 || len(rd.ReadStates) > 0
+		len(rd.Messages) > 0 || len(rd.MessagesAfterPersist) > 0 || len(rd.ReadStates) > 0 ||
+		len(rd.ProposalPlacements) > 0
 }
 
 // RawNode drives one node's state machine. It does no I/O, starts no
@@ -368,7 +373,7 @@ func (rn *RawNode) HasReady() (has bool) {
 	}
 	return r.raftLog.nextUnstableSnapshot() != nil ||
 		len(r.msgs) > 0 || len(r.msgsAfterPersist) > 0 ||
-		len(r.readStates) > 0 || (r.state == StateLeader && r.readOnly.roundPending) ||
+		len(r.readStates) > 0 || len(r.placements) > 0 || (r.state == StateLeader && r.readOnly.roundPending) ||
 		r.raftLog.hasNextUnstableEntries() || r.raftLog.hasNextCommittedEnts(!r.pipelined)
 }
 
@@ -389,6 +394,7 @@ func (rn *RawNode) Ready() (rd Ready) {
 	r.flushReadRound()
 	rd = Ready{
 		ReadStates:           r.readStates,
+		ProposalPlacements:   r.placements,
 		Entries:              r.raftLog.nextUnstableEntries(),
 		CommittedEntries:     r.raftLog.nextCommittedEnts(!r.pipelined),
 		Messages:             r.msgs,
@@ -429,6 +435,7 @@ func (rn *RawNode) Ready() (rd Ready) {
 	r.msgs = nil
 	r.msgsAfterPersist = nil
 	r.readStates = nil
+	r.placements = nil
 	return rd
 }
 

@@ -32,11 +32,9 @@ func (r *raft) Step(m Message) error {
 	case MsgVote, MsgPreVote:
 		r.handleVoteRequest(m)
 	case MsgProp:
-		if err := r.checkEntrySizes(m.Entries); err != nil {
-			r.logger.Warn("refused a proposal", zap.Uint64("from", m.From), zap.Error(err))
-			return err
-		}
-		return r.step(r, m)
+		return r.stepProposal(m)
+	case MsgPropResp:
+		r.handlePropResp(m)
 	default:
 		return r.step(r, m)
 	}
@@ -120,6 +118,8 @@ func (r *raft) stepStaleTerm(m Message) {
 		r.send(Message{To: m.From, Type: MsgAppResp})
 	case MsgVote, MsgPreVote:
 		r.send(Message{To: m.From, Type: voteResponseType(m.Type), Reject: true})
+	case MsgPropResp:
+		r.handlePropResp(m)
 	default:
 		if ce := r.logger.Check(zap.DebugLevel, "ignored a message with lower term"); ce != nil {
 			ce.Write(zap.Uint64("term", r.Term), zap.Stringer("type", m.Type),

@@ -181,6 +181,12 @@ const (
 	MsgReadIndexResp
 	// MsgCheckQuorum is local: a leader checks that a quorum is active.
 	MsgCheckQuorum
+	// MsgPropResp answers a forwarded MsgProp that carried a request ID in
+	// Context (RawNode.ProposeTracked), echoing the ID: Index is the index
+	// at which the leader appended the first entry and LogTerm their term;
+	// Reject says that the entries were not appended, for the reason coded
+	// in RejectHint.
+	MsgPropResp
 
 	numMessageTypes
 )
@@ -208,6 +214,7 @@ var messageTypeNames = [...]string{
 	MsgReadIndex:      "MsgReadIndex",
 	MsgReadIndexResp:  "MsgReadIndexResp",
 	MsgCheckQuorum:    "MsgCheckQuorum",
+	MsgPropResp:       "MsgPropResp",
 }
 
 // String returns the message type's name.

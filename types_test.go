@@ -67,6 +67,7 @@ var unitMessageTypes = []struct {
 	{typ: MsgReadIndex, name: "MsgReadIndex"},
 	{typ: MsgReadIndexResp, name: "MsgReadIndexResp", response: true},
 	{typ: MsgCheckQuorum, name: "MsgCheckQuorum", local: true},
+	{typ: MsgPropResp, name: "MsgPropResp"},
 }
 
 func TestMessageTypeClassification(t *testing.T) {

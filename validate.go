@@ -57,6 +57,9 @@ func (r *raft) validateMessage(m *Message) error {
 	if err := validateEntries(m); err != nil {
 		return invalid("%v", err)
 	}
+	if err := validatePropMessage(m); err != nil {
+		return invalid("%v", err)
+	}
 	if m.Type == MsgSnap {
 		switch s := m.Snapshot; {
 		case s == nil || s.Metadata.Index == 0:

@@ -60,7 +60,7 @@ func (a *nodeApplier) apply(t nodeApplyTask) bool {
 		a.applied, a.snapIndex, a.cs, a.durable = idx, idx, t.snap.Metadata.ConfState, 0
 		n.counters.snapshotsRestored.Add(1)
 		n.counters.snapshotIndex.Store(idx)
-		n.props.unknownUpTo(idx)
+		n.props.restored(t.snap.Metadata)
 		n.notifier.confChanged(a.cs)
 		a.noteMembership(a.cs, idx)
 	}

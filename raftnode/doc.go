@@ -31,12 +31,19 @@ needs none) and the StateMachine to replicate, then Start it:
 
 The calls:
 
-  - Propose and ProposeBatch append commands on the leader and return
-    the StateMachine's results once applied here; a follower returns a
-    *NotLeaderError naming the leader. ProposeUntracked is forwarded from
-    any node and returns once appended, without waiting for the result.
-    ErrProposalUnknown says an appended command's fate was not seen (a
-    leader change, the context, a stop): it may still apply.
+  - Propose and ProposeBatch work on any node and return the
+    StateMachine's results once applied here: the leader appends the
+    commands; a follower forwards them to the leader over the transport,
+    the leader answers with where it appended them, and the follower
+    waits for those entries to apply (a *NotLeaderError only when no
+    leader is known or Raft.DisableProposalForwarding is set).
+    ProposeBatch reports each entry's outcome (a Result), since a leader
+    change may keep some entries of a batch and overwrite the rest.
+    ProposeUntracked returns once appended or forwarded, without waiting
+    for the result. ErrProposalUnknown says a command's fate was not seen
+    (a leader change, a lost answer from the leader, the context, a
+    stop): it may still apply; ErrProposalDropped, that it certainly did
+    not and will not.
   - Read waits until the local state machine reflects every write
     committed before the call (ReadIndex, or the leader lease with
     raft.ReadOnlyLeaseBased), from any node; WaitApplied and AppliedIndex

@@ -28,8 +28,11 @@ func TestNodeRefusesAnEntryTheTransportCannotCarry(t *testing.T) {
 
 	_, err = nodes[lead].Propose(ctx, make([]byte, 20<<20))
 	require.ErrorIs(t, err, raft.ErrProposalTooLarge)
-	_, err = nodes[lead].ProposeBatch(ctx, [][]byte{[]byte("ok"), make([]byte, raft.DefaultMaxEntrySize+1)})
-	require.ErrorIs(t, err, raft.ErrProposalTooLarge, "a batch with one oversized entry is refused whole")
+	res := nodes[lead].ProposeBatch(ctx, [][]byte{[]byte("ok"), make([]byte, raft.DefaultMaxEntrySize+1)})
+	require.Len(t, res, 2)
+	require.ErrorIs(t, res[1].Err, raft.ErrProposalTooLarge)
+	require.ErrorIs(t, res[0].Err, raft.ErrProposalDropped, "a batch with one oversized entry is refused whole")
+	require.NotErrorIs(t, res[0].Err, raft.ErrProposalTooLarge, "the entry that fits may be retried alone")
 	assert.Equal(t, applied, nodes[lead].AppliedIndex(), "nothing was appended")
 	assert.Equal(t, uint64(raft.DefaultMaxEntrySize), nodes[lead].MaxEntrySize())
 

@@ -17,10 +17,11 @@ var (
 	ErrStopped = errors.New("raftnode: node stopped")
 
 	// ErrProposalUnknown is returned by Node.Propose when the outcome is
-	// unknown: the entry was appended to the leader's log, but the leader
-	// lost office before the node saw it applied, the context expired, or
-	// the node stopped. The entry may or may not apply later; a client
-	// that retries must make its command idempotent.
+	// unknown: the entry was appended to the leader's log (or forwarded to
+	// the leader, whose answer did not arrive), but the leader lost office
+	// before the node saw it applied, the context expired, or the node
+	// stopped. The entry may or may not apply later; a client that retries
+	// must make its command idempotent.
 	ErrProposalUnknown = errors.New("raftnode: proposal outcome unknown")
 
 	// ErrRemoved is returned by the calls of a node that applied a

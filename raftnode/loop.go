@@ -202,6 +202,9 @@ func (n *Node) handleReady() {
 	for _, rs := range rd.ReadStates {
 		n.reads.answer(rs)
 	}
+	if len(rd.ProposalPlacements) > 0 {
+		n.placeForwarded(rd.ProposalPlacements)
+	}
 }
 
 // onRoleChange publishes a new leader or term and handles proposals whose
@@ -209,7 +212,7 @@ func (n *Node) handleReady() {
 func (n *Node) onRoleChange(soft raft.SoftState, term uint64) {
 	n.watch.setLeader(soft.Lead, term)
 	n.notifier.leaderChanged(soft.Lead, term)
-	n.props.leaderLost(n.ticks+2*uint64(n.cfg.Raft.ElectionTick), term, soft.RaftState == raft.StateLeader)
+	n.props.leaderLost(n.ticks+2*uint64(n.cfg.Raft.ElectionTick), term, soft.Lead)
 }
 
 // finish runs when the loop returns: it waits for the other goroutines and

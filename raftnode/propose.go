@@ -9,10 +9,14 @@ import (
 	"github.com/keelraft/raft"
 )
 
-// nodeProposal is a proposal appended to this leader's log at (term, index),
-// waiting for the entry at index to apply.
+// nodeProposal is one proposed entry waiting for its outcome: appended at
+// (term, index) by leader (this node, or the leader a follower forwarded
+// it to), or, while fwd is set, forwarded and waiting for the leader to
+// say where it landed.
 type nodeProposal struct {
 	term, index uint64
+	leader      uint64
+	fwd         *nodeForward
 	res         chan nodeResult // capacity 1; receives exactly one result
 }
 
@@ -26,75 +30,159 @@ type nodeLostProposal struct {
 	deadline uint64 // in loop ticks
 }
 
-// nodeProposals tracks pending proposals by index. The loop registers them,
-// the apply goroutine completes them, the loop expires those whose leader
+// nodeProposals tracks pending proposals by index, and forwarded ones by
+// request ID until their placement is known. The loop registers them, the
+// apply goroutine completes them, the loop expires those whose leader
 // lost office, and callers withdraw them when their context expires;
-// whoever removes a proposal from the map delivers its one result.
+// whoever removes a proposal delivers its one result.
 type nodeProposals struct {
-	mu   sync.Mutex
-	m    map[uint64]*nodeProposal
+	mu sync.Mutex
+	// m holds the placed proposals by index; proposals of different terms
+	// may wait at one index (at most one of them applies).
+	m    map[uint64][]*nodeProposal
+	fwd  map[uint64]*nodeForward
 	lost []nodeLostProposal
+	// appliedIndex and appliedTerm are the index and term of the last
+	// entry (or snapshot) applied: no entry after it has a lower term.
+	appliedIndex, appliedTerm uint64
+	// lastID is the last request ID given to a forwarded batch.
+	lastID uint64
 }
 
-func (ps *nodeProposals) init() { ps.m = map[uint64]*nodeProposal{} }
+func (ps *nodeProposals) init() {
+	ps.m = map[uint64][]*nodeProposal{}
+	ps.fwd = map[uint64]*nodeForward{}
+}
 
+// add registers a placed proposal, or completes it at once if the log
+// applied here already rules it out.
 func (ps *nodeProposals) add(p *nodeProposal) {
 	ps.mu.Lock()
-	ps.m[p.index] = p
-	ps.mu.Unlock()
-}
-
-// take removes and returns the proposal at index, if p is nil or it is p.
-func (ps *nodeProposals) take(index uint64, p *nodeProposal) *nodeProposal {
-	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	q := ps.m[index]
-	if q == nil || (p != nil && q != p) {
-		return nil
-	}
-	delete(ps.m, index)
-	return q
+	ps.addLocked(p)
 }
 
-// applied completes the proposal at e's index: with val if the applied
-// entry is the proposed one (same term), or as overwritten if another
-// leader's entry took the index, which means the proposal certainly failed.
-func (ps *nodeProposals) applied(e *raft.Entry, val any, err error) {
-	p := ps.take(e.Index, nil)
-	if p == nil {
+func (ps *nodeProposals) addLocked(p *nodeProposal) {
+	if p.term < ps.appliedTerm {
+		p.res <- nodeResult{err: overwritten(p, ps.appliedIndex, ps.appliedTerm)}
 		return
 	}
-	if p.term != e.Term {
-		err = fmt.Errorf("%w: the entry at index %d was overwritten by term %d (proposed in term %d)",
-			raft.ErrProposalDropped, e.Index, e.Term, p.term)
-		val = nil
-	}
-	p.res <- nodeResult{val: val, err: err}
+	ps.m[p.index] = append(ps.m[p.index], p)
 }
 
-// unknownUpTo completes every proposal at or below index as unknown: a
-// snapshot covered their indexes, so whether they applied cannot be told.
-func (ps *nodeProposals) unknownUpTo(index uint64) {
+// overwritten is the error of proposal p, which cannot apply since the
+// entry at index has a later term.
+func overwritten(p *nodeProposal, index, term uint64) error {
+	if index == p.index {
+		return fmt.Errorf("%w: the entry at index %d was overwritten by term %d (proposed in term %d)",
+			raft.ErrProposalDropped, p.index, term, p.term)
+	}
+	return fmt.Errorf("%w: the entry at index %d was overwritten (term %d applied at index %d, proposed in term %d)",
+		raft.ErrProposalDropped, p.index, term, index, p.term)
+}
+
+// removeLocked removes p from the index map and reports whether it was
+// there.
+func (ps *nodeProposals) removeLocked(p *nodeProposal) bool {
+	list := ps.m[p.index]
+	i := slices.Index(list, p)
+	if i < 0 {
+		return false
+	}
+	if len(list) == 1 {
+		delete(ps.m, p.index)
+	} else {
+		ps.m[p.index] = slices.Delete(list, i, i+1)
+	}
+	return true
+}
+
+// take withdraws p, placed or not, and reports whether it was pending: if
+// not, its result was delivered already.
+func (ps *nodeProposals) take(p *nodeProposal) bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for i, p := range ps.m {
-		if i <= index {
+	if f := p.fwd; f != nil {
+		return f.withdraw(ps, p)
+	}
+	return ps.removeLocked(p)
+}
+
+// applied completes the proposals at e's index: with val the one proposed
+// in e's term, as overwritten the others, which certainly failed; and, if
+// e's term is later than those applied before, every proposal of an
+// earlier term after it, which no longer can apply either.
+func (ps *nodeProposals) applied(e *raft.Entry, val any, err error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, p := range ps.m[e.Index] {
+		if p.term == e.Term {
+			p.res <- nodeResult{val: val, err: err}
+		} else {
+			p.res <- nodeResult{err: overwritten(p, e.Index, e.Term)}
+		}
+	}
+	delete(ps.m, e.Index)
+	ps.advanceLocked(e.Index, e.Term)
+}
+
+// advanceLocked records that the log is applied up to index, whose term is
+// term, and fails the proposals of earlier terms that wait beyond it.
+func (ps *nodeProposals) advanceLocked(index, term uint64) {
+	ps.appliedIndex = index
+	if term <= ps.appliedTerm {
+		return
+	}
+	ps.appliedTerm = term
+	for i, list := range ps.m {
+		kept := list[:0]
+		for _, p := range list {
+			if p.term < term {
+				p.res <- nodeResult{err: overwritten(p, index, term)}
+			} else {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == 0 {
 			delete(ps.m, i)
-			p.res <- nodeResult{err: fmt.Errorf("%w: a snapshot replaced the log at index %d", ErrProposalUnknown, i)}
+		} else {
+			clear(list[len(kept):])
+			ps.m[i] = kept
 		}
 	}
 }
 
-// leaderLost gives every pending proposal not of the current leadership
-// (term, and leader) until deadline to apply; after it, the caller learns
-// that the outcome is unknown. A proposal that applies meanwhile is
-// reported as applied even though its leader lost office.
-func (ps *nodeProposals) leaderLost(deadline, term uint64, leader bool) {
+// restored completes every proposal at or below the index of a restored
+// snapshot as unknown (the snapshot covered their indexes, so whether they
+// applied cannot be told) and those of earlier terms beyond it as
+// overwritten.
+func (ps *nodeProposals) restored(meta raft.SnapshotMetadata) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for _, p := range ps.m {
-		if !leader || p.term != term {
-			ps.lost = append(ps.lost, nodeLostProposal{p: p, deadline: deadline})
+	for i, list := range ps.m {
+		if i <= meta.Index {
+			delete(ps.m, i)
+			for _, p := range list {
+				p.res <- nodeResult{err: fmt.Errorf("%w: a snapshot replaced the log at index %d", ErrProposalUnknown, i)}
+			}
+		}
+	}
+	ps.advanceLocked(meta.Index, meta.Term)
+}
+
+// leaderLost gives every placed proposal whose leader no longer leads in
+// its term (the current term is term, led by lead) until deadline to
+// apply; after it, the caller learns that the outcome is unknown. A
+// proposal that applies meanwhile is reported as applied even though its
+// leader lost office.
+func (ps *nodeProposals) leaderLost(deadline, term, lead uint64) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, list := range ps.m {
+		for _, p := range list {
+			if p.term != term || p.leader != lead {
+				ps.lost = append(ps.lost, nodeLostProposal{p: p, deadline: deadline})
+			}
 		}
 	}
 }
@@ -112,8 +200,7 @@ func (ps *nodeProposals) expireLost(now uint64) {
 			kept = append(kept, l)
 			continue
 		}
-		if ps.m[l.p.index] == l.p {
-			delete(ps.m, l.p.index)
+		if ps.removeLocked(l.p) {
 			l.p.res <- nodeResult{err: fmt.Errorf("%w: the leader lost office before index %d applied here (proposed in term %d)",
 				ErrProposalUnknown, l.p.index, l.p.term)}
 		}
@@ -122,58 +209,83 @@ func (ps *nodeProposals) expireLost(now uint64) {
 	ps.lost = kept
 }
 
-// failAll completes every pending proposal as unknown, wrapping err.
+// failAll completes every pending proposal, placed or forwarded, as
+// unknown, wrapping err.
 func (ps *nodeProposals) failAll(err error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for i, p := range ps.m {
+	for i, list := range ps.m {
 		delete(ps.m, i)
-		p.res <- nodeResult{err: fmt.Errorf("%w: %w", ErrProposalUnknown, err)}
+		for _, p := range list {
+			p.res <- nodeResult{err: fmt.Errorf("%w: %w", ErrProposalUnknown, err)}
+		}
+	}
+	for id, f := range ps.fwd {
+		delete(ps.fwd, id)
+		f.fail(fmt.Errorf("%w: forwarded to node %d: %w", ErrProposalUnknown, f.to, err))
 	}
 	ps.lost = nil
 }
 
 // Propose proposes data and returns the StateMachine's result for its entry
-// once this node applied it. Only the leader accepts proposals: elsewhere
-// Propose returns a *NotLeaderError naming the leader, if known, so that the
-// client retries there (a forwarded proposal's index is unknown, so its
-// outcome could not be tracked). Empty data is allowed; its entry is not
-// passed to Apply and its result is nil. data must not be modified after
-// the call. Concurrent proposals are appended together.
+// once this node applied it, from any node: a follower forwards the
+// proposal to the leader it knows over the transport, the leader answers
+// with where it appended it, and the follower waits for that entry to
+// apply locally, as the leader does. Empty data is allowed; its entry is
+// not passed to Apply and its result is nil. data must not be modified
+// after the call. Concurrent proposals are appended (or forwarded)
+// together.
 //
 // The error tells whether the proposal may still apply:
-//   - ErrProposalTooLarge: data is longer than Raft.MaxEntrySize; nothing
-//     was appended, and retrying the same data fails again.
-//   - ErrProposalDropped (also overwritten entries and ErrTransferInProgress),
-//     ErrNotLeader, ErrStopped alone, or ctx's error alone: it certainly was
-//     not and will not be applied; retrying is safe.
+//   - ErrProposalTooLarge: data is longer than Raft.MaxEntrySize (this
+//     node's, or the leader's); nothing was appended, and retrying the
+//     same data fails again.
+//   - ErrProposalDropped (also overwritten entries, ErrTransferInProgress,
+//     and a forwarded proposal that reached a node no longer leading),
+//     ErrNotLeader (a *NotLeaderError: no leader known, or
+//     Raft.DisableProposalForwarding set on a follower), ErrRemoved,
+//     ErrStopped alone, or ctx's error alone: it certainly was not and
+//     will not be applied; retrying is safe (elsewhere, for ErrRemoved).
 //   - ErrProposalUnknown (wrapping ctx's error, ErrStopped or the storage
-//     error, if that was the cause): the entry was appended but this node
-//     could not see whether it applied: its leader lost office and it did
-//     not apply within two election timeouts, ctx expired, or the node
-//     stopped. An entry whose leader lost office but that applies in time
-//     is reported as applied.
+//     error, if that was the cause): the entry may have been appended but
+//     this node could not see whether it applied: its leader lost office
+//     and it did not apply within two election timeouts, the leader's
+//     answer to a forwarded proposal did not arrive before ctx expired,
+//     ctx expired, or the node stopped. An entry whose leader lost office
+//     but that applies in time is reported as applied.
 func (n *Node) Propose(ctx context.Context, data []byte) (any, error) {
-	res, err := n.propose(ctx, []raft.Entry{{Data: data}})
-	if err != nil {
-		return nil, err
-	}
-	return res[0], nil
+	res := n.proposeEach(ctx, []raft.Entry{{Data: data}}, false)
+	return res[0].Value, res[0].Err
+}
+
+// Result is the outcome of one entry of ProposeBatch.
+type Result struct {
+	// Value is the StateMachine's result for the entry once applied here;
+	// nil if Err is set.
+	Value any
+	// Err is nil if the entry applied, else an error as Propose's, which
+	// tells whether it may still apply.
+	Err error
 }
 
 // ProposeBatch proposes several entries at once, appended together at
-// consecutive indexes, and returns their results in order. The errors are
-// those of Propose; on ErrProposalUnknown the results of the entries seen
-// applied before are returned along with it.
-func (n *Node) ProposeBatch(ctx context.Context, data [][]byte) ([]any, error) {
+// consecutive indexes in one term (from any node, as Propose), and returns
+// each entry's outcome, in order: one Result per element of data. The
+// entries of a batch may fare differently: a new leader may keep the
+// first and overwrite the rest, so each Result says whether its own entry
+// applied, certainly failed, or may still apply, and a client retries only
+// the entries that certainly failed. If an entry is longer than
+// Raft.MaxEntrySize, nothing is proposed: that entry fails with
+// ErrProposalTooLarge and the others with ErrProposalDropped.
+func (n *Node) ProposeBatch(ctx context.Context, data [][]byte) []Result {
 	if len(data) == 0 {
-		return nil, nil
+		return nil
 	}
 	ents := make([]raft.Entry, len(data))
 	for i, d := range data {
 		ents[i].Data = d
 	}
-	return n.propose(ctx, ents)
+	return n.proposeEach(ctx, ents, false)
 }
 
 // ProposeUntracked proposes data without tracking its outcome, which lets
@@ -205,35 +317,68 @@ func (n *Node) ProposeUntracked(ctx context.Context, data []byte) error {
 // nodePropReq is a proposal request on its way to the loop, which fills
 // in props or err and closes done.
 type nodePropReq struct {
-	ctx   context.Context
-	ents  []raft.Entry
-	props []*nodeProposal
-	err   error
-	done  chan struct{}
+	ctx  context.Context
+	ents []raft.Entry
+	// leaderOnly refuses the request on a follower instead of forwarding
+	// it.
+	leaderOnly bool
+	props      []*nodeProposal
+	err        error
+	done       chan struct{}
 }
 
 // nodeMaxPropBatch bounds the entries the loop gathers from queued proposal
 // requests into one append.
 const nodeMaxPropBatch = 1024
 
-// propose appends ents on the leader and waits for their results.
+// propose proposes ents on the leader only (elsewhere it fails with a
+// *NotLeaderError), as proposeEach does, and returns their values, or the
+// first entry's error: for configuration changes, which go alone, and
+// Barrier.
 func (n *Node) propose(ctx context.Context, ents []raft.Entry) ([]any, error) {
+	res := n.proposeEach(ctx, ents, true)
+	vals := make([]any, len(res))
+	for i, r := range res {
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		vals[i] = r.Value
+	}
+	return vals, nil
+}
+
+// proposeEach appends ents on the leader, or forwards them to it unless
+// leaderOnly, and waits for each entry's outcome.
+func (n *Node) proposeEach(ctx context.Context, ents []raft.Entry, leaderOnly bool) []Result {
+	out := make([]Result, len(ents))
+	fail := func(err error) []Result {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
 	if err := n.removedErr(); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	// Checked here, not only in the core: the loop appends concurrent
 	// requests together, and one oversized entry must fail its own request
 	// only.
 	if err := checkEntrySizes(ents, n.cfg.Raft.MaxEntrySize); err != nil {
-		return nil, err
+		fail(fmt.Errorf("%w: not proposed, another entry of the batch is too large (%v)", raft.ErrProposalDropped, err))
+		for i := range ents {
+			if uint64(len(ents[i].Data)) > n.cfg.Raft.MaxEntrySize {
+				out[i].Err = err
+			}
+		}
+		return out
 	}
-	req := &nodePropReq{ctx: ctx, ents: ents, done: make(chan struct{})}
+	req := &nodePropReq{ctx: ctx, ents: ents, leaderOnly: leaderOnly, done: make(chan struct{})}
 	select {
 	case n.propc <- req:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return fail(ctx.Err())
 	case <-n.stopc:
-		return nil, n.stopErr()
+		return fail(n.stopErr())
 	}
 	select {
 	case <-req.done:
@@ -241,30 +386,26 @@ func (n *Node) propose(ctx context.Context, ents []raft.Entry) ([]any, error) {
 		select {
 		case <-req.done:
 		default:
-			return nil, n.stopErr()
+			return fail(n.stopErr())
 		}
 	}
 	if req.err != nil {
-		return nil, req.err
+		return fail(req.err)
 	}
-	out := make([]any, 0, len(req.props))
-	for _, p := range req.props {
+	// Entries apply in log order, so waiting for each in turn costs
+	// nothing; each gets its own outcome.
+	for i, p := range req.props {
 		r := n.waitProposal(ctx, p)
-		if r.err != nil {
-			for _, q := range req.props[len(out)+1:] {
-				n.props.take(q.index, q) // withdraw the rest
-			}
-			return out, r.err
-		}
-		out = append(out, r.val)
+		out[i] = Result{Value: r.val, Err: r.err}
 	}
-	return out, nil
+	return out
 }
 
 // stepProposals runs on the loop: it gathers first and the proposal
-// requests queued behind it into one append, so that concurrent proposers
-// share replication messages and writes. A configuration change is
-// appended on its own.
+// requests queued behind it into one append (or, on a follower, one
+// forwarded batch), so that concurrent proposers share replication
+// messages and writes. A configuration change is appended on its own, on
+// the leader only.
 func (n *Node) stepProposals(first *nodePropReq) {
 	batch := append(n.propBatch[:0], first)
 	count := len(first.ents)
@@ -279,27 +420,34 @@ gather:
 		}
 	}
 	soft := n.rn.BasicStatus().SoftState
+	leader := soft.RaftState == raft.StateLeader
+	forward := !leader && soft.Lead != raft.None && !n.cfg.Raft.DisableProposalForwarding
 	var (
 		live []*nodePropReq
 		ents []raft.Entry
 	)
 	for _, req := range batch {
+		conf := slices.ContainsFunc(req.ents, func(e raft.Entry) bool { return e.Type == raft.EntryConfChange })
 		switch {
 		case req.ctx.Err() != nil:
 			req.err = req.ctx.Err()
 			close(req.done)
-		case soft.RaftState != raft.StateLeader:
+		case !leader && (conf || req.leaderOnly || !forward):
 			req.err = &NotLeaderError{Leader: soft.Lead}
 			close(req.done)
-		case slices.ContainsFunc(req.ents, func(e raft.Entry) bool { return e.Type == raft.EntryConfChange }):
+		case conf:
 			n.appendProposals([]*nodePropReq{req}, req.ents)
 		default:
 			live = append(live, req)
 			ents = append(ents, req.ents...)
 		}
 	}
-	if len(live) > 0 {
+	switch {
+	case len(live) == 0:
+	case leader:
 		n.appendProposals(live, ents)
+	default:
+		n.forwardProposals(live, ents, soft.Lead)
 	}
 	clear(batch)
 	n.propBatch = batch[:0]
@@ -317,7 +465,7 @@ func (n *Node) appendProposals(reqs []*nodePropReq, ents []raft.Entry) {
 		}
 		req.props = make([]*nodeProposal, len(req.ents))
 		for i := range req.ents {
-			p := &nodeProposal{term: term, index: index, res: make(chan nodeResult, 1)}
+			p := &nodeProposal{term: term, index: index, leader: n.id, res: make(chan nodeResult, 1)}
 			n.props.add(p)
 			req.props[i] = p
 			index++
@@ -338,7 +486,7 @@ func (n *Node) waitProposal(ctx context.Context, p *nodeProposal) nodeResult {
 	case <-n.donec:
 		cause = n.stopErr()
 	}
-	if n.props.take(p.index, p) == nil {
+	if !n.props.take(p) {
 		return <-p.res // completed meanwhile
 	}
 	return nodeResult{err: fmt.Errorf("%w: %w", ErrProposalUnknown, cause)}

@@ -71,7 +71,8 @@ func writeTestPKI(t testing.TB, n int) (certFile, keyFile, caFile string, pool *
 }
 
 // TestE2ETLS runs a cluster with TLS on every listener and mutual TLS
-// between nodes: writes at a follower are forwarded over HTTPS.
+// between nodes: writes at a follower are forwarded over the mutual-TLS
+// raft transport.
 func TestE2ETLS(t *testing.T) {
 	e2eBinary(t)
 	cert, key, ca, pool := writeTestPKI(t, 3)

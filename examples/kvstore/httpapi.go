@@ -29,7 +29,6 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("DELETE /members/{id}", s.handleRemoveMember)
 	mux.HandleFunc("POST /transfer", s.handleTransfer)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
-	mux.HandleFunc("POST /internal/propose", s.handleInternalPropose)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.metrics.httpRequests.Add(1)
 		if s.cfg.Auth != "" && !s.authorized(w, r) {

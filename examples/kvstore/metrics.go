@@ -18,9 +18,8 @@ type metrics struct {
 	connsTotal, proposals, forwarded, errors atomic.Uint64
 	protocolErrors, authFailures, watches    atomic.Uint64
 	httpRequests, leaderChanges              atomic.Uint64
-	// internalRefused counts internal commands refused over HTTP;
-	// tooLarge, writes refused for not fitting in a log entry.
-	internalRefused, tooLarge atomic.Uint64
+	// tooLarge counts writes refused for not fitting in a log entry.
+	tooLarge atomic.Uint64
 	// RESP connections closed before authenticating in time, evicted
 	// for a newcomer, or idle too long; authentications refused unchecked.
 	authTimeouts, preAuthEvicted, idleClosed, authThrottled atomic.Uint64
@@ -101,11 +100,10 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	metric("kvstore_resp_connections", "gauge", "Open RESP connections.", conns)
 	metric("kvstore_resp_connections_total", "counter", "RESP connections accepted.", m.connsTotal.Load())
 	metric("kvstore_proposals_total", "counter", "Writes proposed by clients of this node.", m.proposals.Load())
-	metric("kvstore_forwarded_total", "counter", "Writes forwarded to the leader.", m.forwarded.Load())
+	metric("kvstore_forwarded_total", "counter", "Writes proposed while this node did not lead (forwarded to the leader by the node).", m.forwarded.Load())
 	metric("kvstore_request_errors_total", "counter", "Requests that failed (unavailable, unknown outcome).", m.errors.Load())
 	metric("kvstore_protocol_errors_total", "counter", "RESP connections closed for malformed input.", m.protocolErrors.Load())
 	metric("kvstore_auth_failures_total", "counter", "Failed AUTH commands and HTTP requests with a wrong token.", m.authFailures.Load())
-	metric("kvstore_internal_refused_total", "counter", "Internal commands refused because they came over HTTP.", m.internalRefused.Load())
 	metric("kvstore_too_large_total", "counter", "Writes refused because they do not fit in one log entry.", m.tooLarge.Load())
 	metric("kvstore_auth_throttled_total", "counter", "Authentications refused unchecked: too many failures from the address.", m.authThrottled.Load())
 	metric("kvstore_resp_auth_timeouts_total", "counter", "RESP connections closed for not authenticating in time.", m.authTimeouts.Load())

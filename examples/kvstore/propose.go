@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,31 +15,21 @@ import (
 	"github.com/keelraft/raft/raftnode"
 )
 
-// Writes at a follower are forwarded to the leader over the leader's HTTP
-// API (POST /internal/propose with the encoded commands), because
-// raftnode.Node.Propose only runs on the leader. The follower learns the
-// leader's HTTP address from the log: every node that becomes leader
-// proposes an opNode entry with its addresses. The follower has already
-// fixed each command's Now, so the leader proposes exactly what the
-// follower built.
+// Writes are proposed on whichever node receives them: raftnode.Node
+// forwards a follower's proposals to the leader over the raft transport and
+// returns each entry's result once it applied locally. The receiving node
+// fixes each command's Now, so the leader appends exactly what it built.
 
 // errOutcomeUnknown is returned when a write may or may not have applied.
 var errOutcomeUnknown = errors.New("ERR write outcome unknown (the leader changed or the request timed out); it may have applied")
 
-// forwardError carries a leader's refusal back through a follower.
-type forwardError struct {
-	Status int
-	Msg    string
-}
-
-func (e *forwardError) Error() string { return e.Msg }
-
-// write proposes cmds, in order, through this node or the leader, and
-// returns their results once applied. It gives up with errUnavailable
-// after RequestTimeout if no leader takes them. A command that cannot be
-// proposed (one too large for a log entry, or an internal one, which is
-// never forwarded) gets an error result and is left out; the others still
-// go.
+// write proposes cmds, in order, and returns their results once applied.
+// A command that cannot be proposed (one too large for a log entry, or an
+// internal one) gets an error result and is left out; the others still go.
+// A write that fails gets an error result of its own (-TRYAGAIN if it
+// certainly did not apply within RequestTimeout, the outcome-unknown error
+// if it may have); if every proposed command failed alike, that error is
+// returned instead.
 func (s *server) write(ctx context.Context, cmds []*command) ([]*result, error) {
 	now := time.Now().UnixMilli()
 	out := make([]*result, len(cmds))
@@ -63,11 +52,14 @@ func (s *server) write(ctx context.Context, cmds []*command) ([]*result, error) 
 	if len(data) == 0 {
 		return out, nil
 	}
-	res, err := s.proposeClient(ctx, data)
-	if err != nil {
-		return nil, err
+	res, errs := s.proposeClient(ctx, data)
+	if len(data) == len(cmds) && errs[0] != nil && !slices.ContainsFunc(errs, func(err error) bool { return err != errs[0] }) {
+		return nil, errs[0]
 	}
 	for j, r := range res {
+		if errs[j] != nil {
+			r = &result{Kind: resErr, Err: errs[j].Error()}
+		}
 		out[at[j]] = r
 	}
 	return out, nil
@@ -77,168 +69,78 @@ func tooLarge(n int, max uint64) *result {
 	return &result{Kind: resErr, Err: fmt.Sprintf("%s: %d bytes encoded, a log entry takes at most %d", tooLargePrefix, n, max)}
 }
 
-// proposeClient proposes encoded client commands through this node or the
-// leader, as write.
-func (s *server) proposeClient(ctx context.Context, data [][]byte) ([]*result, error) {
+// proposeClient proposes encoded client commands through this node and
+// returns each one's result or error. A command that certainly did not
+// apply (no leader, a leader change before it was appended, a transfer in
+// progress, an entry a new leader overwrote) is proposed again, alone with
+// the others in that case, until RequestTimeout: a command of a batch is
+// never proposed again once it may have applied.
+func (s *server) proposeClient(ctx context.Context, data [][]byte) ([]*result, []error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	s.metrics.proposals.Add(uint64(len(data)))
+	if lead, _ := s.node.LeaderID(); lead != s.cfg.ID {
+		s.metrics.forwarded.Add(uint64(len(data)))
+	}
+	return proposeRetrying(ctx, data, s.node.ProposeBatch)
+}
+
+// proposeRetrying proposes data with propose (Node.ProposeBatch) until
+// every command applied, may have applied, or failed for good, or ctx
+// expires: it proposes again only the commands that certainly did not
+// apply, in their order.
+func proposeRetrying(ctx context.Context, data [][]byte,
+	propose func(context.Context, [][]byte) []raftnode.Result) ([]*result, []error) {
+	res := make([]*result, len(data))
+	errs := make([]error, len(data))
+	pending := make([]int, len(data)) // the indexes in data still to propose
+	for i := range pending {
+		pending[i] = i
+	}
 	for {
-		res, err := s.proposeLocal(ctx, data)
-		var nl *raftnode.NotLeaderError
-		switch {
-		case err == nil:
-			return res, nil
-		case errors.As(err, &nl):
-			ni, ok := s.kv.nodeInfo(nl.Leader)
-			if !ok || ni.HTTP == "" || nl.Leader == s.cfg.ID {
-				break // leader unknown, or its address not applied here yet
-			}
-			res, ferr := s.forwardGrouped(ctx, ni.HTTP, data)
-			if ferr == nil {
-				s.metrics.forwarded.Add(uint64(len(data)))
-				return res, nil
-			}
-			var fe *forwardError
-			errors.As(ferr, &fe)
-			switch {
-			case fe != nil && (fe.Status == http.StatusMisdirectedRequest || fe.Status == http.StatusServiceUnavailable ||
-				fe.Status == http.StatusTooManyRequests):
-				// Certainly not applied: retry.
-			case fe != nil && (fe.Status == http.StatusBadRequest || fe.Status == http.StatusForbidden ||
-				fe.Status == http.StatusRequestEntityTooLarge):
-				return nil, fmt.Errorf("ERR %s", fe.Msg)
-			default:
-				return nil, errOutcomeUnknown
-			}
-		case errors.Is(err, raft.ErrProposalTooLarge):
-			return nil, fmt.Errorf("%s: %v", tooLargePrefix, err)
-		case errors.Is(err, raft.ErrProposalDropped):
-			// Retry: a transfer in progress, or a full uncommitted tail.
-		case errors.Is(err, raftnode.ErrProposalUnknown):
-			return nil, errOutcomeUnknown
-		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-			return nil, errUnavailable
-		default:
-			return nil, fmt.Errorf("ERR %v", err)
+		batch := make([][]byte, len(pending))
+		for j, i := range pending {
+			batch[j] = data[i]
 		}
+		var retry []int
+		for j, r := range propose(ctx, batch) {
+			i := pending[j]
+			switch err := r.Err; {
+			case err == nil:
+				res[i], _ = r.Value.(*result)
+				if res[i] == nil {
+					res[i] = &result{Kind: resErr, Err: "ERR no result"}
+				}
+			case errors.Is(err, raftnode.ErrProposalUnknown):
+				errs[i] = errOutcomeUnknown
+			case errors.Is(err, raft.ErrProposalTooLarge):
+				res[i] = &result{Kind: resErr, Err: fmt.Sprintf("%s: %v", tooLargePrefix, err)}
+			case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrProposalDropped):
+				retry = append(retry, i) // certainly not applied
+			case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+				errs[i] = errUnavailable
+			default:
+				errs[i] = fmt.Errorf("ERR %v", err)
+			}
+		}
+		if len(retry) == 0 {
+			return res, errs
+		}
+		pending = retry
 		select {
 		case <-ctx.Done():
-			return nil, errUnavailable
+			for _, i := range pending {
+				errs[i] = errUnavailable
+			}
+			return res, errs
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
-// proposeInternal proposes an internal command on this node, which must
-// lead: it is never forwarded. It returns the Node's error.
-func (s *server) proposeInternal(ctx context.Context, c *command) error {
-	c.Now = time.Now().UnixMilli()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
-	_, err := s.node.Propose(ctx, c.encode())
-	return err
-}
-
-func (s *server) proposeLocal(ctx context.Context, data [][]byte) ([]*result, error) {
-	vals, err := s.node.ProposeBatch(ctx, data)
-	if err != nil {
-		return nil, err
-	}
-	res := make([]*result, len(data))
-	for i := range res {
-		if i < len(vals) {
-			res[i], _ = vals[i].(*result)
-		}
-		if res[i] == nil {
-			res[i] = &result{Kind: resErr, Err: "ERR no result"}
-		}
-	}
-	return res, nil
-}
-
-// forward sends encoded commands to the leader at httpAddr.
-func (s *server) forward(ctx context.Context, httpAddr string, data [][]byte) ([]*result, error) {
-	body, _ := json.Marshal(data)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.scheme+"://"+httpAddr+"/internal/propose", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	s.authorize(req)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		var oe *net.OpError
-		if errors.As(err, &oe) && oe.Op == "dial" {
-			// Not connected: the leader certainly did not get it.
-			return nil, &forwardError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
-		}
-		// The request may have reached the leader.
-		return nil, &forwardError{Status: 0, Msg: errOutcomeUnknown.Error()}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4*s.cfg.MaxBulk+(1<<20)))
-	if err != nil {
-		return nil, &forwardError{Status: 0, Msg: errOutcomeUnknown.Error()}
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		_ = json.Unmarshal(b, &e)
-		return nil, &forwardError{Status: resp.StatusCode, Msg: e.Error}
-	}
-	var res []*result
-	if err := json.Unmarshal(b, &res); err != nil || len(res) != len(data) {
-		return nil, &forwardError{Status: 0, Msg: errOutcomeUnknown.Error()}
-	}
-	return res, nil
-}
-
 func (s *server) authorize(req *http.Request) {
 	if s.cfg.Auth != "" {
 		req.Header.Set("Authorization", "Bearer "+s.cfg.Auth)
-	}
-}
-
-// handleInternalPropose serves a follower's forwarded writes: 421 if this
-// node is not the leader (certainly not applied), 503 if it could not
-// propose them, 500 if their outcome is unknown. Only client writes are
-// taken: the endpoint is open to every holder of the client token, so an
-// internal command (a node's addresses, an expiry sweep) is refused with
-// 403, and a command too large for a log entry with 413; nothing of a
-// refused request is proposed.
-func (s *server) handleInternalPropose(w http.ResponseWriter, r *http.Request) {
-	var data [][]byte
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4*s.cfg.MaxBulk+(1<<20))).Decode(&data); err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	for _, d := range data {
-		c, err := decodeCommand(d)
-		switch {
-		case err != nil:
-			httpError(w, http.StatusBadRequest, err.Error())
-			return
-		case !c.Op.isClientOp():
-			s.metrics.internalRefused.Add(1)
-			httpError(w, http.StatusForbidden, "internal commands are not accepted over HTTP")
-			return
-		case uint64(len(d)) > s.node.MaxEntrySize():
-			s.metrics.tooLarge.Add(1)
-			httpError(w, http.StatusRequestEntityTooLarge, tooLarge(len(d), s.node.MaxEntrySize()).Err)
-			return
-		}
-	}
-	ctx, cancel := s.ctx(s.cfg.RequestTimeout)
-	defer cancel()
-	res, err := s.proposeLocal(ctx, data)
-	switch {
-	case err == nil:
-		writeJSON(w, http.StatusOK, res)
-	case errors.Is(err, raft.ErrNotLeader):
-		httpError(w, http.StatusMisdirectedRequest, err.Error())
-	case errors.Is(err, raft.ErrProposalDropped), errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, raftnode.ErrProposalUnknown):
-		httpError(w, http.StatusServiceUnavailable, err.Error())
-	default:
-		httpError(w, http.StatusInternalServerError, errOutcomeUnknown.Error())
 	}
 }
 

@@ -93,8 +93,6 @@ type server struct {
 	halted  chan struct{}
 	haltErr error
 	wg      sync.WaitGroup
-	// fwdc queues writes for the forward workers.
-	fwdc chan *fwdReq
 	// base is cancelled when the server stops, ending every request.
 	base       context.Context
 	cancelBase context.CancelFunc
@@ -171,7 +169,6 @@ func newServer(cfg config) (*server, error) {
 		cfg: cfg, log: cfg.Logger.With(zap.Uint64("raft_id", cfg.ID)), metrics: newMetrics(),
 		stopc: make(chan struct{}), halted: make(chan struct{}), conns: map[net.Conn]struct{}{}, scheme: "http",
 		preAuthAt: map[net.Conn]*list.Element{}, authLimit: newAuthLimiter(cfg.AuthAttempts),
-		fwdc: make(chan *fwdReq, fwdQueue),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	tlsCfg, err := loadTLS(cfg)
@@ -282,10 +279,6 @@ func newServer(cfg config) (*server, error) {
 	go s.acceptRESP()
 	go s.expireLoop()
 	s.announce()
-	for i := 0; i < fwdWorkers; i++ {
-		s.wg.Add(1)
-		go s.forwardWorker()
-	}
 	return s, nil
 }
 
@@ -365,9 +358,8 @@ func (s *server) onLeaderChange(leader, term uint64) {
 }
 
 // announce records this node's client addresses in the log, retrying
-// until the log holds them or the server stops. Followers use the leader's
-// to forward writes; WAIT uses everyone's to ask each node how far it
-// applied. The record is an internal command: a follower has the leader
+// until the log holds them or the server stops. WAIT uses everyone's to
+// ask each node how far it applied. The record is an internal command: a follower has the leader
 // append it over the raft transport (ProposeUntracked), whose peers are
 // authenticated, never over the HTTP API that clients use.
 func (s *server) announce() {
