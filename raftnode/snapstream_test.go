@@ -93,12 +93,10 @@ func genSum(seed uint64, n int64) [32]byte {
 // bigStateSM is a state machine whose state is size pseudo-random bytes
 // made from a seed as its snapshot is read: it never holds them. Restore
 // hashes what it reads (the image's SHA-256 and length stand for the
-// state). With durable set it is a raftnode.DurableStateMachine whose
-// state survives restarts (this object) and reports its applied index.
+// state). durableSM wraps it as a raftnode.DurableStateMachine.
 type bigStateSM struct {
-	size    int64
-	seed    uint64
-	durable bool
+	size int64
+	seed uint64
 
 	mu       sync.Mutex
 	applied  []string
