@@ -48,9 +48,9 @@ The calls:
     committed before the call (ReadIndex, or the leader lease with
     raft.ReadOnlyLeaseBased), from any node; WaitApplied and AppliedIndex
     follow the applied index.
-  - Barrier waits on the leader until everything appended before it is
-    applied; VerifyLeader confirms with a quorum that this node still
-    leads; WaitLeader waits until a leader is known.
+  - Barrier waits, on any node, until everything the leader appended
+    before it is applied there; VerifyLeader confirms with a quorum that
+    this node still leads; WaitLeader waits until a leader is known.
   - Snapshot takes a snapshot now, besides the automatic ones every
     SnapshotEvery entries, and returns its index once it is stored.
   - AddVoter and AddLearner (with the new node's address), Promote and
