@@ -182,6 +182,8 @@ func TestE2ECluster(t *testing.T) {
 		code, _ := c.httpDo(2, "POST", fmt.Sprintf("/members?id=4&addr=%s", nd.raft), "", &out)
 		require.Equal(t, http.StatusOK, code, "%v", out)
 		assert.Equal(t, []uint64{1, 2, 3, 4}, out["voters"])
+		assert.Eventually(t, func() bool { return c.status(1).RaftAddresses[4] == nd.raft }, 5*time.Second, 10*time.Millisecond,
+			"/status shows the new member's raft address from the configuration")
 		cl4 := dialRESP(t, nd.resp)
 		assert.Equal(t, []byte("x"), cl4.must("GET", "bulk119"))
 		assert.Equal(t, []byte("v2"), cl4.must("GET", "k2"))

@@ -190,6 +190,9 @@ type nodeStatus struct {
 	Learners    []uint64              `json:"learners,omitempty"`
 	Progress    map[uint64]peerStatus `json:"progress,omitempty"`
 	Nodes       map[uint64]nodeInfo   `json:"nodes"`
+	// RaftAddresses are the members' raft addresses, as the replicated
+	// configuration records them.
+	RaftAddresses map[uint64]string `json:"raft_addresses,omitempty"`
 }
 
 type peerStatus struct {
@@ -208,7 +211,7 @@ func (s *server) status(ctx context.Context) (nodeStatus, error) {
 	ns := nodeStatus{
 		ID: st.ID, Role: roleName(st.RaftState.String()), Term: st.Term, Leader: st.Lead, Commit: st.Commit,
 		Applied: s.node.AppliedIndex(), Incarnation: s.wal.Identity().Incarnation, Recovering: st.Recovering, Voters: st.Config.Voters, Learners: st.Config.Learners,
-		Nodes: s.kv.allNodes(),
+		Nodes: s.kv.allNodes(), RaftAddresses: st.Config.Addresses,
 	}
 	if st.Progress != nil {
 		ns.Progress = map[uint64]peerStatus{}
