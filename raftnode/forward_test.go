@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,52 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
-	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/raftnode"
 )
-
-// filterTransport is a memtransport.Transport whose Send drops the
-// messages the filter, when set, picks.
-type filterTransport struct {
-	*memtransport.Transport
-	drop atomic.Pointer[func(raft.Message) bool]
-}
-
-func (f *filterTransport) Send(msgs []raft.Message) {
-	drop := f.drop.Load()
-	if drop == nil {
-		f.Transport.Send(msgs)
-		return
-	}
-	kept := make([]raft.Message, 0, len(msgs))
-	for _, m := range msgs {
-		if !(*drop)(m) {
-			kept = append(kept, m)
-		}
-	}
-	f.Transport.Send(kept)
-}
-
-// setDrop makes the transport drop the messages drop picks (nil: none).
-func (f *filterTransport) setDrop(drop func(raft.Message) bool) {
-	if drop == nil {
-		f.drop.Store(nil)
-		return
-	}
-	f.drop.Store(&drop)
-}
-
-// withFilters gives every node a filterTransport, recorded in filters.
-func withFilters(filters map[uint64]*filterTransport) clusterOption {
-	var mu sync.Mutex
-	return withPrepare(func(id uint64, m *nodeMember) {
-		f := &filterTransport{Transport: m.tr}
-		m.node.SetTransport(f)
-		mu.Lock()
-		filters[id] = f
-		mu.Unlock()
-	})
-}
 
 // hasData reports whether m carries an entry whose data is one of data.
 func hasData(m raft.Message, data ...string) bool {
@@ -182,8 +137,8 @@ func TestNodeProposeFromFollowerForwardingDisabled(t *testing.T) {
 // replicated, is overwritten by the next leader: the follower's Propose
 // fails as dropped, and the entry applies nowhere.
 func TestNodeForwardedProposalOverwritten(t *testing.T) {
-	filters := map[uint64]*filterTransport{}
-	c := newNodeCluster(t, 3, withFilters(filters))
+	filters := map[uint64]*nodeDropTransport{}
+	c := newNodeCluster(t, 3, withDropTransports(filters))
 	ctx := nodeCtx(t)
 	c.propose("before")
 	lead := c.waitLeader()
@@ -209,8 +164,8 @@ func TestNodeForwardedProposalOverwritten(t *testing.T) {
 // ErrProposalUnknown when the context expires, not with a failure: the
 // entry may apply, and here it does.
 func TestNodeForwardedProposalAnswerLost(t *testing.T) {
-	filters := map[uint64]*filterTransport{}
-	c := newNodeCluster(t, 3, withFilters(filters))
+	filters := map[uint64]*nodeDropTransport{}
+	c := newNodeCluster(t, 3, withDropTransports(filters))
 	lead := c.waitLeader()
 	c.waitReplicating(lead)
 	follower := nodeOthers(c.ids, lead)[0]
@@ -232,8 +187,8 @@ func TestNodeForwardedProposalAnswerLost(t *testing.T) {
 func TestNodeBatchSplitAcrossLeaderChange(t *testing.T) {
 	for _, from := range []string{"leader", "follower"} {
 		t.Run(from, func(t *testing.T) {
-			filters := map[uint64]*filterTransport{}
-			c := newNodeCluster(t, 3, withFilters(filters), withConfig(func(cfg *raftnode.Config) {
+			filters := map[uint64]*nodeDropTransport{}
+			c := newNodeCluster(t, 3, withDropTransports(filters), withConfig(func(cfg *raftnode.Config) {
 				cfg.Raft.MaxSizePerMsg = 1
 			}))
 			ctx := nodeCtx(t)

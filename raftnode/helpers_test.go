@@ -345,3 +345,45 @@ func (c *nodeCluster) proposeAmong(ids []uint64, data string) uint64 {
 			"proposing %q: %v", data, err)
 	}
 }
+
+// nodeDropTransport is a memtransport Transport that silently drops the
+// messages drop selects, as a lossy network does (no unreachable report).
+type nodeDropTransport struct {
+	*memtransport.Transport
+	drop atomic.Pointer[func(raft.Message) bool]
+}
+
+func (t *nodeDropTransport) Send(msgs []raft.Message) {
+	if f := t.drop.Load(); f != nil {
+		kept := make([]raft.Message, 0, len(msgs))
+		for _, m := range msgs {
+			if !(*f)(m) {
+				kept = append(kept, m)
+			}
+		}
+		msgs = kept
+	}
+	t.Transport.Send(msgs)
+}
+
+// setDrop makes the transport drop the messages drop picks (nil: none).
+func (t *nodeDropTransport) setDrop(drop func(raft.Message) bool) {
+	if drop == nil {
+		t.drop.Store(nil)
+		return
+	}
+	t.drop.Store(&drop)
+}
+
+// withDropTransports gives every node a nodeDropTransport over its
+// memtransport, recorded in drops.
+func withDropTransports(drops map[uint64]*nodeDropTransport) clusterOption {
+	var mu sync.Mutex
+	return withPrepare(func(id uint64, m *nodeMember) {
+		w := &nodeDropTransport{Transport: m.tr}
+		m.node.SetTransport(w)
+		mu.Lock()
+		drops[id] = w
+		mu.Unlock()
+	})
+}

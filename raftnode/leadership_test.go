@@ -35,11 +35,7 @@ func TestNodeWaitLeaderAgreesOnEveryNode(t *testing.T) {
 
 func TestNodeVerifyLeader(t *testing.T) {
 	wrappers := map[uint64]*nodeDropTransport{}
-	c := newNodeCluster(t, 3, withPrepare(func(id uint64, m *nodeMember) {
-		w := &nodeDropTransport{Transport: m.tr}
-		m.node.SetTransport(w)
-		wrappers[id] = w
-	}))
+	c := newNodeCluster(t, 3, withDropTransports(wrappers))
 	lead := c.waitLeader()
 	ctx := nodeCtx(t)
 	require.NoError(t, c.members[lead].node.VerifyLeader(ctx))

@@ -14,33 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
-	"github.com/keelraft/raft/memtransport"
 	"github.com/keelraft/raft/raftnode"
 )
 
 // The core's fault scenarios, run through Node: it forces pipelined
 // acknowledgements and keeps entries below its snapshots, which the core
 // tests exercise only in part.
-
-// nodeDropTransport is a memtransport Transport that silently drops the
-// messages drop selects, as a lossy network does (no unreachable report).
-type nodeDropTransport struct {
-	*memtransport.Transport
-	drop atomic.Pointer[func(raft.Message) bool]
-}
-
-func (t *nodeDropTransport) Send(msgs []raft.Message) {
-	if f := t.drop.Load(); f != nil {
-		kept := make([]raft.Message, 0, len(msgs))
-		for _, m := range msgs {
-			if !(*f)(m) {
-				kept = append(kept, m)
-			}
-		}
-		msgs = kept
-	}
-	t.Transport.Send(msgs)
-}
 
 // nodeGatedStorage is a MemoryStorage whose Save blocks, while armed, on a
 // write that hold selects, until release; entered receives each such write
@@ -126,11 +105,7 @@ func nodeFollowerCatchesUpAfterLostAppends(t testing.TB) {
 	wrappers := map[uint64]*nodeDropTransport{}
 	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		cfg.Raft.MaxInflightMsgs = 4
-	}), withPrepare(func(id uint64, m *nodeMember) {
-		w := &nodeDropTransport{Transport: m.tr}
-		m.node.SetTransport(w)
-		wrappers[id] = w
-	}))
+	}), withDropTransports(wrappers))
 	lead := c.waitLeader()
 	c.propose("first")
 	f := otherThan(c.ids, lead)[0]
