@@ -183,7 +183,8 @@ func (c *e2eCluster) start(id uint64, more ...string) {
 	nd := c.nodes[id]
 	c.launch(id, more...)
 	// Wait until it serves HTTP.
-	deadline := time.Now().Add(10 * time.Second)
+	// A -race binary that salvages its log on a loaded machine starts slowly.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", nd.http, 100*time.Millisecond)
 		if err == nil {
