@@ -2,6 +2,8 @@ package raft
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.uber.org/zap"
 )
@@ -55,7 +57,19 @@ func (r *raft) applyConfChange(cc ConfChange) (ConfState, error) {
 // longer a voter, commit what the new quorum holds, and start replicating
 // to new members.
 func (r *raft) switchToConfig(cs ConfState) {
+	before := slices.Collect(maps.Keys(r.trk.progress))
 	r.trk.applyConfState(cs, r.raftLog.lastIndex()+1)
+	for _, id := range before {
+		if r.trk.progress[id] == nil {
+			if r.removedMembers == nil {
+				r.removedMembers = map[uint64]bool{}
+			}
+			r.removedMembers[id] = true
+		}
+	}
+	for id := range r.trk.progress {
+		delete(r.removedMembers, id)
+	}
 	if r.state != StateLeader {
 		return
 	}
@@ -195,4 +209,23 @@ func onlyRecordsIncarnations(cc ConfChange) bool {
 		}
 	}
 	return len(cc.Changes) > 0
+}
+
+// tellRemovedNodeTheCommit answers an append acknowledgement from a node
+// that a configuration change removed (never from another stranger). A
+// member removed by a change that the others
+// committed without it learns of its removal only from a commit index
+// covering the change; once the leader has applied the change it no longer
+// tracks the node and would never send it one, so the node would run on,
+// campaigning, as a member of nothing. The acknowledgement of an append of
+// this term says that the node's log matches the leader's up to m.Index, so
+// a heartbeat committing up to there is safe, as for any follower.
+func (r *raft) tellRemovedNodeTheCommit(m Message) {
+	if r.state != StateLeader || m.Type != MsgAppResp || m.Reject || m.Term != r.Term || !r.removedMembers[m.From] {
+		return
+	}
+	// m.Commit is the node's commit index: tell it only something new.
+	if commit := min(m.Index, r.raftLog.committed); commit > m.Commit {
+		r.send(Message{To: m.From, Type: MsgHeartbeat, Commit: commit})
+	}
 }

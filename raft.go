@@ -33,6 +33,11 @@ type raft struct {
 	// voter knows that index is committed and holds the whole log; until
 	// then the rest may still need this leader to learn of the change.
 	stepDownIndex uint64
+	// removedMembers holds the nodes that a configuration change this node
+	// applied removed (since it started): a leader answers their late
+	// acknowledgements with the commit index (tellRemovedNodeTheCommit).
+	// A node added back leaves it.
+	removedMembers map[uint64]bool
 
 	// caretakeAsked reports that this node, not a voter of its
 	// configuration, refused a vote request from a voter of it that still

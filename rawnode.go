@@ -238,7 +238,9 @@ func (rn *RawNode) RecordMissedTicks(n uint64) { rn.raft.missedTicks(n) }
 // ErrStepLocalMsg for message types only a node generates itself,
 // ErrStepPeerNotFound for a response from a node outside the configuration,
 // and an error wrapping ErrInvalidMessage for a message that fails
-// validation. Rejected messages change nothing.
+// validation. Rejected messages change nothing, but for one: a leader
+// answers an append acknowledgement from a node that a change it applied
+// removed with the commit index, so that the node learns of its removal.
 func (rn *RawNode) Step(m Message) (err error) {
 	if rn.err != nil {
 		return rn.err
@@ -257,6 +259,7 @@ func (rn *RawNode) Step(m Message) (err error) {
 	if m.Type.isResponse() && r.trk.progress[m.From] == nil {
 		r.logger.Warn("dropped a response from a node outside the configuration",
 			zap.Stringer("type", m.Type), zap.Uint64("from", m.From), zap.Uint64("msg_term", m.Term))
+		r.tellRemovedNodeTheCommit(m)
 		return ErrStepPeerNotFound
 	}
 	err = r.Step(m)
