@@ -249,7 +249,8 @@ func replyError(w http.ResponseWriter, err error) {
 	case errors.Is(err, raftnode.ErrRemoved):
 		reply(w, http.StatusGone, errorReply{Error: err.Error()})
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, raft.ErrProposalDropped),
-		errors.Is(err, raft.ErrPendingConfChange), errors.Is(err, raftnode.ErrStopped):
+		errors.Is(err, raft.ErrPendingConfChange), errors.Is(err, raftnode.ErrStopped),
+		errors.Is(err, raftnode.ErrTransferAbandoned): // the target was not ready (it may have been applying a change)
 		reply(w, http.StatusServiceUnavailable, errorReply{Error: err.Error() + " (no leader or quorum in time: retry)"})
 	default:
 		reply(w, http.StatusInternalServerError, errorReply{Error: err.Error()})
