@@ -53,7 +53,8 @@ type Config struct {
 
 	// CompactKeep is how many entries before a snapshot's index stay in the
 	// log after compaction, so that a follower lagging by less catches up
-	// from the log rather than from a snapshot. Default DefaultCompactKeep.
+	// from the log rather than from a snapshot. Default DefaultCompactKeep,
+	// or SnapshotEvery if that is smaller.
 	CompactKeep uint64
 
 	// OnLeaderChange, if set, is called when the node learns of a new

@@ -28,7 +28,17 @@ func TestNodeWaitLeaderAgreesOnEveryNode(t *testing.T) {
 	assert.Equal(t, []uint64{lead, lead, lead}, leaders)
 
 	stopped := c.members[c.ids[0]].node
+	select {
+	case <-stopped.Done():
+		t.Fatal("Done is closed while the node runs")
+	default:
+	}
 	stopped.Stop()
+	select {
+	case <-stopped.Done():
+	default:
+		t.Fatal("Done is not closed once Stop returned")
+	}
 	_, _, err := stopped.WaitLeader(ctx)
 	assert.ErrorIs(t, err, raftnode.ErrStopped)
 }

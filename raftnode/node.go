@@ -108,7 +108,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.SnapshotEvery = DefaultSnapshotEvery
 	}
 	if cfg.CompactKeep == 0 {
-		cfg.CompactKeep = DefaultCompactKeep
+		cfg.CompactKeep = min(DefaultCompactKeep, cfg.SnapshotEvery)
 	}
 	cfg.Raft.Storage = cfg.Storage
 	cfg.Raft.PipelinedAcks = true
@@ -256,6 +256,11 @@ func (n *Node) Stop() {
 // closeDone marks every goroutine as returned.
 func (n *Node) closeDone() { n.doneOnce.Do(func() { close(n.donec) }) }
 
+// Done returns a channel closed once the node has stopped, by Stop or on
+// its own (then Err says why), and its goroutines have returned: a host
+// waits on it instead of polling Err.
+func (n *Node) Done() <-chan struct{} { return n.donec }
+
 // Err returns nil while the node runs, ErrStopped after Stop, or the error
 // that stopped it.
 func (n *Node) Err() error {
@@ -274,7 +279,11 @@ func (n *Node) halt(err error) {
 	}
 	n.halted = true
 	n.err = err
-	if !errors.Is(err, ErrStopped) {
+	switch {
+	case errors.Is(err, ErrStopped):
+	case errors.Is(err, ErrRemoved):
+		n.logger.Info("node stopped: it was removed from the cluster")
+	default:
 		n.logger.Error("node stopped on an error", zap.Error(err))
 	}
 	close(n.stopc)

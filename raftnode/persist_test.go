@@ -1,9 +1,12 @@
 package raftnode
 
 import (
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/keelraft/raft"
 )
@@ -83,3 +86,18 @@ func TestNodeMemoryStorageSave(t *testing.T) {
 	assert.ErrorIs(t, ms.Save(raft.HardState{}, nil, snap), raft.ErrSnapOutOfDate)
 	assert.ErrorIs(t, ms.Save(raft.HardState{}, nodeEnts(3, 9), raft.Snapshot{}), raft.ErrLogGap)
 }
+
+func TestCompactKeepDefaultsToAtMostSnapshotEvery(t *testing.T) {
+	for _, tt := range []struct{ every, want uint64 }{{5, 5}, {DefaultSnapshotEvery, DefaultCompactKeep}} {
+		n, err := New(Config{Raft: raft.Config{ID: 1}, Storage: raft.NewMemoryStorage(), StateMachine: nopSM{}, SnapshotEvery: tt.every})
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, n.cfg.CompactKeep, "SnapshotEvery %d", tt.every)
+	}
+}
+
+// nopSM is a state machine that keeps nothing.
+type nopSM struct{}
+
+func (nopSM) Apply(ents []raft.Entry) []any    { return nil }
+func (nopSM) Snapshot() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("")), nil }
+func (nopSM) Restore(io.Reader) error          { return nil }

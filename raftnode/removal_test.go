@@ -2,7 +2,6 @@ package raftnode_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -61,7 +60,11 @@ func TestNodeRemovedLeaderStopsItselfAfterHandingOver(t *testing.T) {
 	require.NoError(t, err)
 
 	n := c.members[lead].node
-	require.Eventually(t, func() bool { return n.Err() != nil }, nodeWaitTimeout, time.Millisecond)
+	select {
+	case <-n.Done():
+	case <-ctx.Done():
+		t.Fatal("the removed leader did not stop")
+	}
 	require.ErrorIs(t, n.Err(), raftnode.ErrRemoved)
 	_, err = n.Propose(ctx, []byte("x"))
 	assert.ErrorIs(t, err, raftnode.ErrRemoved)

@@ -65,11 +65,11 @@ type Config struct {
 	// the node ID its handshake claims, in this cluster (see CertNodeID).
 	TLS *tls.Config
 
-	// PeerSecret, if set, is a secret shared by every node of the cluster,
-	// at least MinPeerSecretSize bytes (32 random bytes are good). Both
-	// sides of every connection prove they know it by challenge and
-	// response (see handshakeMAC); it never crosses the wire. It may be
-	// combined with TLS.
+	// PeerSecret, if set (an empty one counts as unset), is a secret shared
+	// by every node of the cluster, at least MinPeerSecretSize bytes (32
+	// random bytes are good). Both sides of every connection prove they
+	// know it by challenge and response (see handshakeMAC); it never
+	// crosses the wire. It may be combined with TLS.
 	PeerSecret []byte
 
 	// Insecure must be set to run with neither TLS nor PeerSecret: then
@@ -206,6 +206,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if len(c.PeerSecret) == 0 {
+		c.PeerSecret = nil // an empty flag's []byte(""): unset, not a 0-byte secret
 	}
 	maxFrame := c.Codec.MaxFrameSize
 	if maxFrame == 0 {

@@ -235,6 +235,17 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// An empty secret, as an empty command-line flag gives, is no secret: with
+// Insecure the transport starts, without it the error says what is missing.
+func TestEmptyPeerSecretIsUnset(t *testing.T) {
+	h := newTestHandler()
+	tr, err := New(Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", Insecure: true, PeerSecret: []byte("")})
+	require.NoError(t, err)
+	require.NoError(t, tr.Close())
+	_, err = New(Config{ID: 1, Handler: h, ListenAddr: "127.0.0.1:0", PeerSecret: []byte("")})
+	assert.ErrorContains(t, err, "no peer authentication")
+}
+
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	check := goroutineBaseline(t)
 	hung, err := net.Listen("tcp", "127.0.0.1:0")

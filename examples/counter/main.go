@@ -179,25 +179,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// the cluster (with StopWhenRemoved), or failed (a storage error).
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	poll := time.NewTicker(50 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		select {
-		case s := <-sig:
-			fmt.Fprintf(stdout, "node %d: %v, stopping\n", *id, s)
-			return nil
-		case <-poll.C:
-		}
-		err := node.Err()
-		switch {
-		case errors.Is(err, raftnode.ErrRemoved):
-			// Not a failure: exit 0, so that a supervisor does not restart it.
-			fmt.Fprintf(stdout, "node %d: removed from the cluster, exiting (to add it back, wipe %s and start it with --join)\n", *id, *dataDir)
-			return nil
-		case err != nil:
-			return fmt.Errorf("node %d stopped: %w (restart it: the log is checked and recovered at start)", *id, err)
-		}
+	select {
+	case s := <-sig:
+		fmt.Fprintf(stdout, "node %d: %v, stopping\n", *id, s)
+		return nil
+	case <-node.Done():
 	}
+	err = node.Err()
+	if errors.Is(err, raftnode.ErrRemoved) {
+		// Not a failure: exit 0, so that a supervisor does not restart it.
+		fmt.Fprintf(stdout, "node %d: removed from the cluster, exiting (to add it back, wipe %s and start it with --join)\n", *id, *dataDir)
+		return nil
+	}
+	return fmt.Errorf("node %d stopped: %w (restart it: the log is checked and recovered at start)", *id, err)
 }
 
 // parsePeers parses "1=host:port,2=host:port"; "" gives none.

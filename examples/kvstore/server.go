@@ -310,40 +310,32 @@ func (s *server) Close() {
 // storage, or fails with the reason).
 func (s *server) watchHalt() {
 	defer s.wg.Done()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopc:
-			return
-		case <-t.C:
-		}
-		err := s.node.Err()
-		if err == nil {
-			continue
-		}
-		select {
-		case <-s.stopc:
-			return // Close stopped it
-		default:
-		}
-		if errors.Is(err, raftnode.ErrRemoved) {
-			s.log.Info("this node was removed from the cluster; exiting")
-		} else {
-			s.log.Error("the node stopped on an error; exiting so that it is restarted (the data directory is checked and recovered at start)",
-				zap.Error(err))
-		}
-		s.haltErr = err
-		_ = s.respLn.Close()
-		_ = s.httpLn.Close()
-		s.mu.Lock()
-		for c := range s.conns {
-			_ = c.Close()
-		}
-		s.mu.Unlock()
-		close(s.halted)
+	select {
+	case <-s.stopc:
 		return
+	case <-s.node.Done():
 	}
+	select {
+	case <-s.stopc:
+		return // Close stopped it
+	default:
+	}
+	err := s.node.Err()
+	if errors.Is(err, raftnode.ErrRemoved) {
+		s.log.Info("this node was removed from the cluster; exiting")
+	} else {
+		s.log.Error("the node stopped on an error; exiting so that it is restarted (the data directory is checked and recovered at start)",
+			zap.Error(err))
+	}
+	s.haltErr = err
+	_ = s.respLn.Close()
+	_ = s.httpLn.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	close(s.halted)
 }
 
 func (s *server) onLeaderChange(leader, term uint64) {
