@@ -60,8 +60,9 @@ The calls:
     report the protocol state. A node that applies a configuration
     without itself answers every call with ErrRemoved, calls OnRemoved,
     and stops with Config.StopWhenRemoved.
-  - Stop ends the goroutines; Err returns the error that stopped the node
-    on its own (storage, state machine), nil while it runs.
+  - Stop ends the goroutines; Done is closed once the node stopped, by
+    Stop or on its own, and Err then says why (storage, state machine,
+    removal); Metrics reports what an exporter publishes.
 
 The transport delivers what it receives with HandleMessage (and, for a
 transport that streams snapshots, HandleSnapshot) and reports failures
