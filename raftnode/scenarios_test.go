@@ -138,6 +138,7 @@ func TestNodeRestartKeepsMembershipOfSnapshotWithConfChangesBelowIt(t *testing.T
 func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
 	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		cfg.SnapshotEvery = 5
+		cfg.CompactKeep = 100 // the log keeps the conf changes below the snapshot
 	}))
 	c.propose("first") // the leader has committed an entry of its term
 	ctx := nodeCtx(t)
