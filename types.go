@@ -319,6 +319,7 @@ func (s *StateType) UnmarshalText(b []byte) error {
 	return fmt.Errorf("raft: unknown node state %q", b)
 }
 
+// String returns the state's name, such as "StateLeader".
 func (s StateType) String() string {
 	switch s {
 	case StateFollower:

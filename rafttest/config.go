@@ -330,6 +330,7 @@ type Violation struct {
 	Detail string
 }
 
+// String describes the violation: the property, the step and the detail.
 func (v Violation) String() string {
 	return fmt.Sprintf("%s at step %d: %s", v.Property, v.Step, v.Detail)
 }
