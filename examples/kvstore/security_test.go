@@ -114,7 +114,12 @@ func httpFrom(t *testing.T, local string, s *server, method, path, body string, 
 // is appended, and writes on every node go on (before, a 20 MiB value was
 // appended, could never be sent, and wedged every later write).
 func TestSecurityOversizedValueIsRefusedAndWritesGoOn(t *testing.T) {
-	servers := secCluster(t, 3, func(c *config) { c.Tick = 100 * time.Millisecond }) // the default tick
+	servers := secCluster(t, 3, func(c *config) {
+		c.Tick = 100 * time.Millisecond // the default tick
+		// Reading a 20 MiB command under -race on a loaded machine may
+		// take longer than the usual five seconds a command gets.
+		c.ClientTimeout = 30 * time.Second
+	})
 	lead, follower := secLeader(servers)
 	big := strings.Repeat("v", 20<<20)
 	half := strings.Repeat("h", 10<<20)
