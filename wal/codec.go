@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/keelraft/raft"
@@ -93,30 +94,26 @@ func encodeConfState(e *encoder, cs *raft.ConfState) {
 		flags |= confAddresses
 	}
 	e.byte1(flags)
-	encodeIncarnations(e, cs.Incarnations)
+	encodeIDMap(e, cs.Incarnations, encodeIncarnation)
 	if len(cs.Addresses) > 0 {
-		encodeAddresses(e, cs.Addresses)
+		encodeIDMap(e, cs.Addresses, encodeAddress)
 	}
 }
 
-// encodeAddresses writes the count, then (id, address) pairs ascending by
-// id, so that equal maps encode to equal bytes.
-func encodeAddresses(e *encoder, addrs map[uint64]string) {
-	ids := make([]uint64, 0, len(addrs))
-	for id := range addrs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+// encodeIDMap writes the count, then (id, value) pairs ascending by id, so
+// that equal maps encode to equal bytes; value writes one value.
+func encodeIDMap[V any](e *encoder, m map[uint64]V, value func(*encoder, V)) {
+	ids := slices.Sorted(maps.Keys(m))
 	e.uvarint(uint64(len(ids)))
 	for _, id := range ids {
 		e.uvarint(id)
-		e.bytes([]byte(addrs[id]))
+		value(e, m[id])
 	}
 }
 
-// decodeAddresses reads what encodeAddresses wrote; an empty map decodes
-// as nil.
-func decodeAddresses(d *decoder) map[uint64]string {
+// decodeIDMap reads what encodeIDMap wrote, value reading one value; an
+// empty map decodes as nil.
+func decodeIDMap[V any](d *decoder, value func(*decoder) V) map[uint64]V {
 	n := d.uvarint()
 	// Every pair takes at least two bytes: bound the count first.
 	if d.err != nil || n == 0 {
@@ -126,48 +123,19 @@ func decodeAddresses(d *decoder) map[uint64]string {
 		d.err = errShortPayload
 		return nil
 	}
-	addrs := make(map[uint64]string, n)
+	m := make(map[uint64]V, n)
 	for range n {
 		id := d.uvarint()
-		addrs[id] = string(d.bytes())
+		m[id] = value(d)
 	}
-	return addrs
+	return m
 }
 
-// encodeIncarnations writes the count, then (id, incarnation) pairs
-// ascending by id, so that equal maps encode to equal bytes.
-func encodeIncarnations(e *encoder, inc map[uint64]uint64) {
-	ids := make([]uint64, 0, len(inc))
-	for id := range inc {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	e.uvarint(uint64(len(ids)))
-	for _, id := range ids {
-		e.uvarint(id)
-		e.uvarint(inc[id])
-	}
-}
-
-// decodeIncarnations reads what encodeIncarnations wrote; an empty map
-// decodes as nil.
-func decodeIncarnations(d *decoder) map[uint64]uint64 {
-	n := d.uvarint()
-	// Every pair takes at least two bytes: bound the count first.
-	if d.err != nil || n == 0 {
-		return nil
-	}
-	if n > uint64(len(d.b))/2 {
-		d.err = errShortPayload
-		return nil
-	}
-	inc := make(map[uint64]uint64, n)
-	for range n {
-		id := d.uvarint()
-		inc[id] = d.uvarint()
-	}
-	return inc
-}
+// The values of the configuration's maps: incarnations and addresses.
+func encodeIncarnation(e *encoder, v uint64) { e.uvarint(v) }
+func decodeIncarnation(d *decoder) uint64    { return d.uvarint() }
+func encodeAddress(e *encoder, a string)     { e.bytes([]byte(a)) }
+func decodeAddress(d *decoder) string        { return string(d.bytes()) }
 
 func decodeConfState(d *decoder) raft.ConfState {
 	var cs raft.ConfState
@@ -180,9 +148,9 @@ func decodeConfState(d *decoder) raft.ConfState {
 		d.err = fmt.Errorf("unknown configuration flags %#x", flags)
 	}
 	cs.AutoLeave = flags&confAutoLeave != 0
-	cs.Incarnations = decodeIncarnations(d)
+	cs.Incarnations = decodeIDMap(d, decodeIncarnation)
 	if flags&confAddresses != 0 {
-		cs.Addresses = decodeAddresses(d)
+		cs.Addresses = decodeIDMap(d, decodeAddress)
 	}
 	return cs
 }
