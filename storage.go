@@ -3,6 +3,7 @@ package raft
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Storage is the read side of a node's durable state: the log entries, the
@@ -67,6 +68,13 @@ const memChunkShift = 10
 // frees whole chunks: the cost of an append or a compaction does not grow
 // with the length of the log. Entries copies the entries it returns only
 // when they span two chunks; otherwise it returns a part of a chunk.
+//
+// The writes and Entries take a mutex. LastIndex, FirstIndex, and Term of
+// the last index and of FirstIndex()-1, which the node asks for several
+// times per message, do not: they read copies of those four numbers that
+// every write publishes, under the mutex, before it returns (see publish).
+// A read therefore sees every write that returned before it started, and
+// possibly one that is under way.
 type MemoryStorage struct {
 	mu        sync.Mutex
 	hardState HardState
@@ -88,6 +96,11 @@ type MemoryStorage struct {
 	// chunkShift, if not 0, replaces memChunkShift, for tests that need
 	// small chunks.
 	chunkShift uint8
+
+	// seq and the four atomics below are the copies that LastIndex,
+	// FirstIndex and Term read without the mutex: see publish.
+	seq                                            atomic.Uint64
+	pubOffset, pubOffsetTerm, pubLast, pubLastTerm atomic.Uint64
 }
 
 // NewMemoryStorage returns an empty MemoryStorage.
@@ -117,6 +130,21 @@ func (ms *MemoryStorage) termAt(i uint64) uint64 {
 		return ms.offsetTerm
 	}
 	return ms.at(i).Term
+}
+
+// publish copies offset, offsetTerm, last and the last entry's term to the
+// atomics that readers without the mutex use. Every write calls it, with
+// ms.mu held, after changing the log. seq is odd while it copies, so that
+// a reader of several of them (Term) can tell that it read a consistent
+// set: seq even and unchanged around its reads. A single number (LastIndex,
+// FirstIndex) needs no such check.
+func (ms *MemoryStorage) publish() {
+	ms.seq.Add(1)
+	ms.pubOffset.Store(ms.offset)
+	ms.pubOffsetTerm.Store(ms.offsetTerm)
+	ms.pubLast.Store(ms.last)
+	ms.pubLastTerm.Store(ms.termAt(ms.last))
+	ms.seq.Add(1)
 }
 
 // InitialState implements Storage.
@@ -191,8 +219,25 @@ func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]Entry, error) {
 	return ents, nil
 }
 
-// Term implements Storage.
+// Term implements Storage. The terms of the last index and of
+// FirstIndex()-1 are read without the mutex.
 func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
+	if s := ms.seq.Load(); s&1 == 0 {
+		offset, offsetTerm := ms.pubOffset.Load(), ms.pubOffsetTerm.Load()
+		last, lastTerm := ms.pubLast.Load(), ms.pubLastTerm.Load()
+		if ms.seq.Load() == s {
+			switch {
+			case i == last:
+				return lastTerm, nil
+			case i == offset:
+				return offsetTerm, nil
+			case i < offset:
+				return 0, ErrCompacted
+			case i > last:
+				return 0, ErrUnavailable
+			}
+		}
+	}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if i < ms.offset {
@@ -204,18 +249,14 @@ func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
 	return ms.termAt(i), nil
 }
 
-// LastIndex implements Storage.
+// LastIndex implements Storage, without taking the mutex.
 func (ms *MemoryStorage) LastIndex() (uint64, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	return ms.last, nil
+	return ms.pubLast.Load(), nil
 }
 
-// FirstIndex implements Storage.
+// FirstIndex implements Storage, without taking the mutex.
 func (ms *MemoryStorage) FirstIndex() (uint64, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	return ms.offset + 1, nil
+	return ms.pubOffset.Load() + 1, nil
 }
 
 // Snapshot implements Storage.
@@ -243,6 +284,7 @@ func (ms *MemoryStorage) ApplySnapshot(snap Snapshot) error {
 	if ms.hardState.Commit < snap.Metadata.Index {
 		ms.hardState.Commit = snap.Metadata.Index
 	}
+	ms.publish()
 	return nil
 }
 
@@ -316,6 +358,7 @@ func (ms *MemoryStorage) Compact(compactIndex uint64) error {
 			ms.chunks[0] = chunk
 		}
 	}
+	ms.publish()
 	return nil
 }
 
@@ -371,6 +414,7 @@ func (ms *MemoryStorage) Append(entries []Entry) error {
 		ms.truncate(next - 1)
 	}
 	ms.extend(entries)
+	ms.publish()
 	return nil
 }
 
