@@ -3,6 +3,7 @@ package raft
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Storage is the read side of a node's durable state: the log entries, the
@@ -54,42 +55,108 @@ type Storage interface {
 	Snapshot() (Snapshot, error)
 }
 
+// memChunkShift sets how many entries one chunk of a MemoryStorage's log
+// holds: 1 << memChunkShift, 48 KiB of Entry values.
+const memChunkShift = 10
+
 // MemoryStorage is a Storage held in memory, for tests and for hosts that
 // keep their own durable copy. It is safe for concurrent use. The zero value
 // is an empty MemoryStorage, like the one NewMemoryStorage returns.
+//
+// The log is held in chunks of a fixed number of entries (1024), not in one
+// slice, so that appending to a long log never copies it and compacting
+// frees whole chunks: the cost of an append or a compaction does not grow
+// with the length of the log. Entries copies the entries it returns only
+// when they span two chunks; otherwise it returns a part of a chunk.
+//
+// The writes and Entries take a mutex. LastIndex, FirstIndex, and Term of
+// the last index and of FirstIndex()-1, which the node asks for several
+// times per message, do not: they read copies of those four numbers that
+// every write publishes, under the mutex, before it returns (see publish).
+// A read therefore sees every write that returned before it started, and
+// possibly one that is under way.
 type MemoryStorage struct {
 	mu        sync.Mutex
 	hardState HardState
 	snapshot  Snapshot
-	// ents[0] is a placeholder whose Index and Term are the snapshot's;
-	// ents[i] has index snapshot.Metadata.Index + i.
-	ents []Entry
-}
 
-// lock takes the mutex and makes the zero value usable: an empty log whose
-// placeholder entry is at index 0.
-func (ms *MemoryStorage) lock() {
-	ms.mu.Lock()
-	if ms.ents == nil {
-		ms.ents = make([]Entry, 1)
-	}
+	// offset is the index of the last entry compacted away (the snapshot's
+	// index after ApplySnapshot, 0 in a new storage) and offsetTerm its
+	// term; last is the index of the last entry, offset when the log is
+	// empty. The log holds the entries offset+1 to last.
+	offset, offsetTerm, last uint64
+	// chunks hold the entries: the entry at index i is
+	// chunks[k][j] with k, j = (i-base) >> shift, (i-base) % (1 << shift).
+	// Every chunk but the last is full; the last holds up to last. When
+	// chunks is not empty, base <= offset+1 < base + 1<<shift: the first
+	// chunk holds the first entry, after the zeroed places of entries
+	// compacted away (see Compact).
+	chunks [][]Entry
+	base   uint64
+	// chunkShift, if not 0, replaces memChunkShift, for tests that need
+	// small chunks.
+	chunkShift uint8
+
+	// seq and the four atomics below are the copies that LastIndex,
+	// FirstIndex and Term read without the mutex: see publish.
+	seq                                            atomic.Uint64
+	pubOffset, pubOffsetTerm, pubLast, pubLastTerm atomic.Uint64
 }
 
 // NewMemoryStorage returns an empty MemoryStorage.
 func NewMemoryStorage() *MemoryStorage {
-	return &MemoryStorage{ents: make([]Entry, 1)}
+	return &MemoryStorage{}
+}
+
+// shift returns log2 of the number of entries in a chunk.
+func (ms *MemoryStorage) shift() uint {
+	if ms.chunkShift != 0 {
+		return uint(ms.chunkShift)
+	}
+	return memChunkShift
+}
+
+// at returns the entry at index i, which must be in [offset+1, last].
+// ms.mu must be held.
+func (ms *MemoryStorage) at(i uint64) *Entry {
+	p, s := i-ms.base, ms.shift()
+	return &ms.chunks[p>>s][p&(1<<s-1)]
+}
+
+// termAt returns the term of the entry at index i, which must be in
+// [offset, last]. ms.mu must be held.
+func (ms *MemoryStorage) termAt(i uint64) uint64 {
+	if i == ms.offset {
+		return ms.offsetTerm
+	}
+	return ms.at(i).Term
+}
+
+// publish copies offset, offsetTerm, last and the last entry's term to the
+// atomics that readers without the mutex use. Every write calls it, with
+// ms.mu held, after changing the log. seq is odd while it copies, so that
+// a reader of several of them (Term) can tell that it read a consistent
+// set: seq even and unchanged around its reads. A single number (LastIndex,
+// FirstIndex) needs no such check.
+func (ms *MemoryStorage) publish() {
+	ms.seq.Add(1)
+	ms.pubOffset.Store(ms.offset)
+	ms.pubOffsetTerm.Store(ms.offsetTerm)
+	ms.pubLast.Store(ms.last)
+	ms.pubLastTerm.Store(ms.termAt(ms.last))
+	ms.seq.Add(1)
 }
 
 // InitialState implements Storage.
 func (ms *MemoryStorage) InitialState() (HardState, ConfState, error) {
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	return ms.hardState, ms.snapshot.Metadata.ConfState, nil
 }
 
 // SetHardState saves the hard state.
 func (ms *MemoryStorage) SetHardState(hs HardState) error {
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	ms.hardState = hs
 	return nil
@@ -97,66 +164,104 @@ func (ms *MemoryStorage) SetHardState(hs HardState) error {
 
 // HardState returns the saved hard state.
 func (ms *MemoryStorage) HardState() HardState {
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	return ms.hardState
 }
 
-// Entries implements Storage.
+// Entries implements Storage. The entries are returned without copying
+// unless they span two chunks.
 func (ms *MemoryStorage) Entries(lo, hi, maxSize uint64) ([]Entry, error) {
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	offset := ms.ents[0].Index
-	if lo <= offset {
+	if lo <= ms.offset {
 		return nil, ErrCompacted
 	}
-	if hi > ms.lastIndex()+1 {
-		return nil, fmt.Errorf("%w: entries [%d, %d) requested, last index is %d", ErrUnavailable, lo, hi, ms.lastIndex())
+	if hi > ms.last+1 {
+		return nil, fmt.Errorf("%w: entries [%d, %d) requested, last index is %d", ErrUnavailable, lo, hi, ms.last)
 	}
 	if lo >= hi {
 		return nil, nil
 	}
-	ents := limitSize(ms.ents[lo-offset:hi-offset], maxSize)
-	// Cap the slice so that a caller appending to it cannot write into
-	// the storage's backing array.
-	return ents[:len(ents):len(ents)], nil
+	s := ms.shift()
+	p, q := lo-ms.base, hi-1-ms.base
+	if p>>s == q>>s {
+		chunk := ms.chunks[p>>s]
+		ents := limitSize(chunk[p&(1<<s-1):q&(1<<s-1)+1], maxSize)
+		// Cap the slice so that a caller appending to it cannot write
+		// into the chunk.
+		return ents[:len(ents):len(ents)], nil
+	}
+	// Find where maxSize cuts the range before copying it: a limited
+	// read of a long range copies only what it returns.
+	n := hi - lo
+	if maxSize != noLimit {
+		size := ms.at(lo).size()
+		for n = 1; lo+n < hi; n++ {
+			size += ms.at(lo + n).size()
+			if size > maxSize {
+				break
+			}
+		}
+	}
+	if (p+n-1)>>s == p>>s {
+		ents := ms.chunks[p>>s][p&(1<<s-1) : p&(1<<s-1)+n]
+		return ents[:n:n], nil
+	}
+	ents := make([]Entry, 0, n)
+	for k := p >> s; uint64(len(ents)) < n; k++ {
+		chunk := ms.chunks[k]
+		if len(ents) == 0 {
+			chunk = chunk[p&(1<<s-1):]
+		}
+		ents = append(ents, chunk[:min(uint64(len(chunk)), n-uint64(len(ents)))]...)
+	}
+	return ents, nil
 }
 
-// Term implements Storage.
+// Term implements Storage. The terms of the last index and of
+// FirstIndex()-1 are read without the mutex.
 func (ms *MemoryStorage) Term(i uint64) (uint64, error) {
-	ms.lock()
+	if s := ms.seq.Load(); s&1 == 0 {
+		offset, offsetTerm := ms.pubOffset.Load(), ms.pubOffsetTerm.Load()
+		last, lastTerm := ms.pubLast.Load(), ms.pubLastTerm.Load()
+		if ms.seq.Load() == s {
+			switch {
+			case i == last:
+				return lastTerm, nil
+			case i == offset:
+				return offsetTerm, nil
+			case i < offset:
+				return 0, ErrCompacted
+			case i > last:
+				return 0, ErrUnavailable
+			}
+		}
+	}
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	offset := ms.ents[0].Index
-	if i < offset {
+	if i < ms.offset {
 		return 0, ErrCompacted
 	}
-	if int(i-offset) >= len(ms.ents) {
+	if i > ms.last {
 		return 0, ErrUnavailable
 	}
-	return ms.ents[i-offset].Term, nil
+	return ms.termAt(i), nil
 }
 
-// LastIndex implements Storage.
+// LastIndex implements Storage, without taking the mutex.
 func (ms *MemoryStorage) LastIndex() (uint64, error) {
-	ms.lock()
-	defer ms.mu.Unlock()
-	return ms.lastIndex(), nil
+	return ms.pubLast.Load(), nil
 }
 
-func (ms *MemoryStorage) lastIndex() uint64 {
-	return ms.ents[0].Index + uint64(len(ms.ents)) - 1
-}
-
-// FirstIndex implements Storage.
+// FirstIndex implements Storage, without taking the mutex.
 func (ms *MemoryStorage) FirstIndex() (uint64, error) {
-	ms.lock()
-	defer ms.mu.Unlock()
-	return ms.ents[0].Index + 1, nil
+	return ms.pubOffset.Load() + 1, nil
 }
 
 // Snapshot implements Storage.
 func (ms *MemoryStorage) Snapshot() (Snapshot, error) {
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	return ms.snapshot, nil
 }
@@ -165,20 +270,28 @@ func (ms *MemoryStorage) Snapshot() (Snapshot, error) {
 // restarts after the snapshot's index. It returns ErrSnapOutOfDate if the
 // snapshot is older than the one held.
 func (ms *MemoryStorage) ApplySnapshot(snap Snapshot) error {
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if snap.Metadata.Index <= ms.snapshot.Metadata.Index {
 		return ErrSnapOutOfDate
 	}
 	ms.snapshot = snap
-	ms.ents = []Entry{{Term: snap.Metadata.Term, Index: snap.Metadata.Index}}
+	ms.offset, ms.offsetTerm, ms.last = snap.Metadata.Index, snap.Metadata.Term, snap.Metadata.Index
+	ms.dropChunks()
 	if ms.hardState.Term < snap.Metadata.Term {
 		ms.hardState.Term = snap.Metadata.Term
 	}
 	if ms.hardState.Commit < snap.Metadata.Index {
 		ms.hardState.Commit = snap.Metadata.Index
 	}
+	ms.publish()
 	return nil
+}
+
+// dropChunks empties the log's chunks, which must hold nothing after
+// offset: the next entry appended is offset+1.
+func (ms *MemoryStorage) dropChunks() {
+	ms.chunks, ms.base = nil, ms.offset+1
 }
 
 // CreateSnapshot records a snapshot of the application state at index i,
@@ -187,20 +300,19 @@ func (ms *MemoryStorage) ApplySnapshot(snap Snapshot) error {
 // if i is not newer than the held snapshot and ErrCompacted if the log was
 // compacted beyond i.
 func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *ConfState, data []byte) (Snapshot, error) {
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if i <= ms.snapshot.Metadata.Index {
 		return Snapshot{}, ErrSnapOutOfDate
 	}
-	offset := ms.ents[0].Index
-	if i < offset {
-		return Snapshot{}, fmt.Errorf("%w: snapshot index %d precedes compacted index %d", ErrCompacted, i, offset)
+	if i < ms.offset {
+		return Snapshot{}, fmt.Errorf("%w: snapshot index %d precedes compacted index %d", ErrCompacted, i, ms.offset)
 	}
-	if i > ms.lastIndex() {
-		return Snapshot{}, fmt.Errorf("%w: snapshot index %d is beyond last index %d", ErrUnavailable, i, ms.lastIndex())
+	if i > ms.last {
+		return Snapshot{}, fmt.Errorf("%w: snapshot index %d is beyond last index %d", ErrUnavailable, i, ms.last)
 	}
 	ms.snapshot.Metadata.Index = i
-	ms.snapshot.Metadata.Term = ms.ents[i-offset].Term
+	ms.snapshot.Metadata.Term = ms.termAt(i)
 	if cs != nil {
 		ms.snapshot.Metadata.ConfState = *cs
 	}
@@ -210,21 +322,43 @@ func (ms *MemoryStorage) CreateSnapshot(i uint64, cs *ConfState, data []byte) (S
 
 // Compact discards the entries up to and including compactIndex, which must
 // not exceed LastIndex(). It returns ErrCompacted if they are already gone.
+//
+// Chunks that hold only discarded entries are dropped. The chunk that holds
+// the new first entry is copied without the discarded entries before it,
+// so that their data can be collected (the chunk itself may be in a slice
+// Entries returned, which must not change): a compaction copies at most one
+// chunk, however long the log.
 func (ms *MemoryStorage) Compact(compactIndex uint64) error {
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	offset := ms.ents[0].Index
-	if compactIndex <= offset {
+	if compactIndex <= ms.offset {
 		return ErrCompacted
 	}
-	if compactIndex > ms.lastIndex() {
-		return fmt.Errorf("%w: compact index %d is beyond last index %d", ErrUnavailable, compactIndex, ms.lastIndex())
+	if compactIndex > ms.last {
+		return fmt.Errorf("%w: compact index %d is beyond last index %d", ErrUnavailable, compactIndex, ms.last)
 	}
-	i := compactIndex - offset
-	ents := make([]Entry, 1, uint64(len(ms.ents))-i)
-	ents[0].Index = ms.ents[i].Index
-	ents[0].Term = ms.ents[i].Term
-	ms.ents = append(ents, ms.ents[i+1:]...)
+	ms.offsetTerm = ms.termAt(compactIndex)
+	ms.offset = compactIndex
+	if compactIndex == ms.last {
+		ms.dropChunks()
+	} else {
+		s := ms.shift()
+		p := compactIndex + 1 - ms.base // the first kept entry's place
+		if k := p >> s; k > 0 {
+			n := copy(ms.chunks, ms.chunks[k:])
+			clear(ms.chunks[n:])
+			ms.chunks = ms.chunks[:n]
+			ms.base += k << s
+			p -= k << s
+		}
+		if p > 0 {
+			old := ms.chunks[0]
+			chunk := make([]Entry, len(old), cap(old))
+			copy(chunk[p:], old[p:])
+			ms.chunks[0] = chunk
+		}
+	}
+	ms.publish()
 	return nil
 }
 
@@ -251,39 +385,98 @@ func (ms *MemoryStorage) Save(hs HardState, ents []Entry, snap Snapshot) error {
 // overlapping part and everything after it; entries already compacted away
 // are skipped. It returns ErrLogGap if the indexes of entries are not
 // consecutive or the first entry would leave a gap after the last index.
+//
+// Appending copies the entries (not their data) into the log's chunks; it
+// never copies entries already held, except those before the first
+// replaced one in its chunk (see truncate).
 func (ms *MemoryStorage) Append(entries []Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	ms.lock()
+	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	for i := 1; i < len(entries); i++ {
 		if entries[i].Index != entries[i-1].Index+1 {
 			return fmt.Errorf("%w: entry index %d follows %d", ErrLogGap, entries[i].Index, entries[i-1].Index)
 		}
 	}
-	first := ms.ents[0].Index + 1
-	last := entries[len(entries)-1].Index
-	if last < first {
+	first := ms.offset + 1
+	if entries[len(entries)-1].Index < first {
 		return nil // all compacted already
 	}
 	if first > entries[0].Index {
 		entries = entries[first-entries[0].Index:]
 	}
-	offset := entries[0].Index - ms.ents[0].Index
-	switch {
-	case uint64(len(ms.ents)) > offset:
-		// Copy the kept prefix so that slices handed out by Entries are
-		// never overwritten.
-		kept := make([]Entry, offset, offset+uint64(len(entries)))
-		copy(kept, ms.ents[:offset])
-		ms.ents = append(kept, entries...)
-	case uint64(len(ms.ents)) == offset:
-		ms.ents = append(ms.ents, entries...)
-	default:
-		return fmt.Errorf("%w: first appended index %d, last index %d", ErrLogGap, entries[0].Index, ms.lastIndex())
+	switch next := entries[0].Index; {
+	case next > ms.last+1:
+		return fmt.Errorf("%w: first appended index %d, last index %d", ErrLogGap, next, ms.last)
+	case next <= ms.last:
+		ms.truncate(next - 1)
 	}
+	ms.extend(entries)
+	ms.publish()
 	return nil
+}
+
+// truncate shortens the log to end at index last, at least offset. The
+// chunk that holds the entry after last is replaced by a copy of its part
+// before it, so that the entries appended next never overwrite a slice that
+// Entries returned. ms.mu must be held.
+func (ms *MemoryStorage) truncate(last uint64) {
+	ms.last = last
+	if last == ms.offset {
+		ms.dropChunks()
+		return
+	}
+	s := ms.shift()
+	p := last + 1 - ms.base // the first dropped entry's place
+	k, j := p>>s, p&(1<<s-1)
+	if j == 0 {
+		clear(ms.chunks[k:])
+		ms.chunks = ms.chunks[:k]
+		return
+	}
+	clear(ms.chunks[k+1:])
+	ms.chunks = ms.chunks[:k+1]
+	old := ms.chunks[k]
+	chunk := make([]Entry, j, cap(old))
+	copy(chunk, old)
+	ms.chunks[k] = chunk
+}
+
+// extend appends entries, the first of which is at index last+1, to the
+// chunks. The first chunk of a log starts small and doubles up to a full
+// chunk, so that a short log takes little memory; later chunks are
+// allocated full. ms.mu must be held.
+func (ms *MemoryStorage) extend(entries []Entry) {
+	size := uint64(1) << ms.shift()
+	if len(ms.chunks) == 0 {
+		ms.base = ms.last + 1
+	}
+	for len(entries) > 0 {
+		n := len(ms.chunks)
+		if n == 0 || uint64(len(ms.chunks[n-1])) == size {
+			c := size
+			if n == 0 {
+				c = min(size, max(16, uint64(len(entries))))
+			}
+			ms.chunks = append(ms.chunks, make([]Entry, 0, c))
+			n++
+		}
+		chunk := ms.chunks[n-1]
+		room := int(size) - len(chunk)
+		k := min(room, len(entries))
+		if cap(chunk)-len(chunk) < k {
+			// Only the first chunk grows: later ones start full.
+			c := min(int(size), max(2*cap(chunk), len(chunk)+k))
+			grown := make([]Entry, len(chunk), c)
+			copy(grown, chunk)
+			chunk = grown
+		}
+		ms.chunks[n-1] = append(chunk, entries[:k]...)
+		ms.last += uint64(k)
+		entries = entries[k:]
+	}
 }
 
 // limitSize returns the longest prefix of ents whose total size does not

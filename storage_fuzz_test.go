@@ -164,7 +164,10 @@ func (c *badStorageChecker) step(in *badInput) {
 		}
 	default:
 		lo, hi := near(), near()
-		maxSize := uint64(in.intn(4)) * entryOverhead * 2
+		maxSize := uint64(in.intn(5)) * entryOverhead * 2
+		if maxSize == 4*entryOverhead*2 {
+			maxSize = noLimit
+		}
 		got, err := c.ms.Entries(lo, hi, maxSize)
 		var want []Entry
 		var wantErr error
@@ -178,6 +181,9 @@ func (c *badStorageChecker) step(in *badInput) {
 		}
 		if !sameErr(err, wantErr) || !slices.EqualFunc(got, want, badEntryEqual) {
 			c.t.Fatalf("Entries(%d, %d, %d) = %v, %v; want %v, %v", lo, hi, maxSize, got, err, want, wantErr)
+		}
+		if cap(got) != len(got) {
+			c.t.Fatalf("Entries(%d, %d, %d) returned a slice of length %d with capacity %d: appending to it could write into the storage", lo, hi, maxSize, len(got), cap(got))
 		}
 		if len(got) > 0 {
 			c.handedOut = append(c.handedOut, [2][]Entry{got, slices.Clone(got)})
@@ -224,13 +230,23 @@ func FuzzMemoryStorage(f *testing.F) {
 	f.Add([]byte{0, 0, 4, 0, 0, 0, 0, 1, 4, 3, 2, 0, 0, 3, 2, 5, 1, 3, 0, 4, 2, 1})
 	f.Add([]byte{0, 2, 4, 1, 1, 1, 0, 1, 2, 3, 0, 5, 4, 3, 0, 0, 1, 2})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := &badStorageChecker{t: t, ms: NewMemoryStorage()}
-		in := &badInput{data: data}
-		for ops := 0; !in.done() && ops < 300; ops++ {
-			c.step(in)
-			c.compare()
+		for _, ms := range badStorages() {
+			c := &badStorageChecker{t: t, ms: ms}
+			in := &badInput{data: data}
+			for ops := 0; !in.done() && ops < 300; ops++ {
+				c.step(in)
+				c.compare()
+			}
 		}
 	})
+}
+
+// badStorages returns the MemoryStorages the model tests run on: one as
+// NewMemoryStorage makes it, whose chunks the tests' short logs hardly
+// ever fill, and one with chunks of 4 entries, so that appends, reads and
+// compactions cross chunks all the time.
+func badStorages() []*MemoryStorage {
+	return []*MemoryStorage{NewMemoryStorage(), {chunkShift: 2}}
 }
 
 // TestMemoryStorageRandomOps runs FuzzMemoryStorage's property on inputs
@@ -243,11 +259,13 @@ func TestMemoryStorageRandomOps(t *testing.T) {
 			data[i] = byte(rng.Uint32())
 		}
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			c := &badStorageChecker{t: t, ms: NewMemoryStorage()}
-			in := &badInput{data: data}
-			for ops := 0; !in.done() && ops < 300; ops++ {
-				c.step(in)
-				c.compare()
+			for _, ms := range badStorages() {
+				c := &badStorageChecker{t: t, ms: ms}
+				in := &badInput{data: data}
+				for ops := 0; !in.done() && ops < 300; ops++ {
+					c.step(in)
+					c.compare()
+				}
 			}
 		})
 	}

@@ -285,6 +285,29 @@ func decodeUpdate(payload []byte) (update, error) {
 	return u, nil
 }
 
+// ownData copies the data of the update's entries, which decodeUpdate left
+// aliasing the record's payload, into one allocation of their own, so that
+// the entries recovery keeps do not keep alive the buffer the segment was
+// read into (a whole preallocated segment). The copy holds exactly the
+// record's entry data: a kept entry pins at most the data of its own batch.
+func (u *update) ownData() {
+	n := 0
+	for i := range u.ents {
+		n += len(u.ents[i].Data)
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, 0, n)
+	for i := range u.ents {
+		if d := u.ents[i].Data; d != nil {
+			start := len(buf)
+			buf = append(buf, d...)
+			u.ents[i].Data = buf[start:len(buf):len(buf)]
+		}
+	}
+}
+
 func (h *segHeader) encode() []byte {
 	e := encoder{}
 	e.uvarint(h.seq)

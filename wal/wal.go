@@ -387,6 +387,7 @@ func (l *Log) replaySegment(name string, seq uint64, first bool) (segResult, err
 			}
 			u, err := decodeUpdate(payload)
 			if err == nil {
+				u.ownData()
 				err = l.replayUpdate(&u, seq)
 			}
 			if err != nil {
