@@ -138,6 +138,9 @@ func TestNodeRestartKeepsMembershipOfSnapshotWithConfChangesBelowIt(t *testing.T
 func nodeRestartKeepsMembershipOfSnapshot(t testing.TB) {
 	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) {
 		cfg.SnapshotEvery = 5
+		// CompactKeep defaults to at most SnapshotEvery: keep the conf
+		// changes in the log below the snapshot explicitly.
+		cfg.CompactKeep = raftnode.DefaultCompactKeep
 	}))
 	c.propose("first") // the leader has committed an entry of its term
 	ctx := nodeCtx(t)
