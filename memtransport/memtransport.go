@@ -172,12 +172,7 @@ func (t *Transport) Send(msgs []raft.Message) {
 			q = p.heartbeats
 		}
 		if m.Type == raft.MsgSnap {
-			// Snapshots travel apart from the other messages, as over TCP.
-			t.wg.Add(1)
-			go func() {
-				defer t.wg.Done()
-				t.report(m.To, true, t.deliver(&m, p.stop))
-			}()
+			t.sendSnapshot(m, p)
 			continue
 		}
 		select {
@@ -186,6 +181,19 @@ func (t *Transport) Send(msgs []raft.Message) {
 			t.report(m.To, false, false)
 		}
 	}
+}
+
+// sendSnapshot delivers a MsgSnap on a goroutine of its own: snapshots
+// travel apart from the other messages, as over TCP. It is a function of
+// its own so that only a MsgSnap, which its goroutine keeps, is moved to
+// the heap, not every message Send queues.
+func (t *Transport) sendSnapshot(m raft.Message, p *peer) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		var s deliveryScratch
+		t.report(m.To, true, t.deliver(&m, p.stop, &s))
+	}()
 }
 
 func isLocal(mt raft.MessageType) bool {
@@ -261,33 +269,56 @@ func (t *Transport) Close() error {
 	return nil
 }
 
+// deliveryScratch is what one stream's deliveries reuse: the message being
+// delivered, its copy and the frame buffer. A drain goroutine keeps one,
+// so that a delivery allocates only what the receiver may keep (the
+// decoded entries and byte slices).
+type deliveryScratch struct {
+	m, cp raft.Message
+	frame []byte
+}
+
+// maxScratchFrame bounds the frame buffer a stream keeps between
+// deliveries.
+const maxScratchFrame = 1 << 20
+
 // drain delivers one stream's messages in order.
 func (t *Transport) drain(p *peer, q chan raft.Message) {
 	defer t.wg.Done()
+	s := new(deliveryScratch)
 	for {
 		select {
 		case <-p.stop:
 			return
-		case m := <-q:
-			if !t.deliver(&m, p.stop) {
+		case s.m = <-q:
+			if !t.deliver(&s.m, p.stop, s) {
 				t.report(p.id, false, false)
 			}
+			s.m = raft.Message{} // drop the references to the sender's slices
 		}
 	}
 }
 
 // deliver copies m through the codec and hands it to the receiver; it
-// reports whether the receiver got it.
-func (t *Transport) deliver(m *raft.Message, stop chan struct{}) bool {
+// reports whether the receiver got it. s is the stream's scratch space.
+func (t *Transport) deliver(m *raft.Message, stop chan struct{}, s *deliveryScratch) bool {
 	if m.Type == raft.MsgSnap && m.Snapshot != nil {
 		return t.deliverSnapshot(m, stop)
 	}
-	frame, err := t.net.codec.AppendFrame(nil, m)
+	frame, err := t.net.codec.AppendFrame(s.frame[:0], m)
+	if cap(frame) <= maxScratchFrame {
+		s.frame = frame[:0]
+	}
 	if err != nil {
 		return false
 	}
-	var cp raft.Message
-	if err := t.net.codec.Decode(wire.FrameMessage, frame[wire.FrameHeaderSize:], &cp); err != nil {
+	// The receiver keeps the copy: decode into a zero message, so that it
+	// shares nothing with an earlier one.
+	s.cp = raft.Message{}
+	err = t.net.codec.Decode(wire.FrameMessage, frame[wire.FrameHeaderSize:], &s.cp)
+	cp := s.cp
+	s.cp = raft.Message{}
+	if err != nil {
 		return false
 	}
 	select {
