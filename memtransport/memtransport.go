@@ -83,6 +83,14 @@ func (n *Network) route(from, to uint64) *Transport {
 type Options struct {
 	QueueSize          int // default 4096
 	HeartbeatQueueSize int // default 256
+	// SkipCodec has the messages this transport sends copied instead of
+	// encoded and decoded: the receiver still gets its own copy of their
+	// entries, entry data and context, but nothing checks that they would
+	// encode, and the codec's size bounds do not apply. It is for
+	// benchmarks of what runs above the transport; tests leave it off, so
+	// that every message goes through wire.Codec as over TCP. A MsgSnap's
+	// metadata goes through the codec either way.
+	SkipCodec bool
 }
 
 // NewTransport opens the transport of node id on the network. peers are the
@@ -305,6 +313,9 @@ func (t *Transport) deliver(m *raft.Message, stop chan struct{}, s *deliveryScra
 	if m.Type == raft.MsgSnap && m.Snapshot != nil {
 		return t.deliverSnapshot(m, stop)
 	}
+	if t.opts.SkipCodec && m.Snapshot == nil {
+		return t.handOver(copyMessage(m), stop)
+	}
 	frame, err := t.net.codec.AppendFrame(s.frame[:0], m)
 	if cap(frame) <= maxScratchFrame {
 		s.frame = frame[:0]
@@ -321,12 +332,19 @@ func (t *Transport) deliver(m *raft.Message, stop chan struct{}, s *deliveryScra
 	if err != nil {
 		return false
 	}
+	return t.handOver(cp, stop)
+}
+
+// handOver hands cp, a copy of a message this transport sends, to its
+// receiver unless the stream stopped; it reports whether the receiver got
+// it.
+func (t *Transport) handOver(cp raft.Message, stop chan struct{}) bool {
 	select {
 	case <-stop:
 		return false
 	default:
 	}
-	dst := t.net.route(t.id, m.To)
+	dst := t.net.route(t.id, cp.To)
 	if dst == nil {
 		return false
 	}
@@ -337,6 +355,40 @@ func (t *Transport) deliver(m *raft.Message, stop chan struct{}, s *deliveryScra
 	}
 	dst.h.HandleMessage(cp)
 	return true
+}
+
+// copyMessage returns a copy of m, which carries no snapshot, that shares
+// nothing with it: the entries in a slice of their own, and the entries'
+// data and the context in one buffer.
+func copyMessage(m *raft.Message) raft.Message {
+	cp := *m
+	size := len(m.Context)
+	for i := range m.Entries {
+		size += len(m.Entries[i].Data)
+	}
+	var buf []byte
+	if size > 0 {
+		buf = make([]byte, 0, size)
+	}
+	// carve copies b to the end of buf and returns that part of it, nil
+	// for nil.
+	carve := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	if m.Entries != nil {
+		cp.Entries = make([]raft.Entry, len(m.Entries))
+		for i, e := range m.Entries {
+			e.Data = carve(e.Data)
+			cp.Entries[i] = e
+		}
+	}
+	cp.Context = carve(m.Context)
+	return cp
 }
 
 // report records a drop or a snapshot outcome for reportLoop.
