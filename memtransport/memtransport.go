@@ -4,7 +4,8 @@
 // other messages) drained in order by a goroutine of its own; a message to a
 // down, unknown or cut-off peer, or beyond a full queue, is dropped and
 // reported through ReportUnreachable; messages travel through wire.Codec, so
-// the receiver gets its own copy and the same size bounds apply; a MsgSnap
+// the receiver gets its own copy and the same size bounds apply (unless
+// Options.SkipCodec, which copies them instead, for benchmarks); a MsgSnap
 // is reported through ReportSnapshot. A snapshot's data does not go through
 // the codec (so its size is not bounded by the frame size): it is read from
 // the snapshot's Source, or Data, and handed to a receiving
