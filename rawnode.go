@@ -475,6 +475,28 @@ func (rn *RawNode) Advance(rd Ready) {
 	}
 }
 
+// RecycleMessages hands back the Messages or MessagesAfterPersist of a
+// Ready once the host no longer holds them (Transport.Send does not keep
+// the slice), so that the node collects later messages in their array
+// instead of a new one. Advance does so for the Ready it is given; a host
+// that acknowledges with AckPersisted and AckApplied calls this instead.
+// msgs must not be used afterwards; an array the node cannot take (both of
+// its buffers are in use) is left to the garbage collector.
+func (rn *RawNode) RecycleMessages(msgs []Message) {
+	if cap(msgs) == 0 {
+		return
+	}
+	r := rn.raft
+	switch {
+	case len(r.msgs) == 0 && cap(r.msgs) == 0:
+		clear(msgs)
+		r.msgs = msgs[:0]
+	case len(r.msgsAfterPersist) == 0 && cap(r.msgsAfterPersist) == 0:
+		clear(msgs)
+		r.msgsAfterPersist = msgs[:0]
+	}
+}
+
 // AckPersisted tells a node in pipelined mode (Config.PipelinedAcks) that
 // rd's snapshot, entries and hard state are durable. Readies must be
 // acknowledged in the order they were handed out; one fsync may cover

@@ -4,7 +4,8 @@
 // other messages) drained in order by a goroutine of its own; a message to a
 // down, unknown or cut-off peer, or beyond a full queue, is dropped and
 // reported through ReportUnreachable; messages travel through wire.Codec, so
-// the receiver gets its own copy and the same size bounds apply; a MsgSnap
+// the receiver gets its own copy and the same size bounds apply (unless
+// Options.SkipCodec, which copies them instead, for benchmarks); a MsgSnap
 // is reported through ReportSnapshot. A snapshot's data does not go through
 // the codec (so its size is not bounded by the frame size): it is read from
 // the snapshot's Source, or Data, and handed to a receiving
@@ -83,6 +84,14 @@ func (n *Network) route(from, to uint64) *Transport {
 type Options struct {
 	QueueSize          int // default 4096
 	HeartbeatQueueSize int // default 256
+	// SkipCodec has the messages this transport sends copied instead of
+	// encoded and decoded: the receiver still gets its own copy of their
+	// entries, entry data and context, but nothing checks that they would
+	// encode, and the codec's size bounds do not apply. It is for
+	// benchmarks of what runs above the transport; tests leave it off, so
+	// that every message goes through wire.Codec as over TCP. A MsgSnap's
+	// metadata goes through the codec either way.
+	SkipCodec bool
 }
 
 // NewTransport opens the transport of node id on the network. peers are the
@@ -172,12 +181,7 @@ func (t *Transport) Send(msgs []raft.Message) {
 			q = p.heartbeats
 		}
 		if m.Type == raft.MsgSnap {
-			// Snapshots travel apart from the other messages, as over TCP.
-			t.wg.Add(1)
-			go func() {
-				defer t.wg.Done()
-				t.report(m.To, true, t.deliver(&m, p.stop))
-			}()
+			t.sendSnapshot(m, p)
 			continue
 		}
 		select {
@@ -186,6 +190,19 @@ func (t *Transport) Send(msgs []raft.Message) {
 			t.report(m.To, false, false)
 		}
 	}
+}
+
+// sendSnapshot delivers a MsgSnap on a goroutine of its own: snapshots
+// travel apart from the other messages, as over TCP. It is a function of
+// its own so that only a MsgSnap, which its goroutine keeps, is moved to
+// the heap, not every message Send queues.
+func (t *Transport) sendSnapshot(m raft.Message, p *peer) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		var s deliveryScratch
+		t.report(m.To, true, t.deliver(&m, p.stop, &s))
+	}()
 }
 
 func isLocal(mt raft.MessageType) bool {
@@ -261,41 +278,74 @@ func (t *Transport) Close() error {
 	return nil
 }
 
+// deliveryScratch is what one stream's deliveries reuse: the message being
+// delivered, its copy and the frame buffer. A drain goroutine keeps one,
+// so that a delivery allocates only what the receiver may keep (the
+// decoded entries and byte slices).
+type deliveryScratch struct {
+	m, cp raft.Message
+	frame []byte
+}
+
+// maxScratchFrame bounds the frame buffer a stream keeps between
+// deliveries.
+const maxScratchFrame = 1 << 20
+
 // drain delivers one stream's messages in order.
 func (t *Transport) drain(p *peer, q chan raft.Message) {
 	defer t.wg.Done()
+	s := new(deliveryScratch)
 	for {
 		select {
 		case <-p.stop:
 			return
-		case m := <-q:
-			if !t.deliver(&m, p.stop) {
+		case s.m = <-q:
+			if !t.deliver(&s.m, p.stop, s) {
 				t.report(p.id, false, false)
 			}
+			s.m = raft.Message{} // drop the references to the sender's slices
 		}
 	}
 }
 
 // deliver copies m through the codec and hands it to the receiver; it
-// reports whether the receiver got it.
-func (t *Transport) deliver(m *raft.Message, stop chan struct{}) bool {
+// reports whether the receiver got it. s is the stream's scratch space.
+func (t *Transport) deliver(m *raft.Message, stop chan struct{}, s *deliveryScratch) bool {
 	if m.Type == raft.MsgSnap && m.Snapshot != nil {
 		return t.deliverSnapshot(m, stop)
 	}
-	frame, err := t.net.codec.AppendFrame(nil, m)
+	if t.opts.SkipCodec && m.Snapshot == nil {
+		return t.handOver(copyMessage(m), stop)
+	}
+	frame, err := t.net.codec.AppendFrame(s.frame[:0], m)
+	if cap(frame) <= maxScratchFrame {
+		s.frame = frame[:0]
+	}
 	if err != nil {
 		return false
 	}
-	var cp raft.Message
-	if err := t.net.codec.Decode(wire.FrameMessage, frame[wire.FrameHeaderSize:], &cp); err != nil {
+	// The receiver keeps the copy: decode into a zero message, so that it
+	// shares nothing with an earlier one.
+	s.cp = raft.Message{}
+	err = t.net.codec.Decode(wire.FrameMessage, frame[wire.FrameHeaderSize:], &s.cp)
+	cp := s.cp
+	s.cp = raft.Message{}
+	if err != nil {
 		return false
 	}
+	return t.handOver(cp, stop)
+}
+
+// handOver hands cp, a copy of a message this transport sends, to its
+// receiver unless the stream stopped; it reports whether the receiver got
+// it.
+func (t *Transport) handOver(cp raft.Message, stop chan struct{}) bool {
 	select {
 	case <-stop:
 		return false
 	default:
 	}
-	dst := t.net.route(t.id, m.To)
+	dst := t.net.route(t.id, cp.To)
 	if dst == nil {
 		return false
 	}
@@ -306,6 +356,40 @@ func (t *Transport) deliver(m *raft.Message, stop chan struct{}) bool {
 	}
 	dst.h.HandleMessage(cp)
 	return true
+}
+
+// copyMessage returns a copy of m, which carries no snapshot, that shares
+// nothing with it: the entries in a slice of their own, and the entries'
+// data and the context in one buffer.
+func copyMessage(m *raft.Message) raft.Message {
+	cp := *m
+	size := len(m.Context)
+	for i := range m.Entries {
+		size += len(m.Entries[i].Data)
+	}
+	var buf []byte
+	if size > 0 {
+		buf = make([]byte, 0, size)
+	}
+	// carve copies b to the end of buf and returns that part of it, nil
+	// for nil.
+	carve := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	if m.Entries != nil {
+		cp.Entries = make([]raft.Entry, len(m.Entries))
+		for i, e := range m.Entries {
+			e.Data = carve(e.Data)
+			cp.Entries[i] = e
+		}
+	}
+	cp.Context = carve(m.Context)
+	return cp
 }
 
 // report records a drop or a snapshot outcome for reportLoop.

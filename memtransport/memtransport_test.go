@@ -149,7 +149,15 @@ func (h *memBlockingHandler) ReportUnreachable(uint64)                   {}
 func (h *memBlockingHandler) ReportSnapshot(uint64, raft.SnapshotStatus) {}
 
 func TestMemSnapshot(t *testing.T) {
-	nw, trs, hs := newMemTestCluster(t, 2, Options{})
+	for _, skip := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SkipCodec=%v", skip), func(t *testing.T) {
+			memSnapshot(t, Options{SkipCodec: skip})
+		})
+	}
+}
+
+func memSnapshot(t *testing.T, opts Options) {
+	nw, trs, hs := newMemTestCluster(t, 2, opts)
 	snap := raft.Message{Type: raft.MsgSnap, From: 1, To: 2, Term: 2, Snapshot: &raft.Snapshot{
 		Metadata: raft.SnapshotMetadata{Index: 5, Term: 1, ConfState: raft.ConfState{Voters: []uint64{1, 2}}}, Data: []byte("state")}}
 	trs[1].Send([]raft.Message{snap})
@@ -211,4 +219,52 @@ func Example() {
 	t1.Send([]raft.Message{{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 3, Commit: 10}})
 	<-h2.done
 	// Output: 1 -> 2: MsgHeartbeat term 3 commit 10
+}
+
+// With SkipCodec, messages arrive as sent but share nothing with the
+// sender's: changing what was sent afterwards leaves the copy alone.
+func TestMemSkipCodecCopies(t *testing.T) {
+	_, trs, hs := newMemTestCluster(t, 2, Options{SkipCodec: true})
+	sent := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 2, Index: 7, Commit: 6,
+		Entries: []raft.Entry{
+			{Term: 3, Index: 8, Data: []byte("eight")},
+			{Term: 3, Index: 9},
+			{Term: 3, Index: 10, Type: raft.EntryConfChange, Data: []byte("ten")},
+		},
+		Context: []byte("ctx")}
+	want := raft.Message{Type: raft.MsgApp, From: 1, To: 2, Term: 3, LogTerm: 2, Index: 7, Commit: 6,
+		Entries: []raft.Entry{
+			{Term: 3, Index: 8, Data: []byte("eight")},
+			{Term: 3, Index: 9},
+			{Term: 3, Index: 10, Type: raft.EntryConfChange, Data: []byte("ten")},
+		},
+		Context: []byte("ctx")}
+	trs[1].Send([]raft.Message{sent})
+	got := recv(t, hs[2].msgs)
+	require.Equal(t, want, got)
+	sent.Entries[0].Data[0] = 'X'
+	sent.Entries[2].Data[0] = 'X'
+	sent.Entries[1].Index = 99
+	sent.Context[0] = 'X'
+	require.Equal(t, want, got, "the copy shares memory with the sent message")
+	// Appending to one entry's data must not run into the next entry's.
+	_ = append(got.Entries[0].Data, "!!!"...)
+	require.Equal(t, want, got)
+	trs[1].Send([]raft.Message{{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 3}})
+	hb := recv(t, hs[2].msgs)
+	require.Equal(t, raft.Message{Type: raft.MsgHeartbeat, From: 1, To: 2, Term: 3}, hb)
+}
+
+// A stream's messages arrive in order with SkipCodec too.
+func TestMemSkipCodecOrderedDelivery(t *testing.T) {
+	_, trs, hs := newMemTestCluster(t, 2, Options{SkipCodec: true})
+	const n = 200
+	for s := uint64(1); s <= n; s++ {
+		trs[1].Send([]raft.Message{memApp(1, 2, s)})
+	}
+	for s := uint64(1); s <= n; s++ {
+		m := recv(t, hs[2].msgs)
+		require.Equal(t, s, m.Index)
+		require.Equal(t, []byte{byte(s)}, m.Entries[0].Data)
+	}
 }

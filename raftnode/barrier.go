@@ -2,8 +2,6 @@ package raftnode
 
 import (
 	"context"
-
-	"github.com/keelraft/raft"
 )
 
 // Barrier waits until every entry the leader appended before the call is
@@ -16,6 +14,7 @@ import (
 // ErrProposalUnknown when the barrier's fate was not seen (a leader change,
 // the context): call it again.
 func (n *Node) Barrier(ctx context.Context) error {
-	res := n.proposeEach(ctx, []raft.Entry{{}}, false)
-	return res[0].Err
+	req := &nodePropReq{}
+	req.ents = req.one.ent[:]
+	return n.proposeEach(ctx, req)[0].Err
 }

@@ -141,22 +141,20 @@ func (n *Node) forwardProposals(reqs []*nodePropReq, ents []raft.Entry, lead uin
 	if err != nil {
 		for _, req := range reqs {
 			req.err = err
-			close(req.done)
+			req.placed()
 		}
 		return
 	}
 	f := &nodeForward{id: id, to: lead, props: make([]*nodeProposal, 0, len(ents)), live: len(ents)}
 	for _, req := range reqs {
-		req.props = make([]*nodeProposal, len(req.ents))
-		for i := range req.ents {
-			p := &nodeProposal{leader: lead, fwd: f, res: make(chan nodeResult, 1)}
+		req.newProposals(func(p *nodeProposal) {
+			p.leader, p.fwd = lead, f
 			f.props = append(f.props, p)
-			req.props[i] = p
-		}
+		})
 	}
 	n.props.forwarded(f)
 	for _, req := range reqs {
-		close(req.done)
+		req.placed()
 	}
 }
 

@@ -20,7 +20,7 @@ func (n *Node) WaitLeader(ctx context.Context) (leader, term uint64, err error) 
 		default:
 		}
 		n.watch.mu.Lock()
-		leader, term, ch := n.watch.leader, n.watch.term, n.watch.changed
+		leader, term, ch := n.watch.leader, n.watch.term, n.watch.chanLocked()
 		n.watch.mu.Unlock()
 		if leader != raft.None {
 			return leader, term, nil

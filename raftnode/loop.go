@@ -170,6 +170,8 @@ func (n *Node) step(m raft.Message) {
 func (n *Node) ackPersisted(k int) {
 	for _, rd := range n.persistInflight[:k] {
 		n.rn.AckPersisted(rd)
+		// The persist goroutine sent them before it reported the batch.
+		n.rn.RecycleMessages(rd.MessagesAfterPersist)
 	}
 	clear(n.persistInflight[:k])
 	n.persistInflight = append(n.persistInflight[:0], n.persistInflight[k:]...)
@@ -191,6 +193,10 @@ func (n *Node) handleReady() {
 	if len(rd.Messages) > 0 {
 		n.transport.Send(rd.Messages)
 	}
+	// Send kept no reference to the slice, and no one reads it again: the
+	// core collects its next messages there.
+	n.rn.RecycleMessages(rd.Messages)
+	rd.Messages = nil
 	if !rd.Snapshot.IsEmpty() || len(rd.Entries) > 0 || !rd.HardState.IsEmpty() || len(rd.MessagesAfterPersist) > 0 {
 		n.persistInflight = append(n.persistInflight, rd)
 		n.persistc <- rd // never blocks: at most nodeMaxInflight queued

@@ -58,8 +58,11 @@ type Node struct {
 	applyInflight   int
 	ticks           uint64
 	tickClock       nodeTickClock
-	propBatch       []*nodePropReq
-	peers           nodePeers // what the transport was told (followConf)
+	// propBatch, propLive and propEnts are stepProposals' buffers, reused.
+	propBatch []*nodePropReq
+	propLive  []*nodePropReq
+	propEnts  []raft.Entry
+	peers     nodePeers // what the transport was told (followConf)
 
 	// counters are the measurements Metrics reports.
 	counters nodeCounters

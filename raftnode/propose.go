@@ -18,6 +18,20 @@ type nodeProposal struct {
 	leader      uint64
 	fwd         *nodeForward
 	res         chan nodeResult // capacity 1; receives exactly one result
+	// next is the next proposal waiting at the same index (guarded by
+	// nodeProposals.mu).
+	next *nodeProposal
+}
+
+// nodeResultChans recycles result channels: a proposal's channel receives
+// exactly one result, from whoever removed the proposal, so once its
+// proposer took that result, or withdrew the proposal, nothing sends on
+// it any more.
+var nodeResultChans = sync.Pool{New: func() any { return make(chan nodeResult, 1) }}
+
+// newNodeProposal returns a proposal with a recycled result channel.
+func newNodeProposal() *nodeProposal {
+	return &nodeProposal{res: nodeResultChans.Get().(chan nodeResult)}
 }
 
 type nodeResult struct {
@@ -37,9 +51,10 @@ type nodeLostProposal struct {
 // whoever removes a proposal delivers its one result.
 type nodeProposals struct {
 	mu sync.Mutex
-	// m holds the placed proposals by index; proposals of different terms
-	// may wait at one index (at most one of them applies).
-	m    map[uint64][]*nodeProposal
+	// m holds the placed proposals by index, each index's chained through
+	// next; proposals of different terms may wait at one index (at most
+	// one of them applies).
+	m    map[uint64]*nodeProposal
 	fwd  map[uint64]*nodeForward
 	lost []nodeLostProposal
 	// appliedIndex and appliedTerm are the index and term of the last
@@ -50,7 +65,7 @@ type nodeProposals struct {
 }
 
 func (ps *nodeProposals) init() {
-	ps.m = map[uint64][]*nodeProposal{}
+	ps.m = map[uint64]*nodeProposal{}
 	ps.fwd = map[uint64]*nodeForward{}
 }
 
@@ -67,7 +82,8 @@ func (ps *nodeProposals) addLocked(p *nodeProposal) {
 		p.res <- nodeResult{err: overwritten(p, ps.appliedIndex, ps.appliedTerm)}
 		return
 	}
-	ps.m[p.index] = append(ps.m[p.index], p)
+	p.next = ps.m[p.index]
+	ps.m[p.index] = p
 }
 
 // overwritten is the error of proposal p, which cannot apply since the
@@ -84,17 +100,44 @@ func overwritten(p *nodeProposal, index, term uint64) error {
 // removeLocked removes p from the index map and reports whether it was
 // there.
 func (ps *nodeProposals) removeLocked(p *nodeProposal) bool {
-	list := ps.m[p.index]
-	i := slices.Index(list, p)
-	if i < 0 {
-		return false
+	head := ps.m[p.index]
+	if head == p {
+		if p.next == nil {
+			delete(ps.m, p.index)
+		} else {
+			ps.m[p.index] = p.next
+		}
+		p.next = nil
+		return true
 	}
-	if len(list) == 1 {
-		delete(ps.m, p.index)
-	} else {
-		ps.m[p.index] = slices.Delete(list, i, i+1)
+	for q := head; q != nil; q = q.next {
+		if q.next == p {
+			q.next, p.next = p.next, nil
+			return true
+		}
 	}
-	return true
+	return false
+}
+
+// unlinkAll removes the proposals at index from m and returns their
+// chain.
+func (ps *nodeProposals) unlinkAll(index uint64) nodeProposalChain {
+	head := ps.m[index]
+	delete(ps.m, index)
+	return nodeProposalChain{head}
+}
+
+// nodeProposalChain walks a chain of proposals unlinked from the index
+// map, clearing each link as it goes.
+type nodeProposalChain struct{ p *nodeProposal }
+
+// next returns the next proposal of the chain, or nil at its end.
+func (c *nodeProposalChain) next() *nodeProposal {
+	p := c.p
+	if p != nil {
+		c.p, p.next = p.next, nil
+	}
+	return p
 }
 
 // take withdraws p, placed or not, and reports whether it was pending: if
@@ -115,14 +158,17 @@ func (ps *nodeProposals) take(p *nodeProposal) bool {
 func (ps *nodeProposals) applied(e *raft.Entry, val any, err error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for _, p := range ps.m[e.Index] {
+	for c := ps.unlinkAll(e.Index); ; {
+		p := c.next()
+		if p == nil {
+			break
+		}
 		if p.term == e.Term {
 			p.res <- nodeResult{val: val, err: err}
 		} else {
 			p.res <- nodeResult{err: overwritten(p, e.Index, e.Term)}
 		}
 	}
-	delete(ps.m, e.Index)
 	ps.advanceLocked(e.Index, e.Term)
 }
 
@@ -134,19 +180,25 @@ func (ps *nodeProposals) advanceLocked(index, term uint64) {
 		return
 	}
 	ps.appliedTerm = term
-	for i, list := range ps.m {
-		kept := list[:0]
-		for _, p := range list {
-			if p.term < term {
+	for i, head := range ps.m {
+		var kept, last *nodeProposal
+		for c := (nodeProposalChain{head}); ; {
+			p := c.next()
+			if p == nil {
+				break
+			}
+			switch {
+			case p.term < term:
 				p.res <- nodeResult{err: overwritten(p, index, term)}
-			} else {
-				kept = append(kept, p)
+			case last == nil:
+				kept, last = p, p
+			default:
+				last.next, last = p, p
 			}
 		}
-		if len(kept) == 0 {
+		if kept == nil {
 			delete(ps.m, i)
 		} else {
-			clear(list[len(kept):])
 			ps.m[i] = kept
 		}
 	}
@@ -159,12 +211,16 @@ func (ps *nodeProposals) advanceLocked(index, term uint64) {
 func (ps *nodeProposals) restored(meta raft.SnapshotMetadata) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for i, list := range ps.m {
-		if i <= meta.Index {
-			delete(ps.m, i)
-			for _, p := range list {
-				p.res <- nodeResult{err: fmt.Errorf("%w: a snapshot replaced the log at index %d", ErrProposalUnknown, i)}
+	for i := range ps.m {
+		if i > meta.Index {
+			continue
+		}
+		for c := ps.unlinkAll(i); ; {
+			p := c.next()
+			if p == nil {
+				break
 			}
+			p.res <- nodeResult{err: fmt.Errorf("%w: a snapshot replaced the log at index %d", ErrProposalUnknown, i)}
 		}
 	}
 	ps.advanceLocked(meta.Index, meta.Term)
@@ -178,8 +234,8 @@ func (ps *nodeProposals) restored(meta raft.SnapshotMetadata) {
 func (ps *nodeProposals) leaderLost(deadline, term, lead uint64) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for _, list := range ps.m {
-		for _, p := range list {
+	for _, head := range ps.m {
+		for p := head; p != nil; p = p.next {
 			if p.term != term || p.leader != lead {
 				ps.lost = append(ps.lost, nodeLostProposal{p: p, deadline: deadline})
 			}
@@ -214,9 +270,12 @@ func (ps *nodeProposals) expireLost(now uint64) {
 func (ps *nodeProposals) failAll(err error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for i, list := range ps.m {
-		delete(ps.m, i)
-		for _, p := range list {
+	for i := range ps.m {
+		for c := ps.unlinkAll(i); ; {
+			p := c.next()
+			if p == nil {
+				break
+			}
 			p.res <- nodeResult{err: fmt.Errorf("%w: %w", ErrProposalUnknown, err)}
 		}
 	}
@@ -254,7 +313,10 @@ func (ps *nodeProposals) failAll(err error) {
 //     ctx expired, or the node stopped. An entry whose leader lost office
 //     but that applies in time is reported as applied.
 func (n *Node) Propose(ctx context.Context, data []byte) (any, error) {
-	res := n.proposeEach(ctx, []raft.Entry{{Data: data}}, false)
+	req := &nodePropReq{}
+	req.one.ent[0].Data = data
+	req.ents = req.one.ent[:]
+	res := n.proposeEach(ctx, req)
 	return res[0].Value, res[0].Err
 }
 
@@ -285,7 +347,7 @@ func (n *Node) ProposeBatch(ctx context.Context, data [][]byte) []Result {
 	for i, d := range data {
 		ents[i].Data = d
 	}
-	return n.proposeEach(ctx, ents, false)
+	return n.proposeEach(ctx, &nodePropReq{ents: ents})
 }
 
 // ProposeUntracked proposes data without tracking its outcome, which lets
@@ -315,7 +377,7 @@ func (n *Node) ProposeUntracked(ctx context.Context, data []byte) error {
 }
 
 // nodePropReq is a proposal request on its way to the loop, which fills
-// in props or err and closes done.
+// in props or err and signals done (once: see placed).
 type nodePropReq struct {
 	ctx  context.Context
 	ents []raft.Entry
@@ -324,7 +386,43 @@ type nodePropReq struct {
 	leaderOnly bool
 	props      []*nodeProposal
 	err        error
-	done       chan struct{}
+	done       chan struct{} // capacity 1, from nodeDoneChans
+	// one holds what a request of a single entry needs, so that it is
+	// allocated with the request: its entry, proposal, props and result.
+	one struct {
+		ent  [1]raft.Entry
+		prop nodeProposal
+		ptr  [1]*nodeProposal
+		out  [1]Result
+	}
+}
+
+// nodeDoneChans recycles the done channels of proposal requests: the loop
+// sends on one exactly once, and the proposer returns it only after
+// receiving that.
+var nodeDoneChans = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
+// placed tells the proposer that the loop is done with req: props or err
+// is set.
+func (req *nodePropReq) placed() { req.done <- struct{}{} }
+
+// newProposals sets req.props to a new proposal for each of its entries,
+// made by fill: the one allocated with the request for a single entry.
+func (req *nodePropReq) newProposals(fill func(p *nodeProposal)) {
+	if len(req.ents) == 1 {
+		p := &req.one.prop
+		*p = nodeProposal{res: nodeResultChans.Get().(chan nodeResult)}
+		fill(p)
+		req.one.ptr[0] = p
+		req.props = req.one.ptr[:]
+		return
+	}
+	req.props = make([]*nodeProposal, len(req.ents))
+	for i := range req.props {
+		p := newNodeProposal()
+		fill(p)
+		req.props[i] = p
+	}
 }
 
 // nodeMaxPropBatch bounds the entries the loop gathers from queued proposal
@@ -336,7 +434,7 @@ const nodeMaxPropBatch = 1024
 // first entry's error: for configuration changes, which go alone, and
 // Barrier.
 func (n *Node) propose(ctx context.Context, ents []raft.Entry) ([]any, error) {
-	res := n.proposeEach(ctx, ents, true)
+	res := n.proposeEach(ctx, &nodePropReq{ents: ents, leaderOnly: true})
 	vals := make([]any, len(res))
 	for i, r := range res {
 		if r.Err != nil {
@@ -347,10 +445,16 @@ func (n *Node) propose(ctx context.Context, ents []raft.Entry) ([]any, error) {
 	return vals, nil
 }
 
-// proposeEach appends ents on the leader, or forwards them to it unless
-// leaderOnly, and waits for each entry's outcome.
-func (n *Node) proposeEach(ctx context.Context, ents []raft.Entry, leaderOnly bool) []Result {
-	out := make([]Result, len(ents))
+// proposeEach appends req.ents on the leader, or forwards them to it
+// unless req.leaderOnly, and waits for each entry's outcome.
+func (n *Node) proposeEach(ctx context.Context, req *nodePropReq) []Result {
+	ents := req.ents
+	var out []Result
+	if len(ents) == 1 {
+		out = req.one.out[:]
+	} else {
+		out = make([]Result, len(ents))
+	}
 	fail := func(err error) []Result {
 		for i := range out {
 			out[i].Err = err
@@ -372,12 +476,15 @@ func (n *Node) proposeEach(ctx context.Context, ents []raft.Entry, leaderOnly bo
 		}
 		return out
 	}
-	req := &nodePropReq{ctx: ctx, ents: ents, leaderOnly: leaderOnly, done: make(chan struct{})}
+	req.ctx = ctx
+	req.done = nodeDoneChans.Get().(chan struct{})
 	select {
 	case n.propc <- req:
 	case <-ctx.Done():
+		nodeDoneChans.Put(req.done)
 		return fail(ctx.Err())
 	case <-n.stopc:
+		nodeDoneChans.Put(req.done)
 		return fail(n.stopErr())
 	}
 	select {
@@ -386,9 +493,10 @@ func (n *Node) proposeEach(ctx context.Context, ents []raft.Entry, leaderOnly bo
 		select {
 		case <-req.done:
 		default:
-			return fail(n.stopErr())
+			return fail(n.stopErr()) // req.done is not recycled: the loop may still hold it
 		}
 	}
+	nodeDoneChans.Put(req.done)
 	if req.err != nil {
 		return fail(req.err)
 	}
@@ -422,19 +530,16 @@ gather:
 	soft := n.rn.BasicStatus().SoftState
 	leader := soft.RaftState == raft.StateLeader
 	forward := !leader && soft.Lead != raft.None && !n.cfg.Raft.DisableProposalForwarding
-	var (
-		live []*nodePropReq
-		ents []raft.Entry
-	)
+	live, ents := n.propLive[:0], n.propEnts[:0]
 	for _, req := range batch {
 		conf := slices.ContainsFunc(req.ents, func(e raft.Entry) bool { return e.Type == raft.EntryConfChange })
 		switch {
 		case req.ctx.Err() != nil:
 			req.err = req.ctx.Err()
-			close(req.done)
+			req.placed()
 		case !leader && (conf || req.leaderOnly || !forward):
 			req.err = &NotLeaderError{Leader: soft.Lead}
-			close(req.done)
+			req.placed()
 		case conf:
 			n.appendProposals([]*nodePropReq{req}, req.ents)
 		default:
@@ -445,12 +550,19 @@ gather:
 	switch {
 	case len(live) == 0:
 	case leader:
+		// The core copies the entries into its log: ents can be reused.
 		n.appendProposals(live, ents)
 	default:
-		n.forwardProposals(live, ents, soft.Lead)
+		// The forwarded message keeps its entries until the transport
+		// sent it.
+		n.forwardProposals(live, slices.Clone(ents), soft.Lead)
 	}
 	clear(batch)
 	n.propBatch = batch[:0]
+	clear(live)
+	n.propLive = live[:0]
+	clear(ents)
+	n.propEnts = ents[:0]
 }
 
 // appendProposals steps ents, the entries of reqs in order, as one
@@ -460,17 +572,15 @@ func (n *Node) appendProposals(reqs []*nodePropReq, ents []raft.Entry) {
 	for _, req := range reqs {
 		if err != nil {
 			req.err = err
-			close(req.done)
+			req.placed()
 			continue
 		}
-		req.props = make([]*nodeProposal, len(req.ents))
-		for i := range req.ents {
-			p := &nodeProposal{term: term, index: index, leader: n.id, res: make(chan nodeResult, 1)}
+		req.newProposals(func(p *nodeProposal) {
+			p.term, p.index, p.leader = term, index, n.id
 			n.props.add(p)
-			req.props[i] = p
 			index++
-		}
-		close(req.done)
+		})
+		req.placed()
 	}
 }
 
@@ -480,6 +590,7 @@ func (n *Node) waitProposal(ctx context.Context, p *nodeProposal) nodeResult {
 	var cause error
 	select {
 	case r := <-p.res:
+		nodeResultChans.Put(p.res)
 		return r
 	case <-ctx.Done():
 		cause = ctx.Err()
@@ -487,8 +598,12 @@ func (n *Node) waitProposal(ctx context.Context, p *nodeProposal) nodeResult {
 		cause = n.stopErr()
 	}
 	if !n.props.take(p) {
-		return <-p.res // completed meanwhile
+		r := <-p.res // completed meanwhile
+		nodeResultChans.Put(p.res)
+		return r
 	}
+	// Withdrawn: nothing sends on p.res any more.
+	nodeResultChans.Put(p.res)
 	return nodeResult{err: fmt.Errorf("%w: %w", ErrProposalUnknown, cause)}
 }
 

@@ -154,13 +154,27 @@ type nodeWatch struct {
 	leader  uint64
 	term    uint64
 	changed chan struct{}
+	// handed is whether changed was handed to a waiter: a change replaces
+	// only a channel someone may wait on, so that applying entries no one
+	// waits for allocates nothing.
+	handed bool
 }
 
 func (w *nodeWatch) init() { w.changed = make(chan struct{}) }
 
 func (w *nodeWatch) broadcastLocked() {
+	if !w.handed {
+		return
+	}
 	close(w.changed)
 	w.changed = make(chan struct{})
+	w.handed = false
+}
+
+// chanLocked returns the channel the next change closes.
+func (w *nodeWatch) chanLocked() chan struct{} {
+	w.handed = true
+	return w.changed
 }
 
 func (w *nodeWatch) setApplied(i uint64) {
@@ -188,11 +202,11 @@ func (w *nodeWatch) appliedIndex() uint64 {
 func (w *nodeWatch) appliedAndChan() (uint64, chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.applied, w.changed
+	return w.applied, w.chanLocked()
 }
 
 func (w *nodeWatch) leaderAndChan() (uint64, chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.leader, w.changed
+	return w.leader, w.chanLocked()
 }
