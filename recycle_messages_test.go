@@ -11,7 +11,7 @@ import (
 func TestRecycleMessagesReusesTheArray(t *testing.T) {
 	c := benchNewCluster(t, 3)
 	c.elect(t, 1)
-	rn := c.node(1).rn
+	rn, storage := c.node(1).rn, c.node(1).storage
 	require.NoError(t, rn.Propose(benchPayload))
 	rd := rn.Ready()
 	require.NotEmpty(t, rd.Messages, "the leader sends appends")
@@ -19,6 +19,7 @@ func TestRecycleMessagesReusesTheArray(t *testing.T) {
 	rn.RecycleMessages(rd.Messages)
 	require.Equal(t, Message{}, *first, "a recycled array is cleared")
 	rd.Messages = nil
+	require.NoError(t, storage.Append(rd.Entries)) // persisted, as Advance requires
 	rn.Advance(rd)
 
 	require.NoError(t, rn.Propose(benchPayload))
