@@ -154,6 +154,9 @@ type nodeCluster struct {
 	// dirs holds each node's wal directory in a cluster on wal; nil for
 	// a cluster in memory.
 	dirs map[uint64]string
+	// addresses bootstraps the members with addresses ("mem:<id>"), which
+	// the configuration then carries.
+	addresses bool
 }
 
 // clusterOption adjusts a nodeCluster before its nodes start.
@@ -179,6 +182,12 @@ func withTransportOptions(opts memtransport.Options) clusterOption {
 // nodeCluster.prepare).
 func withPrepare(prepare func(id uint64, m *nodeMember)) clusterOption {
 	return func(c *nodeCluster) { c.prepare = prepare }
+}
+
+// withAddresses bootstraps the members with addresses in the
+// configuration, as a cluster over a real network is.
+func withAddresses() clusterOption {
+	return func(c *nodeCluster) { c.addresses = true }
 }
 
 // onWAL keeps each node's state in a wal directory of its own under a
@@ -259,7 +268,13 @@ func (c *nodeCluster) start(id uint64, storage raft.LogStorage, voters []uint64)
 	if c.prepare != nil {
 		c.prepare(id, m)
 	}
-	require.NoError(c.tb, node.Start(nodePeers(voters)))
+	peers := nodePeers(voters)
+	if c.addresses {
+		for i := range peers {
+			peers[i].Address = fmt.Sprintf("mem:%d", peers[i].ID)
+		}
+	}
+	require.NoError(c.tb, node.Start(peers))
 	c.members[id] = m
 	return m
 }

@@ -16,7 +16,7 @@ import (
 // field, raft_id.
 func TestNodeQuietStartLogsOnlyWhatChanged(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	c := newNodeCluster(t, 3, withConfig(func(cfg *raftnode.Config) { cfg.Raft.Logger = zap.New(core) }))
+	c := newNodeCluster(t, 3, withAddresses(), withConfig(func(cfg *raftnode.Config) { cfg.Raft.Logger = zap.New(core) }))
 	lead := c.waitLeader()
 	c.propose("x")
 	for _, id := range c.ids {

@@ -46,7 +46,13 @@ func (n *Node) followConf(cs raft.ConfState) {
 		if id == n.id || !members[id] || addr == "" || p.addrs[id] == addr {
 			continue
 		}
-		n.logger.Info("transport: adding a member at its recorded address", zap.Uint64("peer", id), zap.String("address", addr))
+		// A member's arrival is the core's news (an applied change); a
+		// moved address is this line's.
+		lvl := zap.DebugLevel
+		if old, ok := p.addrs[id]; ok && old != addr {
+			lvl = zap.InfoLevel
+		}
+		n.logger.Log(lvl, "transport: following the configuration's address for a member", zap.Uint64("peer", id), zap.String("address", addr))
 		n.transport.AddPeer(id, addr)
 		p.addrs[id] = addr
 	}
