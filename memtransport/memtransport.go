@@ -340,12 +340,23 @@ func (t *Transport) deliver(m *raft.Message, stop chan struct{}, s *deliveryScra
 // receiver unless the stream stopped; it reports whether the receiver got
 // it.
 func (t *Transport) handOver(cp raft.Message, stop chan struct{}) bool {
+	return t.toReceiver(cp.To, stop, func(dst *Transport) bool {
+		dst.h.HandleMessage(cp)
+		return true
+	})
+}
+
+// toReceiver calls deliver with node to's transport, held open for the
+// call (its read lock), unless the stream stopped, to is unreachable or
+// closed, or does not know this node; it reports what deliver reports, or
+// false.
+func (t *Transport) toReceiver(to uint64, stop chan struct{}, deliver func(dst *Transport) bool) bool {
 	select {
 	case <-stop:
 		return false
 	default:
 	}
-	dst := t.net.route(t.id, cp.To)
+	dst := t.net.route(t.id, to)
 	if dst == nil {
 		return false
 	}
@@ -354,8 +365,7 @@ func (t *Transport) handOver(cp raft.Message, stop chan struct{}) bool {
 	if dst.closed || !dst.knows(t.id) {
 		return false
 	}
-	dst.h.HandleMessage(cp)
-	return true
+	return deliver(dst)
 }
 
 // copyMessage returns a copy of m, which carries no snapshot, that shares
@@ -453,33 +463,21 @@ func (t *Transport) deliverSnapshot(m *raft.Message, stop chan struct{}) bool {
 	if err := t.net.codec.Decode(wire.FrameMessage, frame[wire.FrameHeaderSize:], &cp); err != nil || cp.Snapshot == nil {
 		return false
 	}
-	select {
-	case <-stop:
-		return false
-	default:
-	}
-	dst := t.net.route(t.id, m.To)
-	if dst == nil {
-		return false
-	}
-	dst.mu.RLock()
-	defer dst.mu.RUnlock()
-	if dst.closed || !dst.knows(t.id) {
-		return false
-	}
-	data, _, err := m.Snapshot.OpenData()
-	if err != nil {
-		return false
-	}
-	defer data.Close()
-	if sh, ok := dst.h.(raft.SnapshotStreamHandler); ok {
-		return sh.HandleSnapshot(cp, data) == nil
-	}
-	b, err := io.ReadAll(data)
-	if err != nil {
-		return false
-	}
-	cp.Snapshot.Data = b
-	dst.h.HandleMessage(cp)
-	return true
+	return t.toReceiver(m.To, stop, func(dst *Transport) bool {
+		data, _, err := m.Snapshot.OpenData()
+		if err != nil {
+			return false
+		}
+		defer data.Close()
+		if sh, ok := dst.h.(raft.SnapshotStreamHandler); ok {
+			return sh.HandleSnapshot(cp, data) == nil
+		}
+		b, err := io.ReadAll(data)
+		if err != nil {
+			return false
+		}
+		cp.Snapshot.Data = b
+		dst.h.HandleMessage(cp)
+		return true
+	})
 }
