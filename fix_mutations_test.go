@@ -53,6 +53,9 @@ func TestFixesAreNeeded(t *testing.T) {
 		{"ignore-incarnation", map[string]func(testing.TB){
 			"a wiped node bootstraps again": wipedNodeThatBootstrapsAgainIsNotCountedAsItsOldSelf,
 		}},
+		{"silent-to-removed", map[string]func(testing.TB){
+			"acknowledgement after the leader applied the removal": removedNodeLearnsItsRemoval,
+		}},
 		{"ignore-log-regression", map[string]func(testing.TB){
 			"below commit":        leaderRepairsFollowerWhoseLogWentBackwards,
 			"uncommitted entries": leaderRepairsFollowerThatLostUncommittedAcks,

@@ -221,7 +221,8 @@ func onlyRecordsIncarnations(cc ConfChange) bool {
 // this term says that the node's log matches the leader's up to m.Index, so
 // a heartbeat committing up to there is safe, as for any follower.
 func (r *raft) tellRemovedNodeTheCommit(m Message) {
-	if r.state != StateLeader || m.Type != MsgAppResp || m.Reject || m.Term != r.Term || !r.removedMembers[m.From] {
+	if r.state != StateLeader || m.Type != MsgAppResp || m.Reject || m.Term != r.Term || !r.removedMembers[m.From] ||
+		mutated(mutationSilentToRemoved) {
 		return
 	}
 	// m.Commit is the node's commit index: tell it only something new.

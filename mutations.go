@@ -50,6 +50,10 @@ const (
 	// mutationIgnoreIncarnation accepts votes and acknowledgements from a
 	// member whose storage incarnation changed.
 	mutationIgnoreIncarnation
+	// mutationSilentToRemoved leaves a late acknowledgement from a node
+	// that a change removed unanswered, so that the node never learns of
+	// its removal.
+	mutationSilentToRemoved
 
 	numMutations
 )
@@ -69,6 +73,7 @@ var mutationNames = [numMutations]string{
 	mutationNoCaretaker:                 "no-caretaker",
 	mutationIgnoreRecovering:            "ignore-recovering",
 	mutationIgnoreIncarnation:           "ignore-incarnation",
+	mutationSilentToRemoved:             "silent-to-removed",
 }
 
 // String returns the mutation's name.

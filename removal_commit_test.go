@@ -1,25 +1,23 @@
-package raft_test
+package raft
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/keelraft/raft"
 )
 
 // removalHost is a node of TestRemovedNodeLearnsItsRemoval: its RawNode,
 // storage and the membership it applied.
 type removalHost struct {
-	rn      *raft.RawNode
-	storage *raft.MemoryStorage
-	conf    raft.ConfState
+	rn      *RawNode
+	storage *MemoryStorage
+	conf    ConfState
 }
 
 // handle persists, sends (onto out) and applies every Ready of h,
 // configuration changes through ApplyConfChange.
-func (h *removalHost) handle(t *testing.T, out *[]raft.Message) {
+func (h *removalHost) handle(t testing.TB, out *[]Message) {
 	for h.rn.HasReady() {
 		rd := h.rn.Ready()
 		if !rd.Snapshot.IsEmpty() {
@@ -33,8 +31,8 @@ func (h *removalHost) handle(t *testing.T, out *[]raft.Message) {
 		*out = append(*out, rd.Messages...)
 		*out = append(*out, rd.MessagesAfterPersist...)
 		for _, e := range rd.CommittedEntries {
-			if e.Type == raft.EntryConfChange {
-				var cc raft.ConfChange
+			if e.Type == EntryConfChange {
+				var cc ConfChange
 				require.NoError(t, cc.Unmarshal(e.Data))
 				cs, err := h.rn.ApplyConfChange(cc)
 				require.NoError(t, err)
@@ -51,19 +49,21 @@ func (h *removalHost) handle(t *testing.T, out *[]raft.Message) {
 // answers that late acknowledgement with the commit index, as far as the
 // node's log is known to match. Without it the removed node never applies
 // its removal, and runs on, campaigning, as a member of nothing.
-func TestRemovedNodeLearnsItsRemoval(t *testing.T) {
+func TestRemovedNodeLearnsItsRemoval(t *testing.T) { removedNodeLearnsItsRemoval(t) }
+
+func removedNodeLearnsItsRemoval(t testing.TB) {
 	ids := []uint64{1, 2, 3}
 	hosts := map[uint64]*removalHost{}
 	for _, id := range ids {
-		storage := raft.NewMemoryStorage()
-		rn, err := raft.NewRawNode(raft.Config{ID: id, Storage: storage, Seed: id})
+		storage := NewMemoryStorage()
+		rn, err := NewRawNode(Config{ID: id, Storage: storage, Seed: id})
 		require.NoError(t, err)
 		require.NoError(t, rn.Bootstrap(ids))
 		hosts[id] = &removalHost{rn: rn, storage: storage}
 	}
-	var queue, held []raft.Message
+	var queue, held []Message
 	// settle handles and delivers everything, holding back what hold picks.
-	settle := func(hold func(raft.Message) bool) {
+	settle := func(hold func(Message) bool) {
 		for _, id := range ids {
 			hosts[id].handle(t, &queue)
 		}
@@ -81,19 +81,19 @@ func TestRemovedNodeLearnsItsRemoval(t *testing.T) {
 	settle(nil)
 	require.NoError(t, hosts[1].rn.Campaign())
 	settle(nil)
-	require.Equal(t, raft.StateLeader, hosts[1].rn.BasicStatus().RaftState)
+	require.Equal(t, StateLeader, hosts[1].rn.BasicStatus().RaftState)
 
 	// Node 3's acknowledgements of the change are held until the leader
 	// applied it, and what would tell node 3 that it committed is lost.
-	cc := raft.ConfChange{Changes: []raft.ConfChangeSingle{{Type: raft.ConfChangeRemoveNode, NodeID: 3}}}
+	cc := ConfChange{Changes: []ConfChangeSingle{{Type: ConfChangeRemoveNode, NodeID: 3}}}
 	require.NoError(t, hosts[1].rn.ProposeConfChange(cc))
 	hosts[1].handle(t, &queue)
 	removal, err := hosts[1].storage.LastIndex()
 	require.NoError(t, err)
-	settle(func(m raft.Message) bool { return m.From == 3 || (m.To == 3 && m.Commit >= removal) })
+	settle(func(m Message) bool { return m.From == 3 || (m.To == 3 && m.Commit >= removal) })
 	require.Equal(t, []uint64{1, 2}, hosts[1].conf.Voters, "the leader applied the removal")
 	require.Equal(t, []uint64{1, 2, 3}, hosts[3].conf.Voters, "node 3 has not applied it yet")
-	var late []raft.Message
+	var late []Message
 	for _, m := range held {
 		if m.From == 3 {
 			late = append(late, m)

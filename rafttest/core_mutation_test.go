@@ -94,6 +94,15 @@ var coreMutations = []coreMutation{
 		maxSeeds: 300,
 	},
 	{
+		// A node whose acknowledgement of its own removal reaches the
+		// leader after the leader applied it never learns it was removed.
+		name:     "silent-to-removed",
+		cfg:      Config{Nodes: 3, Faults: Faults{Network: true, Membership: true, Bursts: true}, MinVoters: 1, Liveness: true},
+		maxSeeds: 300,
+		notCaught: "the liveness check looks at the members only: a removed node that never applies its " +
+			"removal is outside what it checks (TestFixesAreNeeded's scenario in the root package catches it)",
+	},
+	{
 		// The leader, briefly cut off, steps down and campaigns; its
 		// followers, still in its lease, refuse it.
 		name:     "lease-vote-from-leader",
